@@ -1,0 +1,68 @@
+/** The validated configuration: one YAML file shared by gateway, placement and runners. */
+
+export type GpuMode = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
+export type Budget = { kind: "bytes"; bytes: number } | { kind: "fraction-of-available"; fraction: number };
+
+export interface SamplingDefaults {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+}
+
+export interface ModelConfig {
+  name: string;
+  /** Absolute path (relative paths are resolved against the config file's folder). */
+  path: string;
+  aliases: string[];
+  tasks: string[];
+  contextSize: number;
+  threads: number;
+  /** Parallel sequences per runner: streams one replica serves at once. */
+  sequences: number;
+  gpu: GpuMode;
+  pin: boolean;
+  preload: boolean;
+  /** Unload after this long without requests; undefined = never. */
+  ttlMs: number | undefined;
+  /** Higher values are kept resident longer by the eviction policy. */
+  priority: number;
+  /** Serve from mmap + swap even when larger than the whole budget. */
+  allowOvercommit: boolean;
+  replicas: { min: number; max: number };
+  sampling: SamplingDefaults;
+}
+
+export interface PlacementConfig {
+  listen: string;
+  evictionPolicy: "lru" | "cost";
+  spareRunners: number;
+  queueMax: number;
+  queueTimeoutMs: number;
+  minResidencyMs: number;
+  /** A queued request for a cold model waits at most this long before resident models with queued work may be evicted for it. */
+  fairnessMs: number;
+  stateFile: string | undefined;
+  /** Read the next model's file into page cache while the current one serves. */
+  prefetch: boolean;
+}
+
+export interface TelemetryConfig {
+  /** Port of the Prometheus /metrics endpoint per process; 0 disables. */
+  metricsPort: number;
+}
+
+export interface Config {
+  /** Folder of the config file; relative paths were resolved against it. */
+  baseDir: string;
+  listen: string;
+  budget: Budget;
+  placement: PlacementConfig;
+  models: ModelConfig[];
+  /** task -> ordered fallback chain of model names. */
+  routes: Record<string, string[]>;
+  preferResident: boolean;
+  telemetry: TelemetryConfig;
+  maxPromptBytes: number;
+}

@@ -1,0 +1,217 @@
+import path from "node:path";
+import { parseSize } from "../../forge/parse-size.js";
+import { ConfigError } from "./config-error.js";
+import type { Budget, Config, GpuMode, ModelConfig, PlacementConfig, SamplingDefaults } from "./config-types.js";
+import { parseDurationMs } from "./parse-duration.js";
+
+type RawObject = Record<string, unknown>;
+
+const GPU_MODES: readonly GpuMode[] = ["auto", "cpu", "cuda", "vulkan", "metal"];
+const POLICIES = ["lru", "cost"] as const;
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+/**
+ * Validates a parsed YAML document. Pure: no I/O. `baseDir` resolves relative model
+ * paths. Throws ConfigError naming the first wrong field's path.
+ */
+export function parseConfig(document: unknown, baseDir: string): Config {
+  const root = object(document, "config");
+  knownKeys(root, "", ["listen", "budget", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry", "max_prompt_bytes"]);
+  const defaults = root.defaults === undefined ? {} : object(root.defaults, "defaults");
+  knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "ttl", "sampling"]);
+
+  const modelsRaw = root.models;
+  if (!Array.isArray(modelsRaw) || modelsRaw.length === 0) throw new ConfigError("models must be a non-empty list of models");
+  const models = modelsRaw.map((raw, index) => parseModel(raw, `models[${index}]`, defaults, baseDir));
+  checkUniqueNames(models);
+
+  const config: Config = {
+    baseDir,
+    listen: address(root.listen ?? "127.0.0.1:50051", "listen"),
+    budget: parseBudget(root.budget ?? "80%", "budget"),
+    placement: parsePlacement(root.placement, baseDir),
+    models,
+    routes: parseRoutes(root.routes, models),
+    preferResident: bool(root.prefer_resident ?? true, "prefer_resident"),
+    telemetry: parseTelemetry(root.telemetry),
+    maxPromptBytes: positiveInt(root.max_prompt_bytes ?? 65536, "max_prompt_bytes"),
+  };
+  return config;
+}
+
+function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: string): ModelConfig {
+  const model = object(raw, at);
+  knownKeys(model, `${at}.`, [
+    "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "pin", "preload", "ttl",
+    "priority", "allow_overcommit", "replicas", "sampling",
+  ]);
+  const name = string(model.name, `${at}.name`);
+  if (!NAME_PATTERN.test(name)) throw new ConfigError(`${at}.name must be 1-64 letters, digits, '.', '_', ':' or '-' (got "${name}")`);
+  const file = string(model.path, `${at}.path`);
+  const replicasRaw = model.replicas === undefined ? {} : object(model.replicas, `${at}.replicas`);
+  knownKeys(replicasRaw, `${at}.replicas.`, ["min", "max"]);
+  const min = nonNegativeInt(replicasRaw.min ?? 1, `${at}.replicas.min`);
+  const max = positiveInt(replicasRaw.max ?? Math.max(1, min), `${at}.replicas.max`);
+  if (max < min) throw new ConfigError(`${at}.replicas.max must be >= replicas.min (${max} < ${min})`);
+  const ttl = model.ttl ?? defaults.ttl;
+  const gpu = string(model.gpu ?? defaults.gpu ?? "auto", `${at}.gpu`) as GpuMode;
+  if (!GPU_MODES.includes(gpu)) throw new ConfigError(`${at}.gpu must be one of ${GPU_MODES.join(", ")} (got "${gpu}")`);
+  return {
+    name,
+    path: path.resolve(baseDir, file),
+    aliases: stringList(model.aliases ?? [], `${at}.aliases`),
+    tasks: stringList(model.tasks ?? [], `${at}.tasks`),
+    contextSize: positiveInt(model.context ?? defaults.context ?? 2048, `${at}.context`),
+    threads: positiveInt(model.threads ?? defaults.threads ?? 1, `${at}.threads`),
+    sequences: positiveInt(model.sequences ?? defaults.sequences ?? 4, `${at}.sequences`),
+    gpu,
+    pin: bool(model.pin ?? false, `${at}.pin`),
+    preload: bool(model.preload ?? false, `${at}.preload`),
+    ttlMs: ttl === undefined || ttl === null ? undefined : duration(ttl, `${at}.ttl`),
+    priority: finiteNumber(model.priority ?? 0, `${at}.priority`),
+    allowOvercommit: bool(model.allow_overcommit ?? false, `${at}.allow_overcommit`),
+    replicas: { min, max },
+    sampling: parseSampling(model.sampling ?? defaults.sampling, `${at}.sampling`),
+  };
+}
+
+function parseSampling(raw: unknown, at: string): SamplingDefaults {
+  const sampling = raw === undefined ? {} : object(raw, at);
+  knownKeys(sampling, `${at}.`, ["temperature", "top_k", "top_p", "min_p", "repeat_penalty"]);
+  return {
+    temperature: inRange(sampling.temperature ?? 0.8, `${at}.temperature`, 0, 2),
+    topK: nonNegativeInt(sampling.top_k ?? 40, `${at}.top_k`),
+    topP: inRange(sampling.top_p ?? 0.95, `${at}.top_p`, 0, 1),
+    minP: inRange(sampling.min_p ?? 0.05, `${at}.min_p`, 0, 1),
+    repeatPenalty: inRange(sampling.repeat_penalty ?? 1.1, `${at}.repeat_penalty`, 1, 2),
+  };
+}
+
+function parsePlacement(raw: unknown, baseDir: string): PlacementConfig {
+  const placement = raw === undefined ? {} : object(raw, "placement");
+  knownKeys(placement, "placement.", [
+    "listen", "eviction", "spare_runners", "queue_max", "queue_timeout", "min_residency", "fairness", "state_file", "prefetch",
+  ]);
+  const policy = string(placement.eviction ?? "cost", "placement.eviction");
+  if (!(POLICIES as readonly string[]).includes(policy)) {
+    throw new ConfigError(`placement.eviction must be one of ${POLICIES.join(", ")} (got "${policy}")`);
+  }
+  const stateFile = placement.state_file === undefined ? undefined : string(placement.state_file, "placement.state_file");
+  return {
+    listen: address(placement.listen ?? "127.0.0.1:50052", "placement.listen"),
+    evictionPolicy: policy as PlacementConfig["evictionPolicy"],
+    spareRunners: nonNegativeInt(placement.spare_runners ?? 1, "placement.spare_runners"),
+    queueMax: positiveInt(placement.queue_max ?? 64, "placement.queue_max"),
+    queueTimeoutMs: duration(placement.queue_timeout ?? "120s", "placement.queue_timeout"),
+    minResidencyMs: duration(placement.min_residency ?? "0s", "placement.min_residency"),
+    fairnessMs: duration(placement.fairness ?? "10s", "placement.fairness"),
+    stateFile: stateFile === undefined ? undefined : path.resolve(baseDir, stateFile),
+    prefetch: bool(placement.prefetch ?? true, "placement.prefetch"),
+  };
+}
+
+function parseRoutes(raw: unknown, models: ModelConfig[]): Record<string, string[]> {
+  const routes: Record<string, string[]> = {};
+  // Tasks declared on models form default chains in catalog order.
+  for (const model of models) for (const task of model.tasks) (routes[task] ??= []).push(model.name);
+  if (raw === undefined) return routes;
+  const table = object(raw, "routes");
+  const known = new Set(models.map((model) => model.name));
+  for (const [task, chainRaw] of Object.entries(table)) {
+    const chain = stringList(chainRaw, `routes.${task}`);
+    if (chain.length === 0) throw new ConfigError(`routes.${task} must list at least one model`);
+    chain.forEach((name, index) => {
+      if (!known.has(name)) throw new ConfigError(`routes.${task}[${index}] names unknown model "${name}" (known: ${[...known].join(", ")})`);
+    });
+    routes[task] = chain;
+  }
+  return routes;
+}
+
+function parseTelemetry(raw: unknown) {
+  const telemetry = raw === undefined ? {} : object(raw, "telemetry");
+  knownKeys(telemetry, "telemetry.", ["metrics_port"]);
+  return { metricsPort: nonNegativeInt(telemetry.metrics_port ?? 0, "telemetry.metrics_port") };
+}
+
+function parseBudget(raw: unknown, at: string): Budget {
+  if (typeof raw === "string" && raw.trim().endsWith("%")) {
+    const percent = Number(raw.trim().slice(0, -1));
+    if (!Number.isFinite(percent) || percent <= 0 || percent > 100) {
+      throw new ConfigError(`${at} must be a size like 5GiB or a percentage of available memory like 80% (got "${raw}")`);
+    }
+    return { kind: "fraction-of-available", fraction: percent / 100 };
+  }
+  try {
+    const bytes = parseSize(typeof raw === "number" ? String(raw) : string(raw, at));
+    if (bytes <= 0) throw new Error("must be positive");
+    return { kind: "bytes", bytes };
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`${at} must be a size like 5GiB or a percentage of available memory like 80% (got ${JSON.stringify(raw)})`);
+  }
+}
+
+function checkUniqueNames(models: ModelConfig[]): void {
+  const owner = new Map<string, string>();
+  models.forEach((model, index) => {
+    for (const name of [model.name, ...model.aliases]) {
+      const previous = owner.get(name);
+      if (previous !== undefined) throw new ConfigError(`models[${index}] uses the name "${name}" already taken by ${previous}`);
+      owner.set(name, `models[${index}] (${model.name})`);
+    }
+  });
+}
+
+// Field readers: each names the field path in its error.
+function object(value: unknown, at: string): RawObject {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError(`${at} must be a mapping`);
+  return value as RawObject;
+}
+function knownKeys(value: RawObject, prefix: string, allowed: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) throw new ConfigError(`${prefix}${key} is not a known setting (known: ${allowed.join(", ")})`);
+  }
+}
+function string(value: unknown, at: string): string {
+  if (typeof value !== "string" || value.trim() === "") throw new ConfigError(`${at} must be a non-empty string`);
+  return value;
+}
+function stringList(value: unknown, at: string): string[] {
+  if (!Array.isArray(value)) throw new ConfigError(`${at} must be a list of strings`);
+  return value.map((item, index) => string(item, `${at}[${index}]`));
+}
+function bool(value: unknown, at: string): boolean {
+  if (typeof value !== "boolean") throw new ConfigError(`${at} must be true or false`);
+  return value;
+}
+function finiteNumber(value: unknown, at: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ConfigError(`${at} must be a number`);
+  return value;
+}
+function positiveInt(value: unknown, at: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) throw new ConfigError(`${at} must be a positive integer`);
+  return value;
+}
+function nonNegativeInt(value: unknown, at: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) throw new ConfigError(`${at} must be a non-negative integer`);
+  return value;
+}
+function inRange(value: unknown, at: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${at} must be a number from ${min} to ${max}`);
+  }
+  return value;
+}
+function duration(value: unknown, at: string): number {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) throw new ConfigError(`${at} must be a duration like 30s, 10m or 1h`);
+  return ms;
+}
+function address(value: unknown, at: string): string {
+  const text = string(value, at);
+  if (text.startsWith("unix:")) return text;
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (!match || Number(match[2]) > 65535) throw new ConfigError(`${at} must be host:port like 127.0.0.1:50051 or unix:/path (got "${text}")`);
+  return text;
+}

@@ -1,0 +1,39 @@
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+
+export interface ServiceBinding {
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+}
+
+export interface StartedServer {
+  server: Server;
+  /** The bound address, with the real port when port 0 was asked for. */
+  address: string;
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Binds a gRPC server on host:port (port 0 = any free port) or unix:/path. */
+export async function startServer(address: string, services: ServiceBinding[]): Promise<StartedServer> {
+  const server = new Server({ "grpc.max_receive_message_length": 8 * 1024 * 1024 });
+  for (const service of services) server.addService(service.definition, service.implementation);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(error) : resolve(boundPort))),
+  );
+  const bound = address.startsWith("unix:") ? address : address.replace(/:\d+$/, `:${port}`);
+  return {
+    server,
+    address: bound,
+    shutdown: (graceMs = 2000) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * The runner's seam around the inference library: the rest of the runner (and the
+ * tests of other services) see only these types. `llama-engine.ts` implements it
+ * with node-llama-cpp.
+ */
+
+export interface LoadSpec {
+  model: string;
+  path: string;
+  contextSize: number;
+  /** Parallel sequences in one context: the number of streams served at once. */
+  sequences: number;
+  threads: number;
+  gpu: string;
+  /** Evaluate one token during load so the first request pays no warm-up. */
+  warmUp: boolean;
+}
+
+export interface SamplingSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  seed: number | undefined;
+  stop: string[];
+  ignoreEos: boolean;
+}
+
+export type GenerateInput =
+  | { kind: "prompt"; prompt: string; resumeText: string; maxTokens: number; sampling: SamplingSettings }
+  | { kind: "chat"; turns: { role: string; content: string }[]; resumeText: string; maxTokens: number; sampling: SamplingSettings };
+
+export type FinishReason = "stop" | "length" | "cancelled";
+
+export interface GenerateOutcome {
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** From the start of generate() to the first token. */
+  firstTokenMs: number;
+  generateMs: number;
+}
+
+/** Receives text pieces; a returned promise pauses this stream (backpressure) until it settles. */
+export type TextSink = (text: string, completionTokens: number) => void | Promise<void>;
+
+export interface LoadTimings {
+  modelLoadMs: number;
+  contextMs: number;
+  warmUpMs: number;
+}
+
+export interface LoadedModel {
+  readonly spec: LoadSpec;
+  readonly timings: LoadTimings;
+  /** Sequences not serving a stream now. */
+  freeSequences(): number;
+  /** Generates until max tokens, a stop condition or the signal aborts (within one token). */
+  generate(input: GenerateInput, signal: AbortSignal, sink: TextSink): Promise<GenerateOutcome>;
+  dispose(): Promise<void>;
+}
+
+export interface Engine {
+  /** Initialises the backend (done once per process, before any load). */
+  init(gpu: string): Promise<void>;
+  load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel>;
+  /** Footprint in bytes (weights + context) estimated from the GGUF header, without loading. */
+  estimate(path: string, contextSize: number, sequences: number): Promise<number>;
+}

@@ -1,0 +1,213 @@
+import { cpus } from "node:os";
+import {
+  getLlama,
+  GgufInsights,
+  LlamaLogLevel,
+  readGgufFileInfo,
+  resolveChatWrapper,
+  type ChatHistoryItem,
+  type ChatWrapper,
+  type Llama,
+  type LlamaContext,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
+import type { Engine, GenerateInput, GenerateOutcome, LoadedModel, LoadSpec, LoadTimings, TextSink } from "./engine.js";
+import { StopMatcher } from "./stop-matcher.js";
+
+const REPEAT_PENALTY_WINDOW = 64;
+
+/** The Engine on node-llama-cpp. The only module of the project that imports it. */
+export class LlamaEngine implements Engine {
+  private llama: Llama | undefined;
+
+  async init(gpu: string): Promise<void> {
+    if (this.llama) return;
+    this.llama = await getLlama({ gpu: gpu === "cpu" ? false : gpu === "auto" ? "auto" : (gpu as "cuda" | "vulkan" | "metal"), logLevel: LlamaLogLevel.error });
+  }
+
+  private get ready(): Llama {
+    if (!this.llama) throw new Error("engine used before init()");
+    return this.llama;
+  }
+
+  async estimate(path: string, contextSize: number, sequences: number): Promise<number> {
+    const info = await readGgufFileInfo(path, { logWarnings: false });
+    const insights = await GgufInsights.from(info, this.ready);
+    const gpuLayers = this.ready.gpu === false ? 0 : insights.totalLayers;
+    const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
+    const context = await insights.estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: gpuLayers, sequences });
+    return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
+  }
+
+  async load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel> {
+    const llama = this.ready;
+    const started = performance.now();
+    const model = await llama.loadModel({
+      modelPath: spec.path,
+      gpuLayers: llama.gpu === false ? 0 : "auto",
+      onLoadProgress: onProgress,
+    });
+    const modelLoaded = performance.now();
+    let context: LlamaContext;
+    try {
+      context = await model.createContext({
+        contextSize: spec.contextSize,
+        sequences: spec.sequences,
+        threads: Math.min(spec.threads, cpus().length),
+      });
+    } catch (error) {
+      await model.dispose();
+      throw error;
+    }
+    const contextCreated = performance.now();
+    const loaded = new LlamaLoadedModel(spec, model, context, {
+      modelLoadMs: modelLoaded - started,
+      contextMs: contextCreated - modelLoaded,
+      warmUpMs: 0,
+    });
+    if (spec.warmUp) await loaded.warmUp();
+    return loaded;
+  }
+}
+
+class LlamaLoadedModel implements LoadedModel {
+  private inUse = 0;
+  private readonly chatWrapper: ChatWrapper;
+
+  constructor(
+    readonly spec: LoadSpec,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    readonly timings: LoadTimings,
+  ) {
+    this.chatWrapper = resolveChatWrapper(model);
+  }
+
+  freeSequences(): number {
+    return this.spec.sequences - this.inUse;
+  }
+
+  /** Touches every weight once (page faults, first-use allocations) so the first request is fast. */
+  async warmUp(): Promise<void> {
+    const started = performance.now();
+    const sequence = this.context.getSequence();
+    try {
+      const prompt = this.model.tokens.bos !== null ? [this.model.tokens.bos] : this.model.tokenize("a");
+      const iterator = sequence.evaluate(prompt, { temperature: 0 })[Symbol.asyncIterator]();
+      await iterator.next();
+      await iterator.return?.();
+    } finally {
+      sequence.dispose();
+    }
+    this.timings.warmUpMs = performance.now() - started;
+  }
+
+  async generate(input: GenerateInput, signal: AbortSignal, sink: TextSink): Promise<GenerateOutcome> {
+    const started = performance.now();
+    if (this.freeSequences() <= 0) throw new Error("no free sequence: the runner is serving its maximum number of streams");
+    this.inUse++;
+    const sequence = this.context.getSequence();
+    try {
+      const { tokens: promptTokens, stops } = this.renderPrompt(input);
+      if (promptTokens.length >= this.spec.contextSize) {
+        throw new RangeError(`prompt is ${promptTokens.length} tokens; the model's context holds ${this.spec.contextSize}`);
+      }
+      const maxTokens = Math.min(input.maxTokens, this.spec.contextSize - promptTokens.length);
+      const stopMatcher = new StopMatcher([...input.sampling.stop, ...stops]);
+      const recent: Token[] = promptTokens.slice(-REPEAT_PENALTY_WINDOW);
+      const replacementForEog = input.sampling.ignoreEos ? this.model.tokenize("\n")[0] : undefined;
+      const sampling = input.sampling;
+      const iterator = sequence
+        .evaluate(promptTokens, {
+          temperature: sampling.temperature,
+          topK: sampling.topK,
+          topP: sampling.topP,
+          minP: sampling.minP,
+          seed: sampling.seed,
+          repeatPenalty: sampling.repeatPenalty > 1 ? { punishTokens: () => recent, penalty: sampling.repeatPenalty } : undefined,
+          yieldEogToken: replacementForEog !== undefined,
+        })
+        [Symbol.asyncIterator]();
+
+      let completionTokens = 0;
+      let firstTokenMs = 0;
+      let finishReason: GenerateOutcome["finishReason"] = "stop";
+      let pending: Token[] = [];
+      let replacement: Token | undefined;
+      try {
+        while (true) {
+          if (signal.aborted) {
+            finishReason = "cancelled";
+            break;
+          }
+          const step = await iterator.next(replacement as Token);
+          replacement = undefined;
+          if (step.done) break;
+          let token = step.value;
+          if (replacementForEog !== undefined && this.model.isEogToken(token)) {
+            token = replacementForEog;
+            replacement = token;
+          }
+          if (completionTokens === 0) firstTokenMs = performance.now() - started;
+          completionTokens++;
+          recent.push(token);
+          if (recent.length > REPEAT_PENALTY_WINDOW) recent.shift();
+          pending.push(token);
+          const text = this.model.detokenize(pending, false, recent.slice(0, -pending.length));
+          if (!text.endsWith("\uFFFD")) {
+            pending = [];
+            const { emit, stopped } = stopMatcher.push(text);
+            if (emit.length > 0) await sink(emit, completionTokens);
+            if (stopped) break;
+          }
+          if (completionTokens >= maxTokens) {
+            finishReason = "length";
+            break;
+          }
+        }
+      } finally {
+        await iterator.return?.();
+      }
+      const rest = stopMatcher.flush();
+      if (rest.length > 0 && finishReason !== "cancelled") await sink(rest, completionTokens);
+      return {
+        finishReason,
+        promptTokens: promptTokens.length,
+        completionTokens,
+        firstTokenMs,
+        generateMs: performance.now() - started,
+      };
+    } finally {
+      sequence.dispose();
+      this.inUse--;
+    }
+  }
+
+  private renderPrompt(input: GenerateInput): { tokens: Token[]; stops: string[] } {
+    if (input.kind === "prompt") {
+      const text = input.prompt + input.resumeText;
+      const tokens = this.model.tokenize(text);
+      const bos = this.model.tokens.bos;
+      if (bos !== null && this.model.tokens.shouldPrependBosToken) tokens.unshift(bos);
+      return { tokens, stops: [] };
+    }
+    const history: ChatHistoryItem[] = input.turns.map((turn): ChatHistoryItem => {
+      if (turn.role === "system") return { type: "system", text: turn.content };
+      if (turn.role === "assistant") return { type: "model", response: [turn.content] };
+      return { type: "user", text: turn.content };
+    });
+    history.push({ type: "model", response: input.resumeText ? [input.resumeText] : [] });
+    const state = this.chatWrapper.generateContextState({ chatHistory: history });
+    const stops = state.stopGenerationTriggers
+      .filter((trigger) => trigger.values.every((value) => typeof value === "string"))
+      .map((trigger) => trigger.values.join(""))
+      .filter((stop) => stop.length > 0);
+    return { tokens: state.contextText.tokenize(this.model.tokenizer), stops };
+  }
+
+  async dispose(): Promise<void> {
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}

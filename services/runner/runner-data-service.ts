@@ -1,0 +1,71 @@
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import { failedPrecondition, invalidArgument, resourceExhausted, unavailable } from "../../common/errors.js";
+import { serverStreamHandler } from "../../common/grpc/handlers.js";
+import { writeWithBackpressure } from "../../common/grpc/stream-writer.js";
+import type { Logger } from "../../common/logger.js";
+import { RunnerDataService, type RunnerGenerateRequest, type RunnerGenerateResponse } from "../../gen/modelswap/v1/runner.js";
+import type { GenerateInput, LoadedModel } from "./engine.js";
+
+export interface RunnerDataDeps {
+  logger: Logger;
+  /** The model loaded now, if any. */
+  currentModel(): LoadedModel | undefined;
+  onStreamStart(): void;
+  onStreamEnd(): void;
+}
+
+/** The runner's token stream: one gRPC call = one sequence of the loaded model. */
+export function runnerDataService(deps: RunnerDataDeps) {
+  const generate = serverStreamHandler(deps.logger, async (call: ServerWritableStream<RunnerGenerateRequest, RunnerGenerateResponse>, signal) => {
+    const request = call.request;
+    const model = deps.currentModel();
+    if (!model) throw unavailable("this runner has no model loaded; ask placement for a lease again");
+    if (model.spec.model !== request.model) {
+      throw failedPrecondition(`this runner serves "${model.spec.model}", not "${request.model}"; ask placement for a lease again`);
+    }
+    if (model.freeSequences() <= 0) throw resourceExhausted(`all ${model.spec.sequences} sequences of "${model.spec.model}" are busy; retry shortly`, 1);
+    const input = toGenerateInput(request);
+    deps.onStreamStart();
+    try {
+      const outcome = await model.generate(input, signal, (text, count) =>
+        writeWithBackpressure(call, { event: { $case: "token", value: { text, count } } }),
+      );
+      if (signal.aborted) return;
+      call.write({
+        event: {
+          $case: "done",
+          value: {
+            finishReason: outcome.finishReason,
+            promptTokens: outcome.promptTokens,
+            completionTokens: outcome.completionTokens,
+            firstTokenMs: outcome.firstTokenMs,
+            generateMs: outcome.generateMs,
+          },
+        },
+      });
+    } catch (error) {
+      if (error instanceof RangeError) throw invalidArgument(error.message);
+      throw error;
+    } finally {
+      deps.onStreamEnd();
+    }
+  });
+  return { definition: RunnerDataService, implementation: { generate } };
+}
+
+function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
+  const s = request.sampling;
+  const sampling = {
+    temperature: s?.temperature ?? 0,
+    topK: s?.topK ?? 40,
+    topP: s?.topP || 1,
+    minP: s?.minP ?? 0,
+    repeatPenalty: s?.repeatPenalty || 1,
+    seed: s?.seed,
+    stop: s?.stop ?? [],
+    ignoreEos: s?.ignoreEos ?? false,
+  };
+  const common = { resumeText: request.resumeText, maxTokens: request.maxTokens, sampling };
+  if (request.input?.$case === "chat") return { kind: "chat", turns: request.input.value.turns, ...common };
+  return { kind: "prompt", prompt: request.input?.$case === "prompt" ? request.input.value : "", ...common };
+}

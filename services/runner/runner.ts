@@ -1,0 +1,163 @@
+import { statSync } from "node:fs";
+import type { Logger } from "../../common/logger.js";
+import type { RunnerCommand, RunnerEvent } from "../../gen/modelswap/v1/runner.js";
+import type { Engine, LoadedModel } from "./engine.js";
+
+export interface RunnerOptions {
+  runnerId: string;
+  /** host:port of this runner's data service. */
+  dataAddress: () => string;
+  engine: Engine;
+  send: (event: RunnerEvent) => void;
+  exit: (code: number) => void;
+  logger: Logger;
+  rssBytes?: () => number;
+}
+
+/**
+ * One runner process: executes placement's commands one at a time (load, unload,
+ * estimate, shutdown) and reports what it did. At most one model is loaded.
+ */
+export class Runner {
+  private model: LoadedModel | undefined;
+  private inFlight = 0;
+  private commands: Promise<void> = Promise.resolve();
+  private readonly rss: () => number;
+
+  constructor(private readonly options: RunnerOptions) {
+    this.rss = options.rssBytes ?? (() => process.memoryUsage.rss());
+  }
+
+  currentModel(): LoadedModel | undefined {
+    return this.model;
+  }
+
+  streamStarted(): void {
+    this.inFlight++;
+  }
+
+  streamEnded(): void {
+    this.inFlight--;
+  }
+
+  hello(): RunnerEvent {
+    return {
+      event: {
+        $case: "ready",
+        value: {
+          runnerId: this.options.runnerId,
+          pid: process.pid,
+          address: this.options.dataAddress(),
+          loadedModel: this.model?.spec.model ?? "",
+          rssBytes: this.rss(),
+          loadedModelBytes: this.loadedBytes,
+        },
+      },
+    };
+  }
+
+  heartbeat(): RunnerEvent {
+    return { event: { $case: "heartbeat", value: { rssBytes: this.rss(), inFlight: this.inFlight } } };
+  }
+
+  private loadedBytes = 0;
+
+  /** Commands run strictly in arrival order; estimates do not wait behind a load. */
+  handle(command: RunnerCommand): void {
+    const c = command.command;
+    if (!c) return;
+    if (c.$case === "estimate") {
+      void this.estimate(c.value.requestId, c.value.path, c.value.contextSize, c.value.sequences);
+      return;
+    }
+    this.commands = this.commands.then(async () => {
+      switch (c.$case) {
+        case "load":
+          return this.load(c.value);
+        case "unload":
+          return this.unload(c.value.model);
+        case "shutdown":
+          return this.shutdown();
+      }
+    });
+  }
+
+  private async load(spec: Extract<NonNullable<RunnerCommand["command"]>, { $case: "load" }>["value"]): Promise<void> {
+    const { send, engine, logger } = this.options;
+    if (this.model) await this.unload(this.model.spec.model);
+    const rssBefore = this.rss();
+    const started = performance.now();
+    try {
+      const loaded = await engine.load(
+        {
+          model: spec.model,
+          path: spec.path,
+          contextSize: spec.contextSize,
+          sequences: spec.sequences,
+          threads: spec.threads,
+          gpu: spec.gpu,
+          warmUp: spec.warmUp,
+        },
+        (progress) => send({ event: { $case: "progress", value: { model: spec.model, progress } } }),
+      );
+      this.model = loaded;
+      const rssAfter = this.rss();
+      this.loadedBytes = Math.max(0, rssAfter - rssBefore);
+      const loadMs = performance.now() - started;
+      logger.info("model_loaded", { model: spec.model, loadMs, measuredBytes: this.loadedBytes });
+      send({
+        event: {
+          $case: "loaded",
+          value: {
+            model: spec.model,
+            measuredBytes: this.loadedBytes,
+            rssBytes: rssAfter,
+            loadMs,
+            modelLoadMs: loaded.timings.modelLoadMs,
+            contextMs: loaded.timings.contextMs,
+            warmUpMs: loaded.timings.warmUpMs,
+            fileBytes: fileSize(spec.path),
+          },
+        },
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      logger.warn("model_load_failed", { model: spec.model, reason });
+      send({ event: { $case: "failed", value: { model: spec.model, reason } } });
+    }
+  }
+
+  private async unload(modelName: string): Promise<void> {
+    const model = this.model;
+    if (model && model.spec.model === modelName) {
+      this.model = undefined;
+      this.loadedBytes = 0;
+      await model.dispose();
+    }
+    this.options.send({ event: { $case: "unloaded", value: { model: modelName, rssBytes: this.rss() } } });
+  }
+
+  private async estimate(requestId: string, path: string, contextSize: number, sequences: number): Promise<void> {
+    try {
+      const bytes = await this.options.engine.estimate(path, contextSize, sequences);
+      this.options.send({ event: { $case: "estimate", value: { requestId, bytes: Math.round(bytes), error: "" } } });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.options.send({ event: { $case: "estimate", value: { requestId, bytes: 0, error: message } } });
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.model?.dispose();
+    this.model = undefined;
+    this.options.exit(0);
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
