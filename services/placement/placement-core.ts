@@ -1,0 +1,766 @@
+import { deadlineExceeded, failedPrecondition, notFound, resourceExhausted, unavailable } from "../../common/errors.js";
+import { ModelState, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
+import type { ModelStatus, RunnerInfo, StatusResponse } from "../../gen/modelswap/v1/admin.js";
+import type { ModelLoaded, RunnerReady } from "../../gen/modelswap/v1/runner.js";
+import type { ResidentModel } from "./policies/eviction-policy.js";
+import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
+import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, WaiterKind } from "./placement-types.js";
+import { footprint, type LeaseRecord, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
+
+type LoadAttempt = "started" | "waiting" | "blocked";
+
+/**
+ * The placement state machine. Events come in as method calls (request, release,
+ * runner events, tick); every decision is taken here, synchronously, and acted on
+ * through `effects`. Invariants:
+ * - a load starts only when committed bytes + its footprint fit the budget;
+ * - a model with leases, queued work (within the fairness bound), or pinned is never evicted;
+ * - concurrent requests for one cold model share one load.
+ */
+export class PlacementCore {
+  private readonly models = new Map<string, ModelRecord>();
+  private readonly aliases = new Map<string, string>();
+  private readonly runners = new Map<string, RunnerRecord>();
+  private readonly queue: WaiterRecord[] = [];
+  private readonly leases = new Map<string, LeaseRecord>();
+  private readonly policy: AnyEvictionPolicy;
+  private policyState: unknown;
+  private runnerSerial = 0;
+  private leaseSerial = 0;
+  private spawnBackoffUntilMs = 0;
+  private consecutiveRunnerCrashes = 0;
+  private learnedRunnerBaseBytes: number | undefined;
+
+  constructor(
+    catalog: readonly CatalogModel[],
+    private readonly settings: PlacementSettings,
+    private readonly clock: Clock,
+    private readonly effects: PlacementEffects,
+    private readonly runnerIdPrefix = "r",
+  ) {
+    this.policy = policyByName(settings.policyName);
+    this.policyState = this.policy.initialState();
+    for (const entry of catalog) {
+      const fresh = entry.learned && entry.learned.fileBytes === entry.fileBytes && entry.learned.fileMtimeMs === entry.fileMtimeMs;
+      this.models.set(entry.config.name, {
+        catalog: entry,
+        pinned: entry.config.pin,
+        estimatedBytes: fresh ? entry.learned?.estimatedBytes : undefined,
+        measuredBytes: fresh ? entry.learned?.measuredBytes : undefined,
+        reloadCostMs: fresh ? entry.learned?.loadMs : undefined,
+        estimating: false,
+        lastUsedMs: 0,
+        useCount: 0,
+        loads: 0,
+        evictions: 0,
+        consecutiveLoadFailures: 0,
+        unloadRequested: false,
+        prefetched: false,
+      });
+      for (const alias of entry.config.aliases) this.aliases.set(alias, entry.config.name);
+    }
+  }
+
+  /** Starts spare runners and loads the models marked preload (and min replicas). */
+  start(): void {
+    for (const model of this.models.values()) {
+      const config = model.catalog.config;
+      if (config.preload || config.pin || config.replicas.min > 1) {
+        this.enqueue(`preload:${config.name}`, config.name, "load", Number.POSITIVE_INFINITY, new Set());
+      }
+    }
+    this.reconcile();
+  }
+
+  // ---- requests -------------------------------------------------------------
+
+  /** Resolves a name or alias to the catalog name; throws NOT_FOUND naming the known models. */
+  resolve(name: string): string {
+    if (this.models.has(name)) return name;
+    const target = this.aliases.get(name);
+    if (target) return target;
+    const known = [...this.models.keys()].join(", ");
+    throw notFound(`model "${name}" is not in the catalog; known models: ${known}`);
+  }
+
+  /**
+   * Asks for a lease on a model (kind "lease") or for the model to be resident
+   * (kind "load"). The answer comes through effects.grant / loadDone / reject.
+   */
+  request(waiterId: string, name: string, kind: WaiterKind, deadlineMs: number, excludeRunners: ReadonlySet<string> = new Set()): void {
+    const modelName = this.resolve(name);
+    const model = this.models.get(modelName)!;
+    const tooBig = this.tooBigError(model);
+    if (tooBig) throw tooBig;
+    if (this.queue.length >= this.settings.queueMax) {
+      throw resourceExhausted(
+        `the wait queue is full (${this.settings.queueMax} requests waiting for models to load); retry in a few seconds or raise placement.queue_max`,
+        2,
+      );
+    }
+    this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.clock.now() + this.settings.queueTimeoutMs), excludeRunners);
+    this.reconcile();
+  }
+
+  /** The caller gave up waiting (cancelled or disconnected). */
+  cancel(waiterId: string): void {
+    const index = this.queue.findIndex((waiter) => waiter.id === waiterId);
+    if (index === -1) return;
+    const [waiter] = this.queue.splice(index, 1);
+    this.publish("dequeued", waiter!.model, "cancelled");
+    this.reconcile();
+  }
+
+  release(leaseId: string): void {
+    const lease = this.leases.get(leaseId);
+    if (!lease) return;
+    this.leases.delete(leaseId);
+    const runner = this.runners.get(lease.runnerId);
+    runner?.leases.delete(leaseId);
+    const model = this.models.get(lease.model);
+    if (model) model.lastUsedMs = this.clock.now();
+    this.reconcile();
+  }
+
+  pin(name: string, pinned: boolean): ModelInfo {
+    const model = this.models.get(this.resolve(name))!;
+    model.pinned = pinned;
+    this.publish(pinned ? "pinned" : "unpinned", model.catalog.config.name, "admin");
+    if (pinned && this.replicasOf(model.catalog.config.name).length === 0) {
+      this.enqueue(`pin:${model.catalog.config.name}:${this.clock.now()}`, model.catalog.config.name, "load", Number.POSITIVE_INFINITY, new Set());
+    }
+    this.reconcile();
+    return this.modelInfo(model);
+  }
+
+  /** Unloads a model as soon as its streams end. */
+  unload(name: string): ModelInfo {
+    const model = this.models.get(this.resolve(name))!;
+    if (model.pinned) throw failedPrecondition(`model "${model.catalog.config.name}" is pinned; unpin it first (PinModel pinned=false)`);
+    model.unloadRequested = true;
+    this.reconcile();
+    return this.modelInfo(model);
+  }
+
+  // ---- runner events --------------------------------------------------------
+
+  runnerConnected(hello: RunnerReady): void {
+    let runner = this.runners.get(hello.runnerId);
+    if (!runner) {
+      // A runner from before a placement restart: adopt it with what it has loaded.
+      runner = this.newRunnerRecord(hello.runnerId);
+      this.runners.set(runner.id, runner);
+    }
+    runner.registered = true;
+    runner.pid = hello.pid;
+    runner.address = hello.address;
+    runner.rssBytes = hello.rssBytes;
+    const adopted = hello.loadedModel ? this.models.get(hello.loadedModel) : undefined;
+    if (adopted) {
+      runner.state = "ready";
+      runner.model = hello.loadedModel;
+      runner.baseBytes = Math.max(0, hello.rssBytes - hello.loadedModelBytes);
+      adopted.measuredBytes ??= hello.loadedModelBytes;
+      this.publish("loaded", hello.loadedModel, "runner re-registered", hello.loadedModelBytes, runner.id);
+    } else {
+      if (hello.loadedModel) this.effects.sendToRunner(runner.id, { command: { $case: "unload", value: { model: hello.loadedModel } } });
+      runner.state = "spare";
+      runner.model = undefined;
+      runner.baseBytes = hello.rssBytes;
+      this.learnedRunnerBaseBytes = hello.rssBytes;
+      this.publish("runner_started", "", "", hello.rssBytes, runner.id);
+    }
+    this.consecutiveRunnerCrashes = 0;
+    this.reconcile();
+  }
+
+  runnerProgress(runnerId: string, progress: number): void {
+    const runner = this.runners.get(runnerId);
+    if (runner?.state !== "loading" || !runner.model) return;
+    for (const waiter of this.queue) if (waiter.model === runner.model) this.effects.notifyLoading(waiter.id, runner.model, progress);
+  }
+
+  runnerLoaded(runnerId: string, loaded: ModelLoaded): void {
+    const runner = this.runners.get(runnerId);
+    const model = this.models.get(loaded.model);
+    if (!runner || !model || runner.model !== loaded.model) return;
+    runner.state = "ready";
+    runner.rssBytes = loaded.rssBytes;
+    model.measuredBytes = loaded.measuredBytes;
+    model.reloadCostMs = loaded.loadMs;
+    model.loads++;
+    model.consecutiveLoadFailures = 0;
+    model.prefetched = false;
+    const now = this.clock.now();
+    model.lastUsedMs = now;
+    this.policyState = this.policy.onAccess(this.policyState, this.accessed(model), now);
+    for (const waiter of this.queue) if (waiter.model === loaded.model) this.effects.notifyLoading(waiter.id, loaded.model, 1);
+    this.publish("loaded", loaded.model, `${Math.round(loaded.loadMs)} ms`, loaded.measuredBytes, runnerId);
+    this.effects.learned(loaded.model, this.learnedFacts(model));
+    this.reconcile();
+  }
+
+  runnerLoadFailed(runnerId: string, modelName: string, reason: string): void {
+    const runner = this.runners.get(runnerId);
+    const model = this.models.get(modelName);
+    if (!runner || runner.model !== modelName) return;
+    runner.state = "spare";
+    runner.model = undefined;
+    this.publish("load_failed", modelName, reason, 0, runnerId);
+    if (model) {
+      this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
+    }
+    this.reconcile();
+  }
+
+  runnerUnloaded(runnerId: string, rssBytes: number): void {
+    const runner = this.runners.get(runnerId);
+    if (!runner || runner.state !== "unloading") return;
+    const modelName = runner.model ?? "";
+    runner.model = undefined;
+    runner.rssBytes = rssBytes;
+    this.publish("unloaded", modelName, runner.unloadReason, rssBytes, runnerId);
+    // Unloading must really free memory: a runner that kept it is ended instead.
+    const slack = Math.max(64 * 1024 * 1024, runner.baseBytes * 0.25);
+    if (rssBytes > runner.baseBytes + slack) {
+      this.stopRunner(runner, true);
+    } else {
+      runner.state = "spare";
+    }
+    this.reconcile();
+  }
+
+  runnerHeartbeat(runnerId: string, rssBytes: number): void {
+    const runner = this.runners.get(runnerId);
+    if (runner) runner.rssBytes = rssBytes;
+  }
+
+  runnerEstimate(modelName: string, bytes: number, error: string): void {
+    const model = this.models.get(modelName);
+    if (!model) return;
+    model.estimating = false;
+    if (error) {
+      this.rejectWaitersOf(modelName, failedPrecondition(`cannot read model "${modelName}" at ${model.catalog.config.path}: ${error}`));
+    } else {
+      model.estimatedBytes = bytes;
+      this.effects.learned(modelName, this.learnedFacts(model));
+      const tooBig = this.tooBigError(model);
+      if (tooBig) this.rejectWaitersOf(modelName, tooBig);
+    }
+    this.reconcile();
+  }
+
+  runnerExited(runnerId: string, exitCode: number | null): void {
+    const runner = this.runners.get(runnerId);
+    if (!runner) return;
+    this.runners.delete(runnerId);
+    for (const leaseId of runner.leases) this.leases.delete(leaseId);
+    const now = this.clock.now();
+    const expected = runner.state === "stopping";
+    if (!expected) {
+      this.consecutiveRunnerCrashes++;
+      const backoff = Math.min(30_000, 250 * 2 ** Math.min(this.consecutiveRunnerCrashes - 1, 7));
+      this.spawnBackoffUntilMs = now + backoff;
+    }
+    const modelName = runner.model;
+    if (modelName && runner.state === "loading") {
+      const model = this.models.get(modelName);
+      if (model && ++model.consecutiveLoadFailures >= this.settings.maxLoadAttempts) {
+        model.consecutiveLoadFailures = 0;
+        this.rejectWaitersOf(modelName, unavailable(`runners crashed ${this.settings.maxLoadAttempts} times loading "${modelName}"; check the model file and the runner logs`, 5));
+      }
+    }
+    this.publish("runner_exited", modelName ?? "", expected ? "stopped" : `crashed (exit code ${exitCode})`, 0, runnerId);
+    this.reconcile();
+  }
+
+  /** Timers: deadlines, idle TTLs, fairness bounds, spawn backoff. */
+  tick(): void {
+    this.reconcile();
+  }
+
+  /** When tick() should next be called; undefined when nothing is timed. */
+  nextWakeMs(): number | undefined {
+    let next = Number.POSITIVE_INFINITY;
+    for (const waiter of this.queue) {
+      next = Math.min(next, waiter.deadlineMs, waiter.enqueuedMs + this.settings.fairnessMs);
+    }
+    for (const runner of this.runners.values()) {
+      if (runner.state !== "ready" || !runner.model) continue;
+      const ttl = this.models.get(runner.model)?.catalog.config.ttlMs;
+      if (ttl !== undefined) next = Math.min(next, this.models.get(runner.model)!.lastUsedMs + ttl);
+    }
+    if (this.spawnBackoffUntilMs > this.clock.now()) next = Math.min(next, this.spawnBackoffUntilMs);
+    return Number.isFinite(next) ? next : undefined;
+  }
+
+  // ---- the one decision loop ---------------------------------------------------
+
+  private reconcile(): void {
+    const now = this.clock.now();
+    this.expireWaiters(now);
+    this.grantLeases(now);
+    this.planLoads(now);
+    this.unloadIdle(now);
+    this.maintainSpares(now);
+    this.notifyPositions();
+  }
+
+  private expireWaiters(now: number): void {
+    for (const waiter of [...this.queue]) {
+      if (waiter.deadlineMs > now) continue;
+      this.removeWaiter(waiter);
+      const waited = Math.round(now - waiter.enqueuedMs);
+      this.effects.reject(
+        waiter.id,
+        deadlineExceeded(`waited ${waited} ms for model "${waiter.model}" to become resident; retry later, raise the deadline, or free memory (UnloadModel)`),
+      );
+    }
+  }
+
+  private grantLeases(now: number): void {
+    for (const waiter of [...this.queue]) {
+      const model = this.models.get(waiter.model)!;
+      const ready = this.replicasOf(waiter.model).filter((runner) => runner.state === "ready");
+      if (waiter.kind === "load") {
+        if (ready.length === 0) continue;
+        this.removeWaiter(waiter);
+        this.effects.loadDone(waiter.id, waiter.model, model.reloadCostMs ?? 0);
+        continue;
+      }
+      const sequences = model.catalog.config.sequences;
+      const runner = leastLoaded(ready.filter((candidate) => !waiter.excludeRunners.has(candidate.id) && candidate.leases.size < sequences));
+      if (!runner) continue;
+      this.removeWaiter(waiter);
+      const leaseId = `lease-${++this.leaseSerial}`;
+      this.leases.set(leaseId, { id: leaseId, model: waiter.model, runnerId: runner.id });
+      runner.leases.add(leaseId);
+      model.lastUsedMs = now;
+      model.useCount++;
+      this.policyState = this.policy.onAccess(this.policyState, this.accessed(model), now);
+      const loadMs = waiter.loadStartedMs === undefined ? 0 : Math.max(0, now - waiter.loadStartedMs);
+      const config = model.catalog.config;
+      this.effects.grant(waiter.id, {
+        leaseId,
+        model: waiter.model,
+        runnerId: runner.id,
+        runnerAddress: runner.address,
+        queueMs: Math.max(0, now - waiter.enqueuedMs - loadMs),
+        loadMs,
+        contextSize: config.contextSize,
+        defaultSampling: {
+          temperature: config.sampling.temperature,
+          topK: config.sampling.topK,
+          topP: config.sampling.topP,
+          minP: config.sampling.minP,
+          repeatPenalty: config.sampling.repeatPenalty,
+          stop: [],
+          ignoreEos: false,
+        },
+      });
+    }
+  }
+
+  private planLoads(now: number): void {
+    const considered = new Set<string>();
+    let coldLoadBlocked = false;
+    for (const waiter of this.queue) {
+      if (considered.has(waiter.model)) continue;
+      considered.add(waiter.model);
+      const model = this.models.get(waiter.model)!;
+      const replicas = this.replicasOf(waiter.model);
+      if (replicas.some((runner) => runner.state === "loading")) continue;
+      const ready = replicas.filter((runner) => runner.state === "ready");
+      if (ready.length > 0) {
+        // All replicas are busy: add one when memory allows without evicting.
+        if (ready.length < model.catalog.config.replicas.max && !coldLoadBlocked) this.tryLoad(model, waiter, now, false);
+        continue;
+      }
+      if (replicas.length > 0 || coldLoadBlocked) continue; // unloading: it comes back cold first
+      if (footprint(model) === undefined) {
+        this.requestEstimate(model);
+        coldLoadBlocked = true;
+        continue;
+      }
+      if (this.tryLoad(model, waiter, now, true) !== "started") {
+        coldLoadBlocked = true; // later cold models wait their turn: no overtaking for memory
+        if (this.settings.prefetch && !model.prefetched) {
+          model.prefetched = true;
+          this.effects.prefetch(model.catalog.config.path);
+        }
+      }
+    }
+  }
+
+  private tryLoad(model: ModelRecord, waiter: WaiterRecord, now: number, mayEvict: boolean): LoadAttempt {
+    const need = this.accountedBytes(model);
+    const spare = [...this.runners.values()].find((runner) => runner.state === "spare" && runner.registered);
+    const starting = [...this.runners.values()].some((runner) => runner.state === "starting");
+    const newRunnerBytes = spare || starting ? 0 : this.runnerBaseBytes();
+    const free = this.settings.budgetBytes - this.committedBytes();
+    if (need + newRunnerBytes <= free) {
+      if (spare) {
+        this.startLoad(spare, model, now);
+        return "started";
+      }
+      if (!starting) this.spawnRunner(now);
+      return "waiting";
+    }
+    if (need + newRunnerBytes <= free + this.bytesBeingFreed()) return "waiting";
+    if (!mayEvict) return "blocked";
+    if (this.unloadIdleExtraReplica()) return "waiting";
+
+    const protectQueued = now - waiter.enqueuedMs < this.settings.fairnessMs;
+    const decision = this.policy.decide(this.policyState, {
+      needBytes: need,
+      budgetBytes: this.settings.budgetBytes - this.runnerOverheadBytes() - newRunnerBytes - this.bytesBeingFreed(),
+      resident: this.residentModels(protectQueued),
+      nowMs: now,
+      minResidencyMs: this.settings.minResidencyMs,
+    });
+    if (decision.kind === "blocked") return "blocked";
+    if (decision.kind === "fits") return "waiting";
+    for (const victim of decision.victims) {
+      const victimModel = this.models.get(victim)!;
+      victimModel.evictions++;
+      for (const runner of this.replicasOf(victim)) {
+        if (runner.state === "ready" && runner.leases.size === 0) {
+          this.beginUnload(runner, `evicted by ${this.policy.name} for ${model.catalog.config.name}`);
+          this.publish("evicted", victim, runner.unloadReason, this.accountedBytes(victimModel), runner.id);
+        }
+      }
+    }
+    this.policyState = this.policy.onEvict(this.policyState, decision.victims);
+    return "waiting";
+  }
+
+  private unloadIdle(now: number): void {
+    for (const runner of this.runners.values()) {
+      if (runner.state !== "ready" || !runner.model || runner.leases.size > 0) continue;
+      const model = this.models.get(runner.model)!;
+      if (this.queue.some((waiter) => waiter.model === runner.model)) continue;
+      const ttl = model.catalog.config.ttlMs;
+      if (model.unloadRequested) {
+        this.beginUnload(runner, "admin unload");
+      } else if (!model.pinned && ttl !== undefined && now - model.lastUsedMs >= ttl) {
+        this.beginUnload(runner, "idle ttl");
+      }
+    }
+    for (const model of this.models.values()) {
+      if (model.unloadRequested && !this.replicasOf(model.catalog.config.name).some((runner) => runner.state === "ready")) {
+        model.unloadRequested = false;
+      }
+    }
+  }
+
+  private maintainSpares(now: number): void {
+    const spares = [...this.runners.values()].filter((runner) => runner.state === "spare" || runner.state === "starting");
+    if (spares.length > this.settings.spareRunners) {
+      for (const extra of spares.slice(this.settings.spareRunners)) if (extra.state === "spare") this.stopRunner(extra, false);
+      return;
+    }
+    if (spares.length < this.settings.spareRunners && now >= this.spawnBackoffUntilMs) {
+      if (this.committedBytes() + this.runnerBaseBytes() <= this.settings.budgetBytes) this.spawnRunner(now);
+    }
+  }
+
+  // ---- actions ----------------------------------------------------------------
+
+  private startLoad(runner: RunnerRecord, model: ModelRecord, now: number): void {
+    const config = model.catalog.config;
+    runner.state = "loading";
+    runner.model = config.name;
+    runner.loadStartedMs = now;
+    for (const waiter of this.queue) {
+      if (waiter.model !== config.name) continue;
+      waiter.loadStartedMs ??= now;
+      this.effects.notifyLoading(waiter.id, config.name, 0);
+    }
+    this.publish("loading", config.name, "", this.accountedBytes(model), runner.id);
+    this.effects.sendToRunner(runner.id, {
+      command: {
+        $case: "load",
+        value: {
+          model: config.name,
+          path: config.path,
+          contextSize: config.contextSize,
+          sequences: config.sequences,
+          threads: config.threads,
+          gpu: config.gpu,
+          warmUp: true,
+        },
+      },
+    });
+  }
+
+  private beginUnload(runner: RunnerRecord, reason: string): void {
+    runner.state = "unloading";
+    runner.unloadReason = reason;
+    this.effects.sendToRunner(runner.id, { command: { $case: "unload", value: { model: runner.model ?? "" } } });
+  }
+
+  private spawnRunner(now: number): void {
+    const runner = this.newRunnerRecord(`${this.runnerIdPrefix}${++this.runnerSerial}`);
+    runner.startedMs = now;
+    this.runners.set(runner.id, runner);
+    this.effects.spawnRunner(runner.id);
+  }
+
+  private stopRunner(runner: RunnerRecord, kill: boolean): void {
+    runner.state = "stopping";
+    if (kill) this.effects.killRunner(runner.id);
+    else this.effects.sendToRunner(runner.id, { command: { $case: "shutdown", value: {} } });
+  }
+
+  private requestEstimate(model: ModelRecord): void {
+    if (model.estimating) return;
+    const runner = [...this.runners.values()].find((candidate) => candidate.registered && candidate.state !== "stopping");
+    if (!runner) {
+      if (![...this.runners.values()].some((candidate) => candidate.state === "starting")) this.spawnRunner(this.clock.now());
+      return;
+    }
+    model.estimating = true;
+    const config = model.catalog.config;
+    this.effects.sendToRunner(runner.id, {
+      command: { $case: "estimate", value: { requestId: config.name, path: config.path, contextSize: config.contextSize, sequences: config.sequences } },
+    });
+  }
+
+  /** Idle extra replicas go first when memory is needed. */
+  private unloadIdleExtraReplica(): boolean {
+    for (const model of this.models.values()) {
+      const ready = this.replicasOf(model.catalog.config.name).filter((runner) => runner.state === "ready");
+      const idle = ready.find((runner) => runner.leases.size === 0);
+      if (ready.length > Math.max(1, model.catalog.config.replicas.min) && idle) {
+        this.beginUnload(idle, "idle extra replica");
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // ---- accounting -----------------------------------------------------------------
+
+  /** Bytes in use or reserved: every runner's base plus the models they hold or load. */
+  private committedBytes(): number {
+    let total = 0;
+    for (const runner of this.runners.values()) {
+      total += runner.registered ? runner.baseBytes : this.runnerBaseBytes();
+      if (runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
+    }
+    return total;
+  }
+
+  private runnerOverheadBytes(): number {
+    let total = 0;
+    for (const runner of this.runners.values()) total += runner.registered ? runner.baseBytes : this.runnerBaseBytes();
+    return total;
+  }
+
+  /** Bytes that unloads and stops in progress will give back. */
+  private bytesBeingFreed(): number {
+    let total = 0;
+    for (const runner of this.runners.values()) {
+      if (runner.state === "unloading" && runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
+      if (runner.state === "stopping") total += runner.baseBytes + (runner.model ? this.accountedBytes(this.models.get(runner.model)!) : 0);
+    }
+    return total;
+  }
+
+  private runnerBaseBytes(): number {
+    return this.learnedRunnerBaseBytes ?? this.settings.runnerBaseBytesGuess;
+  }
+
+  /** Bytes charged against the budget for one replica; an overcommitted model may charge less than it maps. */
+  private accountedBytes(model: ModelRecord): number {
+    const bytes = footprint(model) ?? 0;
+    if (!model.catalog.config.allowOvercommit) return bytes;
+    return Math.min(bytes, Math.max(0, this.settings.budgetBytes - this.runnerBaseBytes()));
+  }
+
+  private tooBigError(model: ModelRecord) {
+    const bytes = footprint(model);
+    const usable = this.settings.budgetBytes - this.runnerBaseBytes();
+    if (bytes === undefined || bytes <= usable || model.catalog.config.allowOvercommit) return undefined;
+    return failedPrecondition(
+      `model "${model.catalog.config.name}" needs about ${formatBytes(bytes)} but the memory budget is ${formatBytes(this.settings.budgetBytes)} ` +
+        `(${formatBytes(usable)} usable after a runner's own ${formatBytes(this.runnerBaseBytes())}); raise budget, pick a smaller quantisation, ` +
+        `or set allow_overcommit: true on the model to serve it from mmap and swap`,
+    );
+  }
+
+  private residentModels(protectQueued: boolean): ResidentModel[] {
+    const resident: ResidentModel[] = [];
+    for (const model of this.models.values()) {
+      const name = model.catalog.config.name;
+      const replicas = this.replicasOf(name).filter((runner) => runner.state === "ready" || runner.state === "loading");
+      if (replicas.length === 0) continue;
+      const loading = replicas.some((runner) => runner.state === "loading");
+      const queued = protectQueued ? this.queue.filter((waiter) => waiter.model === name).length : 0;
+      // Queued work counts as a lease (anti-thrash) until a cold request has waited past the fairness bound.
+      const leases = replicas.reduce((sum, runner) => sum + runner.leases.size, 0) + queued + (loading ? 1 : 0);
+      resident.push({
+        name,
+        bytes: this.accountedBytes(model) * replicas.length,
+        pinned: model.pinned,
+        leases,
+        loadedAtMs: Math.max(...replicas.map((runner) => runner.loadStartedMs)),
+        lastUsedMs: model.lastUsedMs,
+        useCount: model.useCount,
+        reloadCostMs: model.reloadCostMs ?? 1000,
+        priority: model.catalog.config.priority,
+      });
+    }
+    return resident;
+  }
+
+  // ---- helpers ----------------------------------------------------------------------
+
+  private enqueue(id: string, model: string, kind: WaiterKind, deadlineMs: number, excludeRunners: ReadonlySet<string>): void {
+    this.queue.push({ id, kind, model, enqueuedMs: this.clock.now(), deadlineMs, excludeRunners, lastPosition: 0, loadStartedMs: undefined });
+    this.publish("queued", model, kind, 0);
+  }
+
+  private removeWaiter(waiter: WaiterRecord): void {
+    const index = this.queue.indexOf(waiter);
+    if (index !== -1) this.queue.splice(index, 1);
+  }
+
+  private rejectWaitersOf(modelName: string, error: ReturnType<typeof failedPrecondition>): void {
+    for (const waiter of [...this.queue]) {
+      if (waiter.model !== modelName) continue;
+      this.removeWaiter(waiter);
+      this.effects.reject(waiter.id, error);
+    }
+  }
+
+  private notifyPositions(): void {
+    this.queue.forEach((waiter, index) => {
+      if (waiter.lastPosition === index + 1) return;
+      waiter.lastPosition = index + 1;
+      this.effects.notifyQueued(waiter.id, waiter.model, index + 1);
+    });
+  }
+
+  private replicasOf(modelName: string): RunnerRecord[] {
+    return [...this.runners.values()].filter((runner) => runner.model === modelName);
+  }
+
+  private newRunnerRecord(id: string): RunnerRecord {
+    return {
+      id,
+      state: "starting",
+      pid: 0,
+      address: "",
+      model: undefined,
+      leases: new Set(),
+      rssBytes: 0,
+      baseBytes: this.runnerBaseBytes(),
+      startedMs: this.clock.now(),
+      loadStartedMs: 0,
+      unloadReason: "",
+      registered: false,
+    };
+  }
+
+  private accessed(model: ModelRecord) {
+    return {
+      name: model.catalog.config.name,
+      bytes: this.accountedBytes(model),
+      reloadCostMs: model.reloadCostMs ?? 1000,
+      priority: model.catalog.config.priority,
+    };
+  }
+
+  private learnedFacts(model: ModelRecord) {
+    return {
+      measuredBytes: model.measuredBytes,
+      estimatedBytes: model.estimatedBytes,
+      loadMs: model.reloadCostMs,
+      fileBytes: model.catalog.fileBytes,
+      fileMtimeMs: model.catalog.fileMtimeMs,
+    };
+  }
+
+  private publish(kind: string, model: string, reason: string, bytes = 0, runnerId = ""): void {
+    this.effects.publish({ timeUnixMs: this.clock.now(), kind, model, reason, bytes, queueDepth: this.queue.length, runnerId });
+  }
+
+  // ---- read side --------------------------------------------------------------------
+
+  modelInfo(model: ModelRecord): ModelInfo {
+    const name = model.catalog.config.name;
+    const replicas = this.replicasOf(name);
+    const state = replicas.some((runner) => runner.state === "ready")
+      ? ModelState.MODEL_STATE_RESIDENT
+      : replicas.some((runner) => runner.state === "loading")
+        ? ModelState.MODEL_STATE_LOADING
+        : replicas.some((runner) => runner.state === "unloading")
+          ? ModelState.MODEL_STATE_UNLOADING
+          : ModelState.MODEL_STATE_NOT_LOADED;
+    return {
+      name,
+      aliases: model.catalog.config.aliases,
+      tasks: model.catalog.config.tasks,
+      state,
+      fileBytes: model.catalog.fileBytes,
+      estimatedBytes: model.estimatedBytes ?? 0,
+      measuredBytes: model.measuredBytes ?? 0,
+      contextSize: model.catalog.config.contextSize,
+      pinned: model.pinned,
+      inFlight: replicas.reduce((sum, runner) => sum + runner.leases.size, 0),
+      queued: this.queue.filter((waiter) => waiter.model === name).length,
+      replicas: replicas.filter((runner) => runner.state === "ready").length,
+    };
+  }
+
+  listModels(): ModelInfo[] {
+    return [...this.models.values()].map((model) => this.modelInfo(model));
+  }
+
+  status(): StatusResponse {
+    const now = this.clock.now();
+    const models: ModelStatus[] = [...this.models.values()].map((model) => {
+      const info = this.modelInfo(model);
+      const ttl = model.catalog.config.ttlMs;
+      const idleMs = model.lastUsedMs === 0 ? 0 : now - model.lastUsedMs;
+      return {
+        info,
+        idleMs,
+        ttlLeftMs: ttl === undefined || info.state !== ModelState.MODEL_STATE_RESIDENT || model.pinned ? -1 : Math.max(0, ttl - idleMs),
+        loads: model.loads,
+        evictions: model.evictions,
+        lastLoadMs: model.reloadCostMs ?? 0,
+      };
+    });
+    const runners: RunnerInfo[] = [...this.runners.values()].map((runner) => ({
+      id: runner.id,
+      pid: runner.pid,
+      model: runner.model ?? "",
+      state: runner.state,
+      rssBytes: runner.rssBytes,
+      inFlight: runner.leases.size,
+      address: runner.address,
+    }));
+    let residentBytes = 0;
+    for (const runner of this.runners.values()) if (runner.model && runner.state === "ready") residentBytes += this.accountedBytes(this.models.get(runner.model)!);
+    return { budgetBytes: this.settings.budgetBytes, residentBytes, evictionPolicy: this.policy.name, models, runners };
+  }
+}
+
+function leastLoaded(runners: RunnerRecord[]): RunnerRecord | undefined {
+  let best: RunnerRecord | undefined;
+  for (const runner of runners) if (!best || runner.leases.size < best.leases.size) best = runner;
+  return best;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

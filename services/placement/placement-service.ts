@@ -1,0 +1,215 @@
+import type { ServerDuplexStream, ServerWritableStream } from "@grpc/grpc-js";
+import { ModelswapError, toGrpcStatus } from "../../common/errors.js";
+import { unaryHandler } from "../../common/grpc/handlers.js";
+import type { Logger } from "../../common/logger.js";
+import type { LoadModelResponse, ResidencyEvent, WatchStatusRequest } from "../../gen/modelswap/v1/admin.js";
+import { PlacementService, type AcquireEvent, type AcquireRequest, type Lease } from "../../gen/modelswap/v1/placement.js";
+import { RunnerControlService, type RunnerCommand, type RunnerEvent } from "../../gen/modelswap/v1/runner.js";
+import type { PlacementCore } from "./placement-core.js";
+import type { PlacementEffects } from "./placement-types.js";
+
+type AcquireCall = ServerWritableStream<AcquireRequest, AcquireEvent>;
+
+interface PendingLoad {
+  resolve: (response: LoadModelResponse) => void;
+  reject: (error: ModelswapError) => void;
+}
+
+/**
+ * The gRPC face of placement: Acquire/Release leases, admin calls, and the runners'
+ * control streams. It translates between calls and PlacementCore events; it decides
+ * nothing itself.
+ */
+export class PlacementGrpc {
+  private core!: PlacementCore;
+  private serial = 0;
+  private readonly acquireCalls = new Map<string, AcquireCall>();
+  private readonly leaseCalls = new Map<string, AcquireCall>();
+  private readonly pendingLoads = new Map<string, PendingLoad>();
+  private readonly controlStreams = new Map<string, ServerDuplexStream<RunnerEvent, RunnerCommand>>();
+  private readonly watchers = new Set<ServerWritableStream<WatchStatusRequest, ResidencyEvent>>();
+  private tickTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly clock: { now(): number },
+    private readonly hooks: { onEvent?: (event: ResidencyEvent) => void; onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void } = {},
+  ) {}
+
+  attach(core: PlacementCore): void {
+    this.core = core;
+  }
+
+  /** The effects that talk to callers and runners; process and file effects are added by the caller. */
+  callEffects(): Pick<PlacementEffects, "sendToRunner" | "grant" | "loadDone" | "notifyQueued" | "notifyLoading" | "reject" | "publish"> {
+    return {
+      sendToRunner: (runnerId, command) => this.controlStreams.get(runnerId)?.write(command),
+      grant: (waiterId, lease) => this.onGrant(waiterId, lease),
+      loadDone: (waiterId, model, loadMs) => {
+        const pending = this.pendingLoads.get(waiterId);
+        this.pendingLoads.delete(waiterId);
+        pending?.resolve({ model: this.core.listModels().find((info) => info.name === model), loadMs });
+      },
+      notifyQueued: (waiterId, model, position) => this.acquireCalls.get(waiterId)?.write({ event: { $case: "queued", value: { position, model } } }),
+      notifyLoading: (waiterId, model, progress) => this.acquireCalls.get(waiterId)?.write({ event: { $case: "loading", value: { model, progress } } }),
+      reject: (waiterId, error) => {
+        const call = this.acquireCalls.get(waiterId);
+        this.acquireCalls.delete(waiterId);
+        if (call && !call.cancelled) call.emit("error", toGrpcStatus(error, () => undefined));
+        const pending = this.pendingLoads.get(waiterId);
+        this.pendingLoads.delete(waiterId);
+        pending?.reject(error);
+      },
+      publish: (event) => {
+        this.hooks.onEvent?.(event);
+        for (const watcher of this.watchers) watcher.write(event);
+      },
+    };
+  }
+
+  /** Runs a core event, then re-arms the timer for the core's next deadline. */
+  run<T>(step: () => T): T {
+    try {
+      return step();
+    } finally {
+      this.armTimer();
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.tickTimer);
+    for (const watcher of this.watchers) watcher.end();
+  }
+
+  private armTimer(): void {
+    clearTimeout(this.tickTimer);
+    const wake = this.core.nextWakeMs();
+    if (wake === undefined) return;
+    this.tickTimer = setTimeout(() => this.run(() => this.core.tick()), Math.max(0, wake - this.clock.now()) + 1);
+    this.tickTimer.unref();
+  }
+
+  private onGrant(waiterId: string, lease: Lease): void {
+    const call = this.acquireCalls.get(waiterId);
+    this.acquireCalls.delete(waiterId);
+    if (!call || call.cancelled) {
+      this.run(() => this.core.release(lease.leaseId));
+      return;
+    }
+    this.leaseCalls.set(lease.leaseId, call);
+    call.write({ event: { $case: "granted", value: lease } });
+  }
+
+  placementService() {
+    const logger = this.logger;
+    const acquire = (call: AcquireCall) => {
+      const waiterId = `w${++this.serial}`;
+      this.acquireCalls.set(waiterId, call);
+      call.on("cancelled", () => {
+        this.acquireCalls.delete(waiterId);
+        this.run(() => this.core.cancel(waiterId));
+        for (const [id, leaseCall] of this.leaseCalls) {
+          if (leaseCall !== call) continue;
+          this.leaseCalls.delete(id);
+          this.run(() => this.core.release(id));
+        }
+      });
+      const deadline = call.getDeadline();
+      const deadlineMs = deadline instanceof Date ? this.clock.now() + (deadline.getTime() - Date.now()) : Number.isFinite(deadline) ? this.clock.now() + (Number(deadline) - Date.now()) : Number.POSITIVE_INFINITY;
+      try {
+        this.run(() => this.core.request(waiterId, call.request.model, "lease", deadlineMs, new Set(call.request.excludeRunners)));
+      } catch (error) {
+        this.acquireCalls.delete(waiterId);
+        call.emit("error", toGrpcStatus(error, (unexpected) => logger.error("unexpected_error", { error: unexpected })));
+      }
+    };
+    const release = unaryHandler(logger, async (request: { leaseId: string }) => {
+      const call = this.leaseCalls.get(request.leaseId);
+      this.leaseCalls.delete(request.leaseId);
+      this.run(() => this.core.release(request.leaseId));
+      call?.end();
+      return {};
+    });
+    const loadModel = unaryHandler(logger, (request: { model: string }, signal) =>
+      new Promise<LoadModelResponse>((resolve, reject) => {
+        const waiterId = `load${++this.serial}`;
+        this.pendingLoads.set(waiterId, { resolve, reject });
+        signal.addEventListener("abort", () => {
+          this.pendingLoads.delete(waiterId);
+          this.run(() => this.core.cancel(waiterId));
+        });
+        try {
+          this.run(() => this.core.request(waiterId, request.model, "load", Number.POSITIVE_INFINITY));
+        } catch (error) {
+          this.pendingLoads.delete(waiterId);
+          reject(error);
+        }
+      }),
+    );
+    const watchStatus = (call: ServerWritableStream<WatchStatusRequest, ResidencyEvent>) => {
+      this.watchers.add(call);
+      call.on("cancelled", () => this.watchers.delete(call));
+    };
+    return {
+      definition: PlacementService,
+      implementation: {
+        acquire,
+        release,
+        loadModel,
+        watchStatus,
+        listModels: unaryHandler(logger, async () => ({ models: this.core.listModels() })),
+        unloadModel: unaryHandler(logger, async (request: { model: string }) => ({ model: this.run(() => this.core.unload(request.model)) })),
+        pinModel: unaryHandler(logger, async (request: { model: string; pinned: boolean }) => ({ model: this.run(() => this.core.pin(request.model, request.pinned)) })),
+        getStatus: unaryHandler(logger, async () => this.core.status()),
+      },
+    };
+  }
+
+  runnerControlService() {
+    const connect = (stream: ServerDuplexStream<RunnerEvent, RunnerCommand>) => {
+      let runnerId: string | undefined;
+      stream.on("data", (message: RunnerEvent) => {
+        const event = message.event;
+        if (!event) return;
+        if (event.$case === "ready") {
+          runnerId = event.value.runnerId;
+          this.controlStreams.set(runnerId, stream);
+        }
+        if (!runnerId) return;
+        this.hooks.onRunnerEvent?.(runnerId, message);
+        const id = runnerId;
+        this.run(() => {
+          switch (event.$case) {
+            case "ready":
+              return this.core.runnerConnected(event.value);
+            case "loaded":
+              return this.core.runnerLoaded(id, event.value);
+            case "failed":
+              return this.core.runnerLoadFailed(id, event.value.model, event.value.reason);
+            case "unloaded":
+              return this.core.runnerUnloaded(id, event.value.rssBytes);
+            case "progress":
+              return this.core.runnerProgress(id, event.value.progress);
+            case "heartbeat":
+              return this.core.runnerHeartbeat(id, event.value.rssBytes);
+            case "estimate":
+              return this.core.runnerEstimate(event.value.requestId, event.value.bytes, event.value.error);
+          }
+        });
+      });
+      const gone = () => {
+        if (!runnerId || this.controlStreams.get(runnerId) !== stream) return;
+        this.controlStreams.delete(runnerId);
+        const id = runnerId;
+        this.run(() => this.core.runnerExited(id, null));
+      };
+      stream.on("end", () => {
+        gone();
+        stream.end();
+      });
+      stream.on("error", gone);
+      stream.on("cancelled", gone);
+    };
+    return { definition: RunnerControlService, implementation: { connect } };
+  }
+}

@@ -1,0 +1,56 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "../../common/logger.js";
+
+const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url));
+
+export interface RunnerProcessOptions {
+  placementAddress: () => string;
+  gpu: string;
+  logger: Logger;
+  onExit: (runnerId: string, code: number | null) => void;
+  /** Extra environment for runners (e.g. telemetry settings). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts and ends runner OS processes; knows nothing about models. */
+export class RunnerProcesses {
+  private readonly children = new Map<string, ChildProcess>();
+
+  constructor(private readonly options: RunnerProcessOptions) {}
+
+  spawn(runnerId: string): void {
+    const child = spawn(process.execPath, [RUNNER_MAIN, "--id", runnerId, "--placement", this.options.placementAddress(), "--gpu", this.options.gpu], {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...process.env, ...this.options.env },
+    });
+    this.children.set(runnerId, child);
+    child.once("exit", (code, signal) => {
+      this.children.delete(runnerId);
+      this.options.logger.info("runner_exit", { runnerId, code, signal });
+      this.options.onExit(runnerId, code);
+    });
+    child.once("error", (error) => this.options.logger.error("runner_spawn_failed", { runnerId, error }));
+  }
+
+  kill(runnerId: string, signal: NodeJS.Signals = "SIGKILL"): void {
+    this.children.get(runnerId)?.kill(signal);
+  }
+
+  pid(runnerId: string): number | undefined {
+    return this.children.get(runnerId)?.pid;
+  }
+
+  /** Ends every runner this placement started and waits for them to exit. */
+  async stopAll(timeoutMs = 3000): Promise<void> {
+    const exits = [...this.children.values()].map(
+      (child) => new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), timeoutMs).unref();
+      }),
+    );
+    await Promise.all(exits);
+  }
+}
