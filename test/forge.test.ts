@@ -15,7 +15,7 @@ import {
 } from "../forge/gguf-format.js";
 import { readGgufHeader } from "../forge/gguf-reader.js";
 import { writeGguf } from "../forge/gguf-writer.js";
-import { parseSize } from "../forge/parse-size.js";
+import { parseSize } from "../common/parse-size.js";
 
 describe("parseSize", () => {
   const valid: Array<[string, number]> = [

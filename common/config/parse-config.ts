@@ -1,5 +1,5 @@
 import path from "node:path";
-import { parseSize } from "../../forge/parse-size.js";
+import { parseSize } from "../parse-size.js";
 import { ConfigError } from "./config-error.js";
 import type { Budget, Config, GpuMode, ModelConfig, PlacementConfig, SamplingDefaults } from "./config-types.js";
 import { parseDurationMs } from "./parse-duration.js";

@@ -87,6 +87,7 @@ export class Runner {
     if (this.model) await this.unload(this.model.spec.model);
     const rssBefore = this.rss();
     const started = performance.now();
+    let reportedProgress = 0;
     try {
       const loaded = await engine.load(
         {
@@ -98,7 +99,12 @@ export class Runner {
           gpu: spec.gpu,
           warmUp: spec.warmUp,
         },
-        (progress) => send({ event: { $case: "progress", value: { model: spec.model, progress } } }),
+        (progress) => {
+          // Report in steps of 10%: progress is for people, not a per-tensor trace.
+          if (progress < 1 && progress - reportedProgress < 0.1) return;
+          reportedProgress = progress;
+          send({ event: { $case: "progress", value: { model: spec.model, progress } } });
+        },
       );
       this.model = loaded;
       const rssAfter = this.rss();

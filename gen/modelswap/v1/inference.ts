@@ -107,6 +107,8 @@ export interface SamplingParams {
     | undefined;
   /** Generation stops before any of these strings (at most 8, each <= 64 bytes). */
   stop: string[];
+  /** Never end at the end-of-sequence token; generate exactly max_tokens (benchmarks). */
+  ignoreEos?: boolean | undefined;
 }
 
 export interface GenerateRequest {
@@ -238,6 +240,7 @@ function createBaseSamplingParams(): SamplingParams {
     repeatPenalty: undefined,
     seed: undefined,
     stop: [],
+    ignoreEos: undefined,
   };
 }
 
@@ -263,6 +266,9 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     }
     for (const v of message.stop) {
       writer.uint32(58).string(v!);
+    }
+    if (message.ignoreEos !== undefined) {
+      writer.uint32(64).bool(message.ignoreEos);
     }
     return writer;
   },
@@ -336,6 +342,14 @@ export const SamplingParams: MessageFns<SamplingParams> = {
             message.stop.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.ignoreEos = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -375,6 +389,11 @@ export const SamplingParams: MessageFns<SamplingParams> = {
       stop: globalThis.Array.isArray(object?.stop)
         ? object.stop.map((e: any) => globalThis.String(e))
         : [],
+      ignoreEos: isSet(object.ignoreEos)
+        ? globalThis.Boolean(object.ignoreEos)
+        : isSet(object.ignore_eos)
+        ? globalThis.Boolean(object.ignore_eos)
+        : undefined,
     };
   },
 
@@ -401,6 +420,9 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     if (message.stop?.length) {
       obj.stop = message.stop;
     }
+    if (message.ignoreEos !== undefined) {
+      obj.ignoreEos = message.ignoreEos;
+    }
     return obj;
   },
 
@@ -416,6 +438,7 @@ export const SamplingParams: MessageFns<SamplingParams> = {
     message.repeatPenalty = object.repeatPenalty ?? undefined;
     message.seed = object.seed ?? undefined;
     message.stop = object.stop?.map((e) => e) || [];
+    message.ignoreEos = object.ignoreEos ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,276 @@
+import { credentials, status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServiceError, notFound, unavailable } from "../../common/errors.js";
+import type { Logger } from "../../common/logger.js";
+import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
+import type { AcquireEvent, Lease, PlacementClient } from "../../gen/modelswap/v1/placement.js";
+import { RunnerDataClient, type RunnerGenerateResponse, type RunnerSampling } from "../../gen/modelswap/v1/runner.js";
+import { routeTask } from "./task-routing.js";
+import type { ValidatedRequest } from "./validate-request.js";
+
+export interface RouterOptions {
+  placement: PlacementClient;
+  routes: Record<string, string[]>;
+  preferResident: boolean;
+  logger: Logger;
+  /** Attempts on other replicas (or after a reload) when a runner fails before the first token. */
+  maxAttempts?: number;
+  clock?: { now(): number };
+}
+
+/** Where a stream goes next: the relay writes events through it and waits when it asks. */
+export type EventSink = (event: GenerateResponse) => void | Promise<void>;
+
+interface Attempt {
+  emittedText: string;
+  emittedTokens: number;
+  /** Tokens delivered by earlier runners of this request (resumed streams). */
+  tokensBeforeRunner: number;
+  promptTokens: number;
+  firstTokenAtMs: number | undefined;
+  lastTokenAtMs: number;
+  queueMs: number;
+  loadMs: number;
+}
+
+/**
+ * The data plane: resolves a request to a model, holds a lease from placement,
+ * relays the runner's token stream and fails over. Every exit releases the lease.
+ */
+export class Router {
+  private readonly runnerClients = new Map<string, RunnerDataClient>();
+  private readonly clock: { now(): number };
+  private readonly maxAttempts: number;
+
+  constructor(private readonly options: RouterOptions) {
+    this.clock = options.clock ?? { now: () => performance.now() };
+    this.maxAttempts = options.maxAttempts ?? 3;
+  }
+
+  close(): void {
+    for (const client of this.runnerClients.values()) client.close();
+    this.runnerClients.clear();
+  }
+
+  async listModels(): Promise<ModelInfo[]> {
+    return new Promise((resolve, reject) =>
+      this.options.placement.listModels({}, (error, response) => (error ? reject(fromServiceError(error)) : resolve(response.models))),
+    );
+  }
+
+  /** Runs one request to completion, writing queued/loading/token/done events to `sink`. */
+  async generate(request: ValidatedRequest, signal: AbortSignal, deadline: Date | undefined, sink: EventSink): Promise<void> {
+    const receivedAtMs = this.clock.now();
+    const model = await this.resolveModel(request);
+    const attempt: Attempt = { emittedText: "", emittedTokens: 0, tokensBeforeRunner: 0, promptTokens: 0, firstTokenAtMs: undefined, lastTokenAtMs: 0, queueMs: 0, loadMs: 0 };
+    const failedRunners = new Set<string>();
+    for (let tries = 1; ; tries++) {
+      if (signal.aborted) throw cancelled("the client cancelled the request");
+      const lease = await this.acquire(model, failedRunners, signal, deadline, sink);
+      attempt.queueMs += lease.lease.queueMs;
+      attempt.loadMs += lease.lease.loadMs;
+      if (request.maxTokens > lease.lease.contextSize) {
+        lease.release("ok");
+        throw invalidArgument(`max_tokens is ${request.maxTokens} but model "${model}" has a context of ${lease.lease.contextSize} tokens; lower max_tokens`);
+      }
+      let outcome: "done" | "runner_failed";
+      try {
+        outcome = await this.relayFromRunner(request, lease.lease, attempt, signal, deadline, sink, receivedAtMs);
+      } catch (error) {
+        lease.release(signal.aborted ? "cancelled" : "runner_failed");
+        throw error;
+      }
+      lease.release(outcome === "done" ? "ok" : "runner_failed");
+      if (outcome === "done") return;
+      failedRunners.add(lease.lease.runnerId);
+      attempt.tokensBeforeRunner = attempt.emittedTokens;
+      const beforeFirstToken = attempt.emittedTokens === 0;
+      if (!beforeFirstToken && !request.resumable) {
+        throw unavailable(
+          `the runner serving "${model}" failed after ${attempt.emittedTokens} tokens were delivered; retry the request (set resumable to continue automatically)`,
+        );
+      }
+      if (tries >= this.maxAttempts) {
+        throw unavailable(`runners for "${model}" failed ${tries} times (${attempt.emittedTokens} tokens delivered); retry in a few seconds`, 2);
+      }
+      this.options.logger.warn("failover", { model, runner: lease.lease.runnerId, tokensDelivered: attempt.emittedTokens, resumable: request.resumable });
+    }
+  }
+
+  private async resolveModel(request: ValidatedRequest): Promise<string> {
+    if (request.model) return request.model;
+    const chain = this.options.routes[request.task];
+    if (!chain) {
+      const known = Object.keys(this.options.routes).join(", ") || "none configured";
+      throw notFound(`task "${request.task}" has no route; known tasks: ${known}`);
+    }
+    const models = await this.listModels();
+    const resident = new Set(models.filter((info) => info.state === ModelState.MODEL_STATE_RESIDENT).map((info) => info.name));
+    return routeTask(chain.map((name) => ({ name, resident: resident.has(name) })), this.options.preferResident)!;
+  }
+
+  /** Waits for a lease, relaying queue and load progress; the lease lasts until release(). */
+  private acquire(
+    model: string,
+    exclude: ReadonlySet<string>,
+    signal: AbortSignal,
+    deadline: Date | undefined,
+    sink: EventSink,
+  ): Promise<{ lease: Lease; release: (outcome: string) => void }> {
+    return new Promise((resolve, reject) => {
+      const call: ClientReadableStream<AcquireEvent> = this.options.placement.acquire(
+        { model, excludeRunners: [...exclude] },
+        deadline ? { deadline } : {},
+      );
+      let granted: Lease | undefined;
+      let released = false;
+      const release = (outcome: string) => {
+        if (released || !granted) return;
+        released = true;
+        signal.removeEventListener("abort", onAbort);
+        this.options.placement.release({ leaseId: granted.leaseId, outcome }, () => call.cancel());
+      };
+      const onAbort = () => {
+        call.cancel();
+        if (!granted) reject(cancelled("the client cancelled the request"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      call.on("data", (event: AcquireEvent) => {
+        const e = event.event;
+        if (!e) return;
+        if (e.$case === "queued") void sink({ event: { $case: "queued", value: e.value } });
+        else if (e.$case === "loading") void sink({ event: { $case: "loading", value: e.value } });
+        else if (e.$case === "granted") {
+          granted = e.value;
+          resolve({ lease: e.value, release });
+        }
+      });
+      call.on("error", (error: ServiceError) => {
+        signal.removeEventListener("abort", onAbort);
+        if (granted) return; // the lease call ends when we cancel it after release
+        if (error.code === GrpcStatus.CANCELLED && signal.aborted) return reject(cancelled("the client cancelled the request"));
+        if (error.code === GrpcStatus.DEADLINE_EXCEEDED) return reject(deadlineExceeded(`deadline passed while waiting for model "${model}" to load`));
+        reject(isServiceError(error) ? fromServiceError(error) : error);
+      });
+      call.on("end", () => {
+        if (!granted) reject(unavailable(`placement ended the wait for "${model}" without a lease; retry`));
+      });
+    });
+  }
+
+  /** Streams from the leased runner. "runner_failed" when the runner broke (the caller decides failover). */
+  private relayFromRunner(
+    request: ValidatedRequest,
+    lease: Lease,
+    attempt: Attempt,
+    signal: AbortSignal,
+    deadline: Date | undefined,
+    sink: EventSink,
+    receivedAtMs: number,
+  ): Promise<"done" | "runner_failed"> {
+    const client = this.runnerClient(lease.runnerAddress);
+    const input =
+      request.input.kind === "prompt"
+        ? { $case: "prompt" as const, value: request.input.prompt }
+        : { $case: "chat" as const, value: { turns: request.input.turns } };
+    const call = client.generate(
+      {
+        model: lease.model,
+        input,
+        maxTokens: request.maxTokens - attempt.emittedTokens,
+        sampling: resolveSampling(request, lease),
+        resumeText: attempt.emittedText,
+      },
+      deadline ? { deadline } : {},
+    );
+    return new Promise((resolve, reject) => {
+      let finished = false;
+      const onAbort = () => call.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      const finish = (result: () => void) => {
+        if (finished) return;
+        finished = true;
+        signal.removeEventListener("abort", onAbort);
+        result();
+      };
+      call.on("data", (message: RunnerGenerateResponse) => {
+        const event = message.event;
+        if (!event) return;
+        if (event.$case === "token") {
+          const now = this.clock.now();
+          attempt.firstTokenAtMs ??= now;
+          attempt.lastTokenAtMs = now;
+          attempt.emittedText += event.value.text;
+          attempt.emittedTokens = attempt.tokensBeforeRunner + event.value.count;
+          const pending = sink({ event: { $case: "token", value: { text: event.value.text } } });
+          if (pending) {
+            call.pause();
+            void pending.then(() => call.resume());
+          }
+          return;
+        }
+        if (event.$case === "done") {
+          const done = event.value;
+          const now = this.clock.now();
+          const completionTokens = attempt.tokensBeforeRunner + done.completionTokens;
+          const firstAt = attempt.firstTokenAtMs ?? now;
+          const streamSeconds = (attempt.lastTokenAtMs - firstAt) / 1000;
+          finish(() => {
+            void sink({
+              event: {
+                $case: "done",
+                value: {
+                  finishReason: done.finishReason,
+                  model: lease.model,
+                  usage: { promptTokens: done.promptTokens, completionTokens },
+                  timings: {
+                    queueMs: attempt.queueMs,
+                    loadMs: attempt.loadMs,
+                    ttftMs: firstAt - receivedAtMs,
+                    totalMs: now - receivedAtMs,
+                    tokensPerSecond: completionTokens > 1 && streamSeconds > 0 ? (completionTokens - 1) / streamSeconds : 0,
+                  },
+                },
+              },
+            });
+            resolve("done");
+          });
+        }
+      });
+      call.on("error", (error: ServiceError) => {
+        finish(() => {
+          if (signal.aborted) return reject(cancelled("the client cancelled the request"));
+          if (error.code === GrpcStatus.DEADLINE_EXCEEDED) return reject(deadlineExceeded(`deadline passed after ${attempt.emittedTokens} tokens`));
+          if (error.code === GrpcStatus.INVALID_ARGUMENT) return reject(fromServiceError(error));
+          this.options.logger.warn("runner_stream_failed", { runner: lease.runnerId, code: error.code, details: error.details });
+          resolve("runner_failed");
+        });
+      });
+      call.on("end", () => finish(() => resolve("runner_failed")));
+    });
+  }
+
+  private runnerClient(address: string): RunnerDataClient {
+    let client = this.runnerClients.get(address);
+    if (!client) {
+      client = new RunnerDataClient(address, credentials.createInsecure());
+      this.runnerClients.set(address, client);
+    }
+    return client;
+  }
+}
+
+/** Request sampling over the model's defaults. */
+function resolveSampling(request: ValidatedRequest, lease: Lease): RunnerSampling {
+  const defaults = lease.defaultSampling;
+  const asked = request.sampling;
+  return {
+    temperature: asked?.temperature ?? defaults?.temperature ?? 0.8,
+    topK: asked?.topK ?? defaults?.topK ?? 40,
+    topP: asked?.topP ?? defaults?.topP ?? 0.95,
+    minP: asked?.minP ?? defaults?.minP ?? 0.05,
+    repeatPenalty: asked?.repeatPenalty ?? defaults?.repeatPenalty ?? 1.1,
+    seed: asked?.seed,
+    stop: asked?.stop ?? [],
+    ignoreEos: asked?.ignoreEos ?? false,
+  };
+}
