@@ -33,7 +33,7 @@ export interface RunningPlacement {
 /** Boots placement: its gRPC server, the core state machine, and runner processes. */
 export async function startPlacement(options: PlacementServerOptions): Promise<RunningPlacement> {
   const { config, logger } = options;
-  const clock = { now: () => performance.now() };
+  const clock = { now: () => Date.now() };
   const budgetBytes = config.budget.kind === "bytes" ? config.budget.bytes : Math.floor(availableMemoryBytes() * config.budget.fraction);
   const learned = new LearnedState(config.placement.stateFile);
   const catalog: CatalogModel[] = config.models.map((model) => {

@@ -1,0 +1,161 @@
+import { credentials, type ServiceError } from "@grpc/grpc-js";
+import { AdminClient, type ResidencyEvent } from "../gen/modelswap/v1/admin.js";
+import { InferenceClient, type GenerateResponse, type SamplingParams } from "../gen/modelswap/v1/inference.js";
+import { formatBytes, formatDuration, stateName, table } from "./format.js";
+
+/** Commands that talk to a running gateway. Each resolves to the process exit code. */
+
+function unary<Res>(invoke: (callback: (error: ServiceError | null, response: Res) => void) => void): Promise<Res> {
+  return new Promise((resolve, reject) => invoke((error, response) => (error ? reject(error) : resolve(response))));
+}
+
+export function describeError(error: unknown): string {
+  const e = error as Partial<ServiceError>;
+  return e.details ? `error: ${e.details}` : `error: ${e.message ?? String(error)}`;
+}
+
+export interface GenerateOptions {
+  model: string;
+  task: string;
+  prompt: string;
+  maxTokens: number;
+  sampling: SamplingParams;
+  chat: boolean;
+  timeoutMs: number | undefined;
+}
+
+export async function generateCommand(address: string, options: GenerateOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const client = new InferenceClient(address, credentials.createInsecure());
+  const deadline = options.timeoutMs ? { deadline: new Date(Date.now() + options.timeoutMs) } : {};
+  const call = options.chat
+    ? client.chat({ model: options.model, task: options.task, messages: [{ role: "user", content: options.prompt }], maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, deadline)
+    : client.generate({ model: options.model, task: options.task, prompt: options.prompt, maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, deadline);
+  process.once("SIGINT", () => call.cancel());
+  let loadingShown = false;
+  return new Promise<number>((resolve) => {
+    call.on("data", (message: GenerateResponse) => {
+      const event = message.event;
+      if (!event) return;
+      switch (event.$case) {
+        case "queued":
+          err.write(`[queued: position ${event.value.position} for ${event.value.model}]\n`);
+          break;
+        case "loading":
+          if (!loadingShown || event.value.progress >= 1) err.write(`[loading ${event.value.model}: ${Math.round(event.value.progress * 100)}%]\n`);
+          loadingShown = true;
+          break;
+        case "token":
+          out.write(event.value.text);
+          break;
+        case "done": {
+          const { usage, timings } = event.value;
+          out.write("\n");
+          err.write(
+            `[${event.value.model}: ${event.value.finishReason}; ${usage?.promptTokens ?? 0} prompt + ${usage?.completionTokens ?? 0} completion tokens; ` +
+              `queue ${formatDuration(timings?.queueMs ?? 0)}, load ${formatDuration(timings?.loadMs ?? 0)}, TTFT ${formatDuration(timings?.ttftMs ?? 0)}, ` +
+              `total ${formatDuration(timings?.totalMs ?? 0)}, ${(timings?.tokensPerSecond ?? 0).toFixed(1)} tokens/s]\n`,
+          );
+          break;
+        }
+      }
+    });
+    call.on("error", (error: ServiceError) => {
+      err.write(`\n${describeError(error)}\n`);
+      client.close();
+      resolve(1);
+    });
+    call.on("end", () => {
+      client.close();
+      resolve(0);
+    });
+  });
+}
+
+export async function modelsCommand(address: string, out: NodeJS.WritableStream): Promise<number> {
+  const client = new InferenceClient(address, credentials.createInsecure());
+  try {
+    const { models } = await unary<{ models: import("../gen/modelswap/v1/inference.js").ModelInfo[] }>((cb) => client.listModels({}, cb));
+    out.write(
+      table(
+        ["NAME", "ALIASES", "TASKS", "STATE", "FILE", "CONTEXT"],
+        models.map((model) => [model.name, model.aliases.join(",") || "-", model.tasks.join(",") || "-", stateName(model.state), formatBytes(model.fileBytes), String(model.contextSize)]),
+      ) + "\n",
+    );
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
+export async function psCommand(address: string, out: NodeJS.WritableStream): Promise<number> {
+  const client = new AdminClient(address, credentials.createInsecure());
+  try {
+    const status = await unary<import("../gen/modelswap/v1/admin.js").StatusResponse>((cb) => client.getStatus({}, cb));
+    out.write(
+      table(
+        ["MODEL", "STATE", "MEASURED", "ESTIMATED", "REPLICAS", "IN-FLIGHT", "QUEUED", "IDLE", "TTL LEFT", "PINNED"],
+        status.models.map(({ info, idleMs, ttlLeftMs }) => [
+          info!.name,
+          stateName(info!.state),
+          formatBytes(info!.measuredBytes),
+          formatBytes(info!.estimatedBytes),
+          String(info!.replicas),
+          String(info!.inFlight),
+          String(info!.queued),
+          idleMs > 0 ? formatDuration(idleMs) : "-",
+          formatDuration(ttlLeftMs),
+          info!.pinned ? "yes" : "no",
+        ]),
+      ) + "\n",
+    );
+    out.write(`\nbudget ${formatBytes(status.budgetBytes)}, resident ${formatBytes(status.residentBytes)}, policy ${status.evictionPolicy}\n`);
+    if (status.runners.length > 0) {
+      out.write("\n" + table(["RUNNER", "PID", "STATE", "MODEL", "RSS", "IN-FLIGHT"], status.runners.map((runner) => [runner.id, String(runner.pid), runner.state, runner.model || "-", formatBytes(runner.rssBytes), String(runner.inFlight)])) + "\n");
+    }
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
+export function watchCommand(address: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const client = new AdminClient(address, credentials.createInsecure());
+  const call = client.watchStatus({});
+  process.once("SIGINT", () => call.cancel());
+  return new Promise((resolve) => {
+    call.on("data", (event: ResidencyEvent) => {
+      const time = new Date(event.timeUnixMs).toISOString().slice(11, 23);
+      const parts = [time, event.kind.padEnd(14), event.model || "-"];
+      if (event.reason) parts.push(`(${event.reason})`);
+      if (event.bytes) parts.push(formatBytes(event.bytes));
+      if (event.runnerId) parts.push(`runner ${event.runnerId}`);
+      parts.push(`queue ${event.queueDepth}`);
+      out.write(parts.join("  ") + "\n");
+    });
+    call.on("error", (error: ServiceError) => {
+      if (error.code !== 1) err.write(`${describeError(error)}\n`);
+      client.close();
+      resolve(error.code === 1 ? 0 : 1);
+    });
+    call.on("end", () => resolve(0));
+  });
+}
+
+export async function adminCommand(address: string, action: "load" | "unload" | "pin" | "unpin", model: string, out: NodeJS.WritableStream): Promise<number> {
+  const client = new AdminClient(address, credentials.createInsecure());
+  try {
+    if (action === "load") {
+      const response = await unary<{ loadMs: number }>((cb) => client.loadModel({ model }, cb));
+      out.write(`${model} is resident (last load ${formatDuration(response.loadMs)})\n`);
+    } else if (action === "unload") {
+      await unary((cb) => client.unloadModel({ model }, cb));
+      out.write(`${model} will be unloaded when its streams end\n`);
+    } else {
+      await unary((cb) => client.pinModel({ model, pinned: action === "pin" }, cb));
+      out.write(`${model} ${action === "pin" ? "pinned" : "unpinned"}\n`);
+    }
+    return 0;
+  } finally {
+    client.close();
+  }
+}

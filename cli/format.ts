@@ -1,0 +1,40 @@
+import { ModelState } from "../gen/modelswap/v1/inference.js";
+
+export function formatBytes(bytes: number): string {
+  if (!bytes) return "-";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 0) return "-";
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)}s`;
+  return `${Math.round(ms / 60_000)}m`;
+}
+
+export function stateName(state: ModelState): string {
+  switch (state) {
+    case ModelState.MODEL_STATE_RESIDENT:
+      return "resident";
+    case ModelState.MODEL_STATE_LOADING:
+      return "loading";
+    case ModelState.MODEL_STATE_UNLOADING:
+      return "unloading";
+    default:
+      return "not loaded";
+  }
+}
+
+/** Left-aligned columns, like `ollama ps`. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
+  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,72 @@
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { readConfigFile } from "../common/config/read-config-file.js";
+import { createLogger } from "../common/logger.js";
+import { startGateway } from "../gateway/gateway-server.js";
+import { startPlacement } from "../services/placement/placement-server.js";
+import { substituteForgedModels } from "./forged-models.js";
+
+const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+const READY_PREFIX = "modelswap-placement-ready ";
+
+/** `modelswap placement`: placement alone (it starts its runners); prints one ready line with its address. */
+export async function placementCommand(configFile: string, forgeMissing: boolean, quietLogs: boolean): Promise<void> {
+  const logger = createLogger("placement", {}, quietLogs);
+  const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => logger.info("forge", { line }));
+  const placement = await startPlacement({ config, logger });
+  process.stdout.write(`${READY_PREFIX}${placement.address}\n`);
+  const stop = async () => {
+    await placement.stop();
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+/** `modelswap gateway`: the public front door, pointed at a running placement. */
+export async function gatewayCommand(configFile: string, placementAddress: string, quietLogs: boolean): Promise<void> {
+  const logger = createLogger("gateway", {}, quietLogs);
+  const gateway = await startGateway({ config: readConfigFile(configFile), placementAddress, logger });
+  const stop = async () => {
+    await gateway.stop();
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+/** `modelswap serve`: placement in its own process (which starts the runners) and the gateway in this one. */
+export async function serveCommand(configFile: string, forgeMissing: boolean, quietLogs: boolean): Promise<void> {
+  const logger = createLogger("gateway", {}, quietLogs);
+  const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => process.stderr.write(line + "\n"));
+  const args = [CLI_MAIN, "placement", "-c", configFile, ...(forgeMissing ? ["--forge-missing"] : [])];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const placementAddress = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      if (line.startsWith(READY_PREFIX)) resolve(line.slice(READY_PREFIX.length));
+      else process.stdout.write(line + "\n");
+    });
+    child.once("exit", (code) => reject(new Error(`placement exited with code ${code} before it was ready`)));
+  });
+  const gateway = await startGateway({ config, placementAddress, logger });
+  process.stdout.write(`modelswap serving on ${gateway.address} (placement ${placementAddress}); Ctrl-C stops\n`);
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await gateway.stop();
+    child.kill("SIGTERM");
+    if (child.exitCode === null) await new Promise((resolve) => child.once("exit", resolve));
+    process.exit(code);
+  };
+  child.once("exit", (code) => {
+    if (!stopping) {
+      logger.error("placement_exited", { code });
+      void stop(1);
+    }
+  });
+  process.once("SIGTERM", () => void stop(0));
+  process.once("SIGINT", () => void stop(0));
+}
