@@ -5,7 +5,9 @@ import type { ServerWritableStream } from "@grpc/grpc-js";
  * transport has room, else when it drains (or the call ends).
  */
 export function writeWithBackpressure<T>(call: ServerWritableStream<unknown, T>, message: T): void | Promise<void> {
+  if (call.cancelled || call.destroyed) return;
   if (call.write(message)) return;
+  if (call.cancelled || call.destroyed) return;
   return new Promise<void>((resolve) => {
     const done = () => {
       call.off("drain", done);

@@ -31,6 +31,7 @@ const server = await startServer(env.listen, [
     currentModel: () => runner.currentModel(),
     onStreamStart: () => runner.streamStarted(),
     onStreamEnd: () => runner.streamEnded(),
+    onToken: () => runner.tokenGenerated(),
   }),
 ]);
 dataAddress = server.address;

@@ -12,6 +12,7 @@ export interface RunnerDataDeps {
   currentModel(): LoadedModel | undefined;
   onStreamStart(): void;
   onStreamEnd(): void;
+  onToken(): void;
 }
 
 /** The runner's token stream: one gRPC call = one sequence of the loaded model. */
@@ -27,9 +28,11 @@ export function runnerDataService(deps: RunnerDataDeps) {
     const input = toGenerateInput(request);
     deps.onStreamStart();
     try {
-      const outcome = await model.generate(input, signal, (text, count) =>
-        writeWithBackpressure(call, { event: { $case: "token", value: { text, count } } }),
-      );
+      let reported = 0;
+      const outcome = await model.generate(input, signal, (text, count) => {
+        for (; reported < count; reported++) deps.onToken();
+        return writeWithBackpressure(call, { event: { $case: "token", value: { text, count } } });
+      });
       if (signal.aborted) return;
       call.write({
         event: {

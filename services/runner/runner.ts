@@ -21,6 +21,7 @@ export interface RunnerOptions {
 export class Runner {
   private model: LoadedModel | undefined;
   private inFlight = 0;
+  private tokensGenerated = 0;
   private commands: Promise<void> = Promise.resolve();
   private readonly rss: () => number;
 
@@ -40,6 +41,10 @@ export class Runner {
     this.inFlight--;
   }
 
+  tokenGenerated(): void {
+    this.tokensGenerated++;
+  }
+
   hello(): RunnerEvent {
     return {
       event: {
@@ -57,7 +62,7 @@ export class Runner {
   }
 
   heartbeat(): RunnerEvent {
-    return { event: { $case: "heartbeat", value: { rssBytes: this.rss(), inFlight: this.inFlight } } };
+    return { event: { $case: "heartbeat", value: { rssBytes: this.rss(), inFlight: this.inFlight, tokensGenerated: this.tokensGenerated } } };
   }
 
   private loadedBytes = 0;

@@ -171,6 +171,8 @@ export interface LoadProgress {
 export interface RunnerHeartbeat {
   rssBytes: number;
   inFlight: number;
+  /** Tokens this runner generated since it started, across all streams. */
+  tokensGenerated: number;
 }
 
 export interface EstimateResult {
@@ -2458,7 +2460,7 @@ export const LoadProgress: MessageFns<LoadProgress> = {
 };
 
 function createBaseRunnerHeartbeat(): RunnerHeartbeat {
-  return { rssBytes: 0, inFlight: 0 };
+  return { rssBytes: 0, inFlight: 0, tokensGenerated: 0 };
 }
 
 export const RunnerHeartbeat: MessageFns<RunnerHeartbeat> = {
@@ -2468,6 +2470,9 @@ export const RunnerHeartbeat: MessageFns<RunnerHeartbeat> = {
     }
     if (message.inFlight !== 0) {
       writer.uint32(16).uint32(message.inFlight);
+    }
+    if (message.tokensGenerated !== 0) {
+      writer.uint32(24).uint64(message.tokensGenerated);
     }
     return writer;
   },
@@ -2501,6 +2506,14 @@ export const RunnerHeartbeat: MessageFns<RunnerHeartbeat> = {
             message.inFlight = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tokensGenerated = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2525,6 +2538,11 @@ export const RunnerHeartbeat: MessageFns<RunnerHeartbeat> = {
         : isSet(object.in_flight)
         ? globalThis.Number(object.in_flight)
         : 0,
+      tokensGenerated: isSet(object.tokensGenerated)
+        ? globalThis.Number(object.tokensGenerated)
+        : isSet(object.tokens_generated)
+        ? globalThis.Number(object.tokens_generated)
+        : 0,
     };
   },
 
@@ -2536,6 +2554,9 @@ export const RunnerHeartbeat: MessageFns<RunnerHeartbeat> = {
     if (message.inFlight !== 0) {
       obj.inFlight = Math.round(message.inFlight);
     }
+    if (message.tokensGenerated !== 0) {
+      obj.tokensGenerated = Math.round(message.tokensGenerated);
+    }
     return obj;
   },
 
@@ -2546,6 +2567,7 @@ export const RunnerHeartbeat: MessageFns<RunnerHeartbeat> = {
     const message = createBaseRunnerHeartbeat();
     message.rssBytes = object.rssBytes ?? 0;
     message.inFlight = object.inFlight ?? 0;
+    message.tokensGenerated = object.tokensGenerated ?? 0;
     return message;
   },
 };

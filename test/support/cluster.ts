@@ -1,0 +1,114 @@
+import { credentials, type ServiceError } from "@grpc/grpc-js";
+import { parseConfig } from "../../common/config/parse-config.js";
+import type { Config } from "../../common/config/config-types.js";
+import { createLogger } from "../../common/logger.js";
+import { startGateway, type RunningGateway } from "../../gateway/gateway-server.js";
+import { AdminClient, type ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
+import { InferenceClient, type GenerateRequest, type GenerateResponse, type Done } from "../../gen/modelswap/v1/inference.js";
+import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
+import { startPlacement, type RunningPlacement } from "../../services/placement/placement-server.js";
+
+/** A real gateway + placement (+ runner processes) on loopback, for tests that tell a user's story. */
+export interface TestCluster {
+  config: Config;
+  placement: RunningPlacement;
+  gateway: RunningGateway;
+  inference: InferenceClient;
+  admin: AdminClient;
+  /** Every residency event placement published, in order. */
+  events: ResidencyEvent[];
+  /** Resolves when an event matching `predicate` has been (or is) published. */
+  waitForEvent(predicate: (event: ResidencyEvent) => boolean, timeoutMs?: number): Promise<ResidencyEvent>;
+  runnerEvents: { runnerId: string; event: RunnerEvent }[];
+  stop(): Promise<void>;
+}
+
+export async function startCluster(document: Record<string, unknown>, baseDir = "/"): Promise<TestCluster> {
+  const config = parseConfig({ listen: "127.0.0.1:0", ...document, placement: { listen: "127.0.0.1:0", ...(document.placement as object) } }, baseDir);
+  const logger = createLogger("test", {}, true);
+  const events: ResidencyEvent[] = [];
+  const runnerEvents: { runnerId: string; event: RunnerEvent }[] = [];
+  const waiting = new Set<{ predicate: (event: ResidencyEvent) => boolean; resolve: (event: ResidencyEvent) => void }>();
+  const placement = await startPlacement({
+    config,
+    logger,
+    runnerEnv: { MODELSWAP_LOG: "silent" },
+    onEvent: (event) => {
+      events.push(event);
+      for (const waiter of waiting) {
+        if (!waiter.predicate(event)) continue;
+        waiting.delete(waiter);
+        waiter.resolve(event);
+      }
+    },
+    onRunnerEvent: (runnerId, event) => runnerEvents.push({ runnerId, event }),
+  });
+  const gateway = await startGateway({ config, placementAddress: placement.address, logger });
+  const inference = new InferenceClient(gateway.address, credentials.createInsecure());
+  const admin = new AdminClient(gateway.address, credentials.createInsecure());
+  return {
+    config,
+    placement,
+    gateway,
+    inference,
+    admin,
+    events,
+    runnerEvents,
+    waitForEvent(predicate, timeoutMs = 30_000) {
+      const seen = events.find(predicate);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const entry = { predicate, resolve: (event: ResidencyEvent) => (clearTimeout(timer), resolve(event)) };
+        const timer = setTimeout(() => {
+          waiting.delete(entry);
+          reject(new Error(`no matching residency event within ${timeoutMs} ms; saw: ${events.map((e) => `${e.kind}:${e.model}`).join(", ")}`));
+        }, timeoutMs);
+        waiting.add(entry);
+      });
+    },
+    async stop() {
+      inference.close();
+      admin.close();
+      await gateway.stop();
+      await placement.stop();
+    },
+  };
+}
+
+export interface StreamResult {
+  events: GenerateResponse[];
+  text: string;
+  tokens: number;
+  done: Done | undefined;
+  error: ServiceError | undefined;
+}
+
+export function generateRequest(partial: Partial<GenerateRequest> & { model?: string }): GenerateRequest {
+  return { model: "", prompt: "Once upon a time", maxTokens: 32, task: "", resumable: false, sampling: undefined, ...partial };
+}
+
+/** Runs one Generate to its end and collects what the client saw. */
+export function collect(client: InferenceClient, request: GenerateRequest, options: { deadline?: Date; onEvent?: (event: GenerateResponse, call: { cancel(): void }) => void } = {}): Promise<StreamResult> {
+  const call = client.generate(request, options.deadline ? { deadline: options.deadline } : {});
+  const result: StreamResult = { events: [], text: "", tokens: 0, done: undefined, error: undefined };
+  return new Promise((resolve) => {
+    call.on("data", (message: GenerateResponse) => {
+      result.events.push(message);
+      if (message.event?.$case === "token") {
+        result.text += message.event.value.text;
+        result.tokens++;
+      }
+      if (message.event?.$case === "done") result.done = message.event.value;
+      options.onEvent?.(message, call);
+    });
+    call.on("error", (error: ServiceError) => {
+      result.error = error;
+      resolve(result);
+    });
+    call.on("end", () => resolve(result));
+  });
+}
+
+export function unary<Res>(invoke: (callback: (error: ServiceError | null, response: Res) => void) => void): Promise<Res> {
+  return new Promise((resolve, reject) => invoke((error, response) => (error ? reject(error) : resolve(response))));
+}

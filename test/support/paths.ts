@@ -1,0 +1,12 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The project root (tests run from dist/test/...). */
+export const projectRoot = (() => {
+  let directory = path.dirname(fileURLToPath(import.meta.url));
+  while (path.basename(directory) !== "dist") directory = path.dirname(directory);
+  return path.dirname(directory);
+})();
+
+/** The real trained tiny model that CI lays beside the clone. */
+export const storiesModel = path.resolve(projectRoot, "../shared/models/stories260K.gguf");
