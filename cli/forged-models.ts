@@ -3,6 +3,7 @@ import path from "node:path";
 import type { Config } from "../common/config/config-types.js";
 import { forgeModel } from "../forge/forge-model.js";
 
+/** Stand-in size when the model sets no forge_size. */
 const FORGED_SIZE_BYTES = 20_000_000;
 
 /** Where a model whose file is missing is forged (random weights) by `serve --forge-missing`. */
@@ -20,8 +21,9 @@ export async function substituteForgedModels(config: Config, forge: boolean, log
     }
     const standIn = forgedPath(config, model.name);
     if (!existsSync(standIn) && forge) {
-      log(`model file ${model.path} is missing: forging a ${FORGED_SIZE_BYTES / 1e6} MB random-weight stand-in at ${standIn}`);
-      await forgeModel({ sizeBytes: FORGED_SIZE_BYTES, outPath: standIn, weightType: "q8_0" });
+      const sizeBytes = model.forgeSizeBytes ?? FORGED_SIZE_BYTES;
+      log(`model file ${model.path} is missing: forging a ${Math.round(sizeBytes / 1e6)} MB random-weight stand-in at ${standIn}`);
+      await forgeModel({ sizeBytes, outPath: standIn, weightType: "q8_0" });
     }
     models.push(existsSync(standIn) ? { ...model, path: standIn } : model);
   }

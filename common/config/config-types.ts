@@ -32,6 +32,8 @@ export interface ModelConfig {
   allowOvercommit: boolean;
   replicas: { min: number; max: number };
   sampling: SamplingDefaults;
+  /** Size of the random-weight stand-in that `serve --forge-missing` writes when the file is absent. */
+  forgeSizeBytes: number | undefined;
 }
 
 export interface PlacementConfig {

@@ -43,7 +43,7 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   const model = object(raw, at);
   knownKeys(model, `${at}.`, [
     "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "pin", "preload", "ttl",
-    "priority", "allow_overcommit", "replicas", "sampling",
+    "priority", "allow_overcommit", "replicas", "sampling", "forge_size",
   ]);
   const name = string(model.name, `${at}.name`);
   if (!NAME_PATTERN.test(name)) throw new ConfigError(`${at}.name must be 1-64 letters, digits, '.', '_', ':' or '-' (got "${name}")`);
@@ -72,6 +72,7 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
     allowOvercommit: bool(model.allow_overcommit ?? false, `${at}.allow_overcommit`),
     replicas: { min, max },
     sampling: parseSampling(model.sampling ?? defaults.sampling, `${at}.sampling`),
+    forgeSizeBytes: model.forge_size === undefined ? undefined : size(model.forge_size, `${at}.forge_size`),
   };
 }
 
@@ -134,6 +135,16 @@ function parseTelemetry(raw: unknown) {
   return { metricsPort: nonNegativeInt(telemetry.metrics_port ?? 0, "telemetry.metrics_port") };
 }
 
+function size(raw: unknown, at: string): number {
+  try {
+    const bytes = parseSize(typeof raw === "number" ? String(raw) : string(raw, at));
+    if (bytes > 0) return bytes;
+  } catch {
+    // reported below with the field path
+  }
+  throw new ConfigError(`${at} must be a size like 200MB or 1.5GiB (got ${JSON.stringify(raw)})`);
+}
+
 function parseBudget(raw: unknown, at: string): Budget {
   if (typeof raw === "string" && raw.trim().endsWith("%")) {
     const percent = Number(raw.trim().slice(0, -1));
@@ -143,11 +154,8 @@ function parseBudget(raw: unknown, at: string): Budget {
     return { kind: "fraction-of-available", fraction: percent / 100 };
   }
   try {
-    const bytes = parseSize(typeof raw === "number" ? String(raw) : string(raw, at));
-    if (bytes <= 0) throw new Error("must be positive");
-    return { kind: "bytes", bytes };
-  } catch (error) {
-    if (error instanceof ConfigError) throw error;
+    return { kind: "bytes", bytes: size(raw, at) };
+  } catch {
     throw new ConfigError(`${at} must be a size like 5GiB or a percentage of available memory like 80% (got ${JSON.stringify(raw)})`);
   }
 }

@@ -319,9 +319,15 @@ export class PlacementCore {
   }
 
   private grantLeases(now: number): void {
+    // A request for a cold model that waited past the fairness bound becomes a barrier:
+    // requests queued behind it get no new streams, so busy models drain and can be evicted.
+    let barrier = false;
     for (const waiter of [...this.queue]) {
       const model = this.models.get(waiter.model)!;
-      const ready = this.replicasOf(waiter.model).filter((runner) => runner.state === "ready");
+      const replicas = this.replicasOf(waiter.model);
+      const ready = replicas.filter((runner) => runner.state === "ready");
+      if (barrier) continue;
+      if (replicas.length === 0 && now - waiter.enqueuedMs >= this.settings.fairnessMs) barrier = true;
       if (waiter.kind === "load") {
         if (ready.length === 0) continue;
         this.removeWaiter(waiter);

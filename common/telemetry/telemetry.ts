@@ -1,0 +1,176 @@
+import { diag, DiagLogLevel, trace, type Attributes, type DiagLogger } from "@opentelemetry/api";
+import { setGlobalErrorHandler } from "@opentelemetry/core";
+import { OTLPTraceExporter as OtlpGrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
+import { OTLPTraceExporter as OtlpProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
+import { NodeSDK } from "@opentelemetry/sdk-node";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  NoopSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+  type SpanExporter,
+} from "@opentelemetry/sdk-trace-base";
+import { createLogger, setLogEnricher, type Logger } from "../logger.js";
+import { readTelemetryEnv, type TelemetryEnv } from "./telemetry-env.js";
+
+export type ServiceRole = "gateway" | "placement" | "runner";
+
+export interface TelemetryOptions {
+  /** The process's role; the OTel service.name is `modelswap-<role>`. */
+  role: ServiceRole;
+  logger?: Logger;
+  /** Serve Prometheus /metrics on host:port (port 0 or undefined: no endpoint). */
+  metrics?: { host: string; port: number };
+  /** Extra resource attributes (e.g. the runner id). */
+  resourceAttributes?: Attributes;
+  /** Defaults to readTelemetryEnv(). */
+  env?: TelemetryEnv;
+}
+
+export interface Telemetry {
+  /** Whether spans leave the process (an OTLP endpoint is set). */
+  exportingTraces: boolean;
+  /** http://host:port/metrics when a metrics endpoint was asked for. */
+  metricsUrl: string | undefined;
+}
+
+let sdk: NodeSDK | undefined;
+let shuttingDown: Promise<void> | undefined;
+
+/**
+ * Starts the OpenTelemetry SDK for this process: a tracer provider with a batch span
+ * processor exporting OTLP when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (a no-op
+ * processor otherwise, so trace context still flows and logs still carry trace ids),
+ * W3C trace-context propagation, and the Prometheus /metrics endpoint when asked.
+ * Call once, before serving; shutdownTelemetry() flushes.
+ */
+export function startTelemetry(options: TelemetryOptions): Telemetry {
+  const env = options.env ?? readTelemetryEnv();
+  const logger = options.logger ?? createLogger(options.role);
+  if (sdk || env.disabled) return { exportingTraces: false, metricsUrl: undefined };
+
+  diag.setLogger(diagLogger(logger), env.sdkLogLevel ? diagLevel(env.sdkLogLevel) : DiagLogLevel.NONE);
+  let warned = false;
+  setGlobalErrorHandler((error) => {
+    // One line, not one per failed batch: a collector that is down must not flood the logs.
+    if (warned) return;
+    warned = true;
+    logger.warn("telemetry_export_failed", { endpoint: env.tracesEndpoint, error: error instanceof Error ? error.message : String(error) });
+  });
+
+  const exporter = env.tracesEndpoint && !env.tracesExporterNone ? traceExporter(env) : undefined;
+  const spanProcessor = exporter ? new BatchSpanProcessor(exporter, env.batch) : new NoopSpanProcessor();
+
+  const port = options.metrics?.port ?? 0;
+  const host = options.metrics?.host ?? "127.0.0.1";
+  const metricReaders =
+    port > 0
+      ? [
+          new PrometheusExporter({ host, port, endpoint: "/metrics", withoutScopeInfo: true }, (error) => {
+            if (error) logger.error("metrics_listen_failed", { host, port, error });
+          }),
+        ]
+      : [];
+
+  sdk = new NodeSDK({
+    serviceName: `modelswap-${options.role}`,
+    resource: defaultResource().merge(resourceFromAttributes({ "service.namespace": "modelswap", ...options.resourceAttributes })),
+    spanProcessors: [spanProcessor],
+    sampler: sampler(env),
+    metricReaders,
+    logRecordProcessors: [],
+    instrumentations: [],
+  });
+  sdk.start();
+
+  setLogEnricher(() => {
+    const span = trace.getActiveSpan();
+    if (!span) return {};
+    const context = span.spanContext();
+    return trace.isSpanContextValid(context) ? { traceId: context.traceId, spanId: context.spanId } : {};
+  });
+  const metricsUrl = port > 0 ? `http://${host.includes(":") ? `[${host}]` : host}:${port}/metrics` : undefined;
+  logger.info("telemetry_started", { traces: exporter ? env.tracesEndpoint : "not exported", protocol: exporter ? env.protocol : undefined, metrics: metricsUrl ?? "off" });
+  return { exportingTraces: exporter !== undefined, metricsUrl };
+}
+
+/** Flushes pending spans and stops the SDK (and the /metrics server); at most `timeoutMs`. Safe to call more than once. */
+export function shutdownTelemetry(timeoutMs = 3000): Promise<void> {
+  if (!sdk) return Promise.resolve();
+  shuttingDown ??= new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    sdk!.shutdown().then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
+  return shuttingDown;
+}
+
+/** process.exit after the batch span processor has flushed (a plain exit loses the last spans). */
+export async function exitAfterFlush(code: number): Promise<never> {
+  await shutdownTelemetry();
+  process.exit(code);
+}
+
+function traceExporter(env: TelemetryEnv): SpanExporter {
+  const endpoint = env.tracesEndpoint!;
+  if (env.protocol === "grpc") return new OtlpGrpcTraceExporter({ url: endpoint, timeoutMillis: env.batch.exportTimeoutMillis });
+  // http/protobuf: the generic endpoint gets the signal path appended (OTLP spec); a traces-specific one is used as is.
+  const url = env.tracesEndpointIsSignalSpecific ? endpoint : `${endpoint.replace(/\/+$/, "")}/v1/traces`;
+  return new OtlpProtoTraceExporter({ url, timeoutMillis: env.batch.exportTimeoutMillis });
+}
+
+function sampler(env: TelemetryEnv): Sampler {
+  switch (env.sampler) {
+    case "always_on":
+      return new AlwaysOnSampler();
+    case "always_off":
+      return new AlwaysOffSampler();
+    case "traceidratio":
+      return new TraceIdRatioBasedSampler(env.samplerRatio);
+    case "parentbased_always_off":
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case "parentbased_traceidratio":
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(env.samplerRatio) });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+function diagLevel(name: string): DiagLogLevel {
+  const levels: Record<string, DiagLogLevel> = {
+    none: DiagLogLevel.NONE,
+    error: DiagLogLevel.ERROR,
+    warn: DiagLogLevel.WARN,
+    info: DiagLogLevel.INFO,
+    debug: DiagLogLevel.DEBUG,
+    verbose: DiagLogLevel.VERBOSE,
+    all: DiagLogLevel.ALL,
+  };
+  return levels[name.toLowerCase()] ?? DiagLogLevel.WARN;
+}
+
+function diagLogger(logger: Logger): DiagLogger {
+  const line = (write: (event: string, fields: Record<string, unknown>) => void) => (message: string, ...args: unknown[]) =>
+    write("otel_sdk", { message, ...(args.length > 0 ? { args } : {}) });
+  return {
+    error: line(logger.error),
+    warn: line(logger.warn),
+    info: line(logger.info),
+    debug: line(logger.info),
+    verbose: line(logger.info),
+  };
+}

@@ -1,0 +1,244 @@
+import { status } from "@grpc/grpc-js";
+import assert from "node:assert/strict";
+import { MiB, modelConfig, PlacementHarness } from "./placement-harness.js";
+
+const loadsOf = (harness: PlacementHarness) =>
+  harness.commands.filter((entry) => entry.command.command?.$case === "load").map((entry) => (entry.command.command as { value: { model: string } }).value.model);
+
+/** Three 150 MiB models under a 500 MiB budget with 50 MiB runners: two fit at once. */
+function threeModels(settings = {}) {
+  const harness = new PlacementHarness([modelConfig("a"), modelConfig("b"), modelConfig("c"), modelConfig("huge")], settings);
+  for (const name of ["a", "b", "c"]) harness.sizes.set(name, 150 * MiB);
+  harness.sizes.set("huge", 900 * MiB);
+  return harness.start();
+}
+
+describe("placement core (state machine, fake runners, injected clock)", () => {
+  describe("a request for a cold model", () => {
+    it("is queued, loads the model in a spare runner, then gets a lease with load timings", () => {
+      // arrange
+      const harness = threeModels();
+      harness.autoFinishLoads = false;
+      // act
+      const waiting = harness.request("w1", "a");
+      // assert
+      assert.deepEqual(waiting.queued, [1]);
+      assert.equal(waiting.lease, undefined);
+      assert.deepEqual(waiting.loading, [0]);
+      harness.advance(200).finishLoads();
+      assert.equal(harness.outcome("w1").lease?.model, "a");
+      assert.equal(harness.outcome("w1").lease?.loadMs, 200);
+      assert.deepEqual(harness.kinds("loaded"), ["a"]);
+    });
+
+    it("shares one load among concurrent requests for the same model", () => {
+      const harness = threeModels();
+      harness.autoFinishLoads = false;
+      const outcomes = ["w1", "w2", "w3"].map((id) => harness.request(id, "a"));
+      harness.finishLoads();
+      assert.deepEqual(loadsOf(harness), ["a"]);
+      // two sequences: two leases at once, the third waits for a free slot
+      assert.equal(outcomes.filter((outcome) => outcome.lease).length, 2);
+      harness.release("w1");
+      assert.ok(outcomes[2]!.lease, "third request served when a sequence frees");
+    });
+
+    it("resolves aliases and answers unknown names with NOT_FOUND listing the catalog", () => {
+      const harness = new PlacementHarness([modelConfig("stories", { aliases: ["tiny"] })]).start();
+      assert.equal(harness.request("w1", "tiny").lease?.model, "stories");
+      const unknown = harness.request("w2", "gpt-9");
+      assert.equal(unknown.error?.code, status.NOT_FOUND);
+      assert.match(unknown.error!.message, /known models: stories/);
+    });
+  });
+
+  describe("swapping under the budget", () => {
+    it("evicts the least recently used idle model to make room", () => {
+      const harness = threeModels();
+      harness.request("w1", "a");
+      harness.advance(10).release("w1");
+      harness.request("w2", "b");
+      harness.advance(10).release("w2");
+      // act
+      const third = harness.request("w3", "c");
+      // assert
+      assert.equal(third.lease?.model, "c");
+      assert.deepEqual(harness.kinds("evicted"), ["a"]);
+      assert.match(harness.events.find((event) => event.kind === "evicted")!.reason, /evicted by lru for c/);
+    });
+
+    it("never evicts a model with a stream in flight, and waits for it instead", () => {
+      const harness = threeModels();
+      harness.request("w1", "a"); // a keeps its lease
+      harness.advance(10);
+      harness.request("w2", "b"); // b keeps its lease too
+      // act
+      const third = harness.request("w3", "c");
+      // assert: nothing can be evicted; c waits
+      assert.equal(third.lease, undefined);
+      assert.deepEqual(harness.kinds("evicted"), []);
+      assert.ok(harness.prefetched.includes("/models/c.gguf"), "c is read into page cache while it waits");
+      harness.release("w2");
+      assert.deepEqual(harness.kinds("evicted"), ["b"]);
+      assert.equal(harness.outcome("w3").lease?.model, "c");
+    });
+
+    it("never evicts a pinned model", () => {
+      const harness = new PlacementHarness([modelConfig("a", { pin: true }), modelConfig("b"), modelConfig("c")]);
+      for (const name of ["a", "b", "c"]) harness.sizes.set(name, 150 * MiB);
+      harness.start();
+      harness.request("w1", "b");
+      harness.advance(10).release("w1");
+      harness.advance(10);
+      const third = harness.request("w2", "c");
+      assert.equal(third.lease?.model, "c");
+      assert.deepEqual(harness.kinds("evicted"), ["b"], "pinned a was loaded at start and kept");
+    });
+
+    it("keeps the committed bytes within the budget at every step", () => {
+      const harness = threeModels();
+      const order = ["a", "b", "c", "a", "c", "b", "a", "b", "c", "c", "a"];
+      order.forEach((model, index) => {
+        const outcome = harness.request(`w${index}`, model);
+        assert.ok(outcome.lease, `request ${index} for ${model} served`);
+        const status = harness.core.status();
+        const runnersBytes = status.runners.length * 50 * MiB + status.residentBytes;
+        assert.ok(runnersBytes <= 500 * MiB, `step ${index}: ${runnersBytes / MiB} MiB committed`);
+        harness.advance(5).release(`w${index}`);
+      });
+    });
+
+    it("refuses a model larger than the whole budget at once with FAILED_PRECONDITION", () => {
+      const harness = threeModels();
+      const outcome = harness.request("w1", "huge");
+      assert.equal(outcome.error?.code, status.FAILED_PRECONDITION);
+      assert.match(outcome.error!.message, /needs about 900\.0 MiB but the memory budget is 500\.0 MiB/);
+      const again = harness.request("w2", "huge");
+      assert.equal(again.error?.code, status.FAILED_PRECONDITION, "known size: refused before queueing");
+      assert.equal(harness.request("w3", "a").lease?.model, "a", "nothing else disturbed");
+    });
+
+    it("serves a model larger than the budget when it is marked allow_overcommit", () => {
+      const harness = new PlacementHarness([modelConfig("huge", { allowOvercommit: true })]);
+      harness.sizes.set("huge", 900 * MiB);
+      harness.start();
+      assert.equal(harness.request("w1", "huge").lease?.model, "huge");
+    });
+  });
+
+  describe("the wait queue", () => {
+    it("fails a request whose deadline passes while it waits, with DEADLINE_EXCEEDED", () => {
+      const harness = threeModels();
+      harness.request("w1", "a");
+      harness.request("w2", "b");
+      const waiting = harness.request("w3", "c", harness.now + 1_000);
+      harness.advance(1_001);
+      assert.equal(waiting.error?.code, status.DEADLINE_EXCEEDED);
+      assert.match(waiting.error!.message, /waited 1001 ms for model "c"/);
+    });
+
+    it("answers RESOURCE_EXHAUSTED with a retry hint when full", () => {
+      const harness = threeModels({ queueMax: 2 });
+      harness.request("w1", "a");
+      harness.request("w2", "b");
+      harness.request("w3", "c");
+      harness.request("w4", "c");
+      const refused = harness.request("w5", "c");
+      assert.equal(refused.error?.code, status.RESOURCE_EXHAUSTED);
+      assert.ok(refused.error!.retryAfterSeconds! > 0);
+    });
+
+    it("tells each waiter its position as the queue moves", () => {
+      const harness = threeModels();
+      harness.request("w1", "a");
+      harness.request("w2", "b");
+      const first = harness.request("w3", "c");
+      const second = harness.request("w4", "c");
+      assert.deepEqual(first.queued, [1]);
+      assert.deepEqual(second.queued, [2]);
+    });
+
+    it("stops admitting new streams to a busy model once a cold request waited past the fairness bound", () => {
+      // arrange: a and b busy; c waits; a keeps getting new requests
+      const harness = threeModels({ fairnessMs: 5_000 });
+      harness.request("a1", "a");
+      harness.request("b1", "b");
+      const cold = harness.request("c1", "c");
+      harness.advance(6_000);
+      // act: a new request for a arrives behind the starving one while a's stream ends
+      harness.request("a2", "a");
+      harness.release("a1");
+      // assert: a is drained and evicted for c instead of serving a2 first
+      assert.equal(cold.lease?.model, "c");
+      assert.deepEqual(harness.kinds("evicted"), ["a"]);
+    });
+  });
+
+  describe("idle TTL", () => {
+    it("unloads a model idle for its ttl, and not before", () => {
+      const harness = new PlacementHarness([modelConfig("a", { ttlMs: 300_000 })]).start();
+      harness.request("w1", "a");
+      harness.release("w1");
+      harness.advance(299_000);
+      assert.deepEqual(harness.kinds("unloaded"), []);
+      harness.advance(1_000);
+      assert.deepEqual(harness.kinds("unloaded"), ["a"]);
+      assert.equal(harness.events.find((event) => event.kind === "unloaded")!.reason, "idle ttl");
+    });
+  });
+
+  describe("runner crashes", () => {
+    it("drops the crashed runner's memory and leases, and reloads on the next request", () => {
+      const harness = threeModels();
+      harness.request("w1", "a");
+      const runner = harness.runnerOf("a")!;
+      harness.crash(runner);
+      assert.equal(harness.core.status().runners.some((entry) => entry.id === runner), false);
+      assert.equal(harness.core.status().residentBytes, 0);
+      harness.advance(1_000);
+      const again = harness.request("w2", "a");
+      assert.ok(again.lease && again.lease.runnerId !== runner);
+    });
+
+    it("gives up with UNAVAILABLE after runners crash three times loading a model", () => {
+      const harness = threeModels();
+      harness.autoFinishLoads = false;
+      const waiting = harness.request("w1", "a");
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const loading = harness.core.status().runners.find((runner) => runner.state === "loading");
+        assert.ok(loading, `attempt ${attempt} is loading`);
+        harness.crash(loading.id);
+        harness.advance(2_000); // past the spawn backoff
+      }
+      assert.equal(waiting.error?.code, status.UNAVAILABLE);
+    });
+
+    it("fails the waiters of a model whose file cannot be loaded, with the reason", () => {
+      const harness = threeModels();
+      harness.autoFinishLoads = false;
+      const waiting = harness.request("w1", "a");
+      const loading = harness.core.status().runners.find((runner) => runner.state === "loading")!;
+      harness.core.runnerLoadFailed(loading.id, "a", "invalid magic");
+      harness.settle();
+      assert.equal(waiting.error?.code, status.FAILED_PRECONDITION);
+      assert.match(waiting.error!.message, /failed to load: invalid magic/);
+    });
+  });
+
+  describe("admin", () => {
+    it("unloads a model only after its streams end", () => {
+      const harness = threeModels();
+      harness.request("w1", "a");
+      harness.core.unload("a");
+      harness.settle();
+      assert.deepEqual(harness.kinds("unloaded"), []);
+      harness.release("w1");
+      assert.deepEqual(harness.kinds("unloaded"), ["a"]);
+    });
+
+    it("preloads models marked preload at start", () => {
+      const harness = new PlacementHarness([modelConfig("a", { preload: true }), modelConfig("b")]).start();
+      assert.deepEqual(harness.kinds("loaded"), ["a"]);
+    });
+  });
+});

@@ -1,0 +1,198 @@
+import type { ModelConfig } from "../../common/config/config-types.js";
+import type { ModelswapError } from "../../common/errors.js";
+import type { ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
+import type { Lease } from "../../gen/modelswap/v1/placement.js";
+import type { RunnerCommand } from "../../gen/modelswap/v1/runner.js";
+import { PlacementCore } from "../../services/placement/placement-core.js";
+import type { PlacementEffects, PlacementSettings } from "../../services/placement/placement-types.js";
+
+export const MiB = 1024 * 1024;
+export const RUNNER_BASE = 50 * MiB;
+
+export function modelConfig(name: string, overrides: Partial<ModelConfig> = {}): ModelConfig {
+  return {
+    name,
+    path: `/models/${name}.gguf`,
+    aliases: [],
+    tasks: [],
+    contextSize: 512,
+    threads: 1,
+    sequences: 2,
+    gpu: "cpu",
+    pin: false,
+    preload: false,
+    ttlMs: undefined,
+    priority: 0,
+    allowOvercommit: false,
+    replicas: { min: 1, max: 1 },
+    sampling: { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1.1 },
+    forgeSizeBytes: undefined,
+    ...overrides,
+  };
+}
+
+export interface Outcome {
+  lease?: Lease;
+  loaded?: boolean;
+  error?: ModelswapError;
+  queued: number[];
+  loading: number[];
+}
+
+/**
+ * Drives PlacementCore with a fake clock and fake runners. Runner replies are queued
+ * and delivered by settle(), never from inside an effect, as the real gRPC layer does.
+ */
+export class PlacementHarness {
+  now = 1_000_000;
+  readonly core: PlacementCore;
+  readonly outcomes = new Map<string, Outcome>();
+  readonly events: ResidencyEvent[] = [];
+  readonly commands: { runnerId: string; command: RunnerCommand }[] = [];
+  readonly spawned: string[] = [];
+  readonly killed: string[] = [];
+  readonly prefetched: string[] = [];
+  /** Model sizes the fake runners "measure" and "estimate". */
+  readonly sizes = new Map<string, number>();
+  /** When false, loads stay in progress until finishLoads() is called. */
+  autoFinishLoads = true;
+  private readonly pending: (() => void)[] = [];
+  private readonly inFlightLoads: { runnerId: string; model: string }[] = [];
+  private readonly connected = new Set<string>();
+
+  constructor(models: ModelConfig[], settings: Partial<PlacementSettings> = {}) {
+    const effects: PlacementEffects = {
+      spawnRunner: (runnerId) => {
+        this.spawned.push(runnerId);
+        this.pending.push(() => {
+          this.connected.add(runnerId);
+          this.core.runnerConnected({ runnerId, pid: 100 + this.spawned.length, address: `fake:${runnerId}`, loadedModel: "", rssBytes: RUNNER_BASE, loadedModelBytes: 0 });
+        });
+      },
+      sendToRunner: (runnerId, command) => {
+        this.commands.push({ runnerId, command });
+        this.pending.push(() => this.reply(runnerId, command));
+      },
+      killRunner: (runnerId) => {
+        this.killed.push(runnerId);
+        this.pending.push(() => this.core.runnerExited(runnerId, null));
+      },
+      grant: (waiterId, lease) => (this.outcome(waiterId).lease = lease),
+      loadDone: (waiterId) => (this.outcome(waiterId).loaded = true),
+      notifyQueued: (waiterId, _model, position) => this.outcome(waiterId).queued.push(position),
+      notifyLoading: (waiterId, _model, progress) => this.outcome(waiterId).loading.push(progress),
+      reject: (waiterId, error) => (this.outcome(waiterId).error = error),
+      publish: (event) => this.events.push(event),
+      prefetch: (path) => this.prefetched.push(path),
+      learned: () => undefined,
+    };
+    this.core = new PlacementCore(
+      models.map((config) => ({ config, fileBytes: 1, fileMtimeMs: 1 })),
+      {
+        budgetBytes: 500 * MiB,
+        policyName: "lru",
+        spareRunners: 1,
+        queueMax: 16,
+        queueTimeoutMs: 60_000,
+        minResidencyMs: 0,
+        fairnessMs: 10_000,
+        prefetch: true,
+        runnerBaseBytesGuess: RUNNER_BASE,
+        maxLoadAttempts: 3,
+        ...settings,
+      },
+      { now: () => this.now },
+      effects,
+    );
+  }
+
+  outcome(waiterId: string): Outcome {
+    let outcome = this.outcomes.get(waiterId);
+    if (!outcome) {
+      outcome = { queued: [], loading: [] };
+      this.outcomes.set(waiterId, outcome);
+    }
+    return outcome;
+  }
+
+  /** Delivers every queued runner reply (and the replies they cause). */
+  settle(): this {
+    for (let guard = 0; this.pending.length > 0; guard++) {
+      if (guard > 10_000) throw new Error("placement did not settle");
+      this.pending.shift()!();
+    }
+    return this;
+  }
+
+  start(): this {
+    this.core.start();
+    return this.settle();
+  }
+
+  request(waiterId: string, model: string, deadlineMs = Number.POSITIVE_INFINITY): Outcome {
+    try {
+      this.core.request(waiterId, model, "lease", deadlineMs);
+    } catch (error) {
+      this.outcome(waiterId).error = error as ModelswapError;
+    }
+    this.settle();
+    return this.outcome(waiterId);
+  }
+
+  release(waiterId: string): this {
+    const lease = this.outcome(waiterId).lease;
+    if (!lease) throw new Error(`${waiterId} holds no lease`);
+    this.core.release(lease.leaseId);
+    return this.settle();
+  }
+
+  advance(ms: number): this {
+    this.now += ms;
+    this.core.tick();
+    return this.settle();
+  }
+
+  finishLoads(): this {
+    for (const load of this.inFlightLoads.splice(0)) this.pending.push(() => this.finishLoad(load.runnerId, load.model));
+    return this.settle();
+  }
+
+  crash(runnerId: string): this {
+    this.core.runnerExited(runnerId, 139);
+    return this.settle();
+  }
+
+  runnerOf(model: string): string | undefined {
+    return this.core.status().runners.find((runner) => runner.model === model && runner.state === "ready")?.id;
+  }
+
+  kinds(kind: string): string[] {
+    return this.events.filter((event) => event.kind === kind).map((event) => event.model);
+  }
+
+  private reply(runnerId: string, command: RunnerCommand): void {
+    if (!this.connected.has(runnerId)) return;
+    const c = command.command;
+    switch (c?.$case) {
+      case "estimate":
+        this.core.runnerEstimate(c.value.requestId, this.sizes.get(c.value.requestId) ?? 100 * MiB, "");
+        return;
+      case "load":
+        if (this.autoFinishLoads) this.finishLoad(runnerId, c.value.model);
+        else this.inFlightLoads.push({ runnerId, model: c.value.model });
+        return;
+      case "unload":
+        this.core.runnerUnloaded(runnerId, RUNNER_BASE);
+        return;
+      case "shutdown":
+        this.connected.delete(runnerId);
+        this.core.runnerExited(runnerId, 0);
+        return;
+    }
+  }
+
+  private finishLoad(runnerId: string, model: string): void {
+    const bytes = this.sizes.get(model) ?? 100 * MiB;
+    this.core.runnerLoaded(runnerId, { model, measuredBytes: bytes, rssBytes: RUNNER_BASE + bytes, loadMs: 200, modelLoadMs: 150, contextMs: 40, warmUpMs: 10, fileBytes: bytes });
+  }
+}
