@@ -3,6 +3,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { readConfigFile } from "../common/config/read-config-file.js";
 import { createLogger } from "../common/logger.js";
+import { exitAfterFlush, metricsEndpoint, startTelemetry } from "../common/telemetry/telemetry.js";
 import { startGateway } from "../gateway/gateway-server.js";
 import { startPlacement } from "../services/placement/placement-server.js";
 import { substituteForgedModels } from "./forged-models.js";
@@ -14,11 +15,13 @@ const READY_PREFIX = "modelswap-placement-ready ";
 export async function placementCommand(configFile: string, forgeMissing: boolean, quietLogs: boolean): Promise<void> {
   const logger = createLogger("placement", {}, quietLogs);
   const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => logger.info("forge", { line }));
+  // OTEL_* from the environment; runners inherit it. /metrics on telemetry.metrics_port.
+  startTelemetry({ role: "placement", logger, metrics: metricsEndpoint(config.telemetry, "placement") });
   const placement = await startPlacement({ config, logger });
   process.stdout.write(`${READY_PREFIX}${placement.address}\n`);
   const stop = async () => {
     await placement.stop();
-    process.exit(0);
+    await exitAfterFlush(0);
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
@@ -27,10 +30,12 @@ export async function placementCommand(configFile: string, forgeMissing: boolean
 /** `modelswap gateway`: the public front door, pointed at a running placement. */
 export async function gatewayCommand(configFile: string, placementAddress: string, quietLogs: boolean): Promise<void> {
   const logger = createLogger("gateway", {}, quietLogs);
-  const gateway = await startGateway({ config: readConfigFile(configFile), placementAddress, logger });
+  const config = readConfigFile(configFile);
+  startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
+  const gateway = await startGateway({ config, placementAddress, logger });
   const stop = async () => {
     await gateway.stop();
-    process.exit(0);
+    await exitAfterFlush(0);
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
@@ -40,6 +45,8 @@ export async function gatewayCommand(configFile: string, placementAddress: strin
 export async function serveCommand(configFile: string, forgeMissing: boolean, quietLogs: boolean): Promise<void> {
   const logger = createLogger("gateway", {}, quietLogs);
   const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => process.stderr.write(line + "\n"));
+  // The gateway's telemetry (/metrics on metrics_port + 1); placement, a child with this environment, starts its own.
+  startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
   const args = [CLI_MAIN, "placement", "-c", configFile, ...(forgeMissing ? ["--forge-missing"] : [])];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   const placementAddress = await new Promise<string>((resolve, reject) => {
@@ -59,7 +66,7 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, qu
     await gateway.stop();
     child.kill("SIGTERM");
     if (child.exitCode === null) await new Promise((resolve) => child.once("exit", resolve));
-    process.exit(code);
+    await exitAfterFlush(code);
   };
   child.once("exit", (code) => {
     if (!stopping) {

@@ -51,8 +51,14 @@ export interface PlacementConfig {
 }
 
 export interface TelemetryConfig {
-  /** Port of the Prometheus /metrics endpoint per process; 0 disables. */
+  /**
+   * Port of the Prometheus /metrics endpoint per process; 0 disables. Placement serves
+   * on metrics_port, the gateway (`serve`, `gateway`) on metrics_port + 1; runners have
+   * none (placement exports their RSS).
+   */
   metricsPort: number;
+  /** Interface the /metrics endpoints bind (telemetry.metrics_host, default 127.0.0.1; 0.0.0.0 in containers). */
+  metricsHost: string;
 }
 
 export interface Config {

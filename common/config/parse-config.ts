@@ -131,8 +131,14 @@ function parseRoutes(raw: unknown, models: ModelConfig[]): Record<string, string
 
 function parseTelemetry(raw: unknown) {
   const telemetry = raw === undefined ? {} : object(raw, "telemetry");
-  knownKeys(telemetry, "telemetry.", ["metrics_port"]);
-  return { metricsPort: nonNegativeInt(telemetry.metrics_port ?? 0, "telemetry.metrics_port") };
+  knownKeys(telemetry, "telemetry.", ["metrics_port", "metrics_host"]);
+  const metricsPort = nonNegativeInt(telemetry.metrics_port ?? 0, "telemetry.metrics_port");
+  if (metricsPort > 65534) throw new ConfigError(`telemetry.metrics_port must be at most 65534: the gateway uses metrics_port + 1 (got ${metricsPort})`);
+  const metricsHost = string(telemetry.metrics_host ?? "127.0.0.1", "telemetry.metrics_host");
+  if (!/^(\[[0-9a-fA-F:]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:]*|[A-Za-z0-9.-]+)$/.test(metricsHost)) {
+    throw new ConfigError(`telemetry.metrics_host must be a host name or IP address like 127.0.0.1 or 0.0.0.0 (got "${metricsHost}")`);
+  }
+  return { metricsPort, metricsHost: metricsHost.replace(/^\[(.*)\]$/, "$1") };
 }
 
 function size(raw: unknown, at: string): number {

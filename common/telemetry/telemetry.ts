@@ -99,6 +99,12 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   return { exportingTraces: exporter !== undefined, metricsUrl };
 }
 
+/** The /metrics endpoint of a role: placement on telemetry.metrics_port, the gateway on metrics_port + 1 (0 = none). */
+export function metricsEndpoint(telemetry: { metricsPort: number; metricsHost: string }, role: "gateway" | "placement"): { host: string; port: number } {
+  if (telemetry.metricsPort <= 0) return { host: telemetry.metricsHost, port: 0 };
+  return { host: telemetry.metricsHost, port: telemetry.metricsPort + (role === "gateway" ? 1 : 0) };
+}
+
 /** Flushes pending spans and stops the SDK (and the /metrics server); at most `timeoutMs`. Safe to call more than once. */
 export function shutdownTelemetry(timeoutMs = 3000): Promise<void> {
   if (!sdk) return Promise.resolve();

@@ -226,6 +226,7 @@ export class PlacementCore {
       this.stopRunner(runner, true);
     } else {
       runner.state = "spare";
+      runner.baseBytes = rssBytes; // what it really holds now, retained heap included
     }
     this.reconcile();
   }
@@ -262,6 +263,8 @@ export class PlacementCore {
       const backoff = Math.min(30_000, 250 * 2 ** Math.min(this.consecutiveRunnerCrashes - 1, 7));
       this.spawnBackoffUntilMs = now + backoff;
     }
+    // Estimates sent to this runner are lost with it; they are asked again.
+    for (const model of this.models.values()) model.estimating = false;
     const modelName = runner.model;
     if (modelName && runner.state === "loading") {
       const model = this.models.get(modelName);
@@ -299,6 +302,7 @@ export class PlacementCore {
   private reconcile(): void {
     const now = this.clock.now();
     this.expireWaiters(now);
+    this.enforceBudget(now);
     this.grantLeases(now);
     this.planLoads(now);
     this.unloadIdle(now);
@@ -416,28 +420,52 @@ export class PlacementCore {
     if (!mayEvict) return "blocked";
     if (this.unloadIdleExtraReplica()) return "waiting";
 
+    // Evicting frees a runner that then loads this model: no new runner is needed.
     const protectQueued = now - waiter.enqueuedMs < this.settings.fairnessMs;
     const decision = this.policy.decide(this.policyState, {
       needBytes: need,
-      budgetBytes: this.settings.budgetBytes - this.runnerOverheadBytes() - newRunnerBytes - this.bytesBeingFreed(),
+      budgetBytes: this.settings.budgetBytes - this.runnerOverheadBytes() - this.bytesBeingFreed(),
       resident: this.residentModels(protectQueued),
       nowMs: now,
       minResidencyMs: this.settings.minResidencyMs,
     });
     if (decision.kind === "blocked") return "blocked";
     if (decision.kind === "fits") return "waiting";
-    for (const victim of decision.victims) {
+    this.evict(decision.victims, `evicted by ${this.policy.name} for ${model.catalog.config.name}`);
+    return "waiting";
+  }
+
+  private evict(victims: readonly string[], reason: string): void {
+    for (const victim of victims) {
       const victimModel = this.models.get(victim)!;
       victimModel.evictions++;
       for (const runner of this.replicasOf(victim)) {
         if (runner.state === "ready" && runner.leases.size === 0) {
-          this.beginUnload(runner, `evicted by ${this.policy.name} for ${model.catalog.config.name}`);
-          this.publish("evicted", victim, runner.unloadReason, this.accountedBytes(victimModel), runner.id);
+          this.beginUnload(runner, reason);
+          this.publish("evicted", victim, reason, this.accountedBytes(victimModel), runner.id);
         }
       }
     }
-    this.policyState = this.policy.onEvict(this.policyState, decision.victims);
-    return "waiting";
+    this.policyState = this.policy.onEvict(this.policyState, victims);
+  }
+
+  /**
+   * A load can measure more than its estimate. When that pushes the committed bytes
+   * over the budget, idle models are evicted at once to get back under it.
+   */
+  private enforceBudget(now: number): void {
+    const overshoot = this.committedBytes() - this.bytesBeingFreed() - this.settings.budgetBytes;
+    if (overshoot <= 0) return;
+    const resident = this.residentModels(true);
+    const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
+    const decision = this.policy.decide(this.policyState, {
+      needBytes: 0,
+      budgetBytes: residentBytes - overshoot,
+      resident,
+      nowMs: now,
+      minResidencyMs: 0,
+    });
+    if (decision.kind === "evict") this.evict(decision.victims, `over budget by ${formatBytes(overshoot)} after a load measured more than estimated`);
   }
 
   private unloadIdle(now: number): void {
@@ -461,7 +489,8 @@ export class PlacementCore {
 
   private maintainSpares(now: number): void {
     const spares = [...this.runners.values()].filter((runner) => runner.state === "spare" || runner.state === "starting");
-    if (spares.length > this.settings.spareRunners) {
+    const loadsWanted = this.queue.some((waiter) => !this.replicasOf(waiter.model).some((runner) => runner.state === "ready"));
+    if (spares.length > this.settings.spareRunners && !loadsWanted) {
       for (const extra of spares.slice(this.settings.spareRunners)) if (extra.state === "spare") this.stopRunner(extra, false);
       return;
     }
@@ -494,6 +523,7 @@ export class PlacementCore {
           threads: config.threads,
           gpu: config.gpu,
           warmUp: true,
+          useMmap: config.allowOvercommit,
         },
       },
     });

@@ -1,6 +1,10 @@
 import { statSync } from "node:fs";
 import type { Config } from "../../common/config/config-types.js";
+import { HealthStatus } from "../../common/grpc/health.js";
+import { reflectionBindings } from "../../common/grpc/reflection.js";
 import { startServer, type StartedServer } from "../../common/grpc/start-server.js";
+import { PlacementMetrics } from "../../common/telemetry/placement-metrics.js";
+import { PlacementTracing } from "../../common/telemetry/placement-tracing.js";
 import type { Logger } from "../../common/logger.js";
 import { availableMemoryBytes } from "../../common/system/memory.js";
 import type { ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
@@ -53,7 +57,37 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     maxLoadAttempts: 3,
   };
 
-  const grpc = new PlacementGrpc(logger, clock, { onEvent: options.onEvent, onRunnerEvent: options.onRunnerEvent });
+  // Telemetry around the core: spans for acquires and swaps, Prometheus metrics (no-ops without the SDK).
+  const prefetchedFiles = new Set<string>();
+  const metrics = new PlacementMetrics(() => core.status());
+  const tracing = new PlacementTracing({
+    metrics,
+    fileBytes: (file) => statOrZero(file).size,
+    loadSource: (file) => (prefetchedFiles.delete(file) ? "page_cache" : "unknown"),
+  });
+  let markReadyIfSettled = () => {};
+  const grpc = new PlacementGrpc(logger, clock, {
+    onEvent: (event) => {
+      tracing.event(event);
+      markReadyIfSettled();
+      options.onEvent?.(event);
+    },
+    onRunnerEvent: (runnerId, event) => {
+      tracing.runnerEvent(runnerId, event);
+      options.onRunnerEvent?.(runnerId, event);
+    },
+    onAcquire: (waiterId, call) => {
+      let model = call.request.model;
+      try {
+        model = core.resolve(model);
+      } catch {
+        // unknown model: the core refuses it next, and onAcquireEnd ends the span
+      }
+      tracing.acquireStarted(waiterId, call.metadata, call.request.model, model);
+    },
+    onAcquireEnd: (waiterId, outcome, error) => tracing.ended(waiterId, outcome, error),
+  });
+  const calls = grpc.callEffects();
   let server: StartedServer | undefined;
   const processes = new RunnerProcesses({
     placementAddress: () => server!.address,
@@ -64,13 +98,36 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   });
   const prefetches = new AbortController();
   const core = new PlacementCore(catalog, settings, clock, {
-    ...grpc.callEffects(),
+    ...calls,
+    sendToRunner: (runnerId, command) => {
+      tracing.command(runnerId, command);
+      calls.sendToRunner(runnerId, command);
+    },
+    grant: (waiterId, lease) => {
+      tracing.granted(waiterId, lease);
+      calls.grant(waiterId, lease);
+    },
+    notifyQueued: (waiterId, model, position) => {
+      tracing.queued(waiterId, position);
+      calls.notifyQueued(waiterId, model, position);
+    },
+    notifyLoading: (waiterId, model, progress) => {
+      tracing.loading(waiterId);
+      calls.notifyLoading(waiterId, model, progress);
+    },
+    reject: (waiterId, error) => {
+      tracing.ended(waiterId, "rejected", error);
+      calls.reject(waiterId, error);
+    },
     spawnRunner: (runnerId) => processes.spawn(runnerId),
     killRunner: (runnerId) => processes.kill(runnerId),
     prefetch: (file) => {
       const started = performance.now();
       readIntoPageCache(file, prefetches.signal).then(
-        (bytes) => logger.info("prefetched", { file, bytes, ms: Math.round(performance.now() - started) }),
+        (bytes) => {
+          if (!prefetches.signal.aborted) prefetchedFiles.add(file);
+          logger.info("prefetched", { file, bytes, ms: Math.round(performance.now() - started) });
+        },
         (error: unknown) => logger.warn("prefetch_failed", { file, error }),
       );
     },
@@ -78,9 +135,29 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   }, `r${process.pid}-`);
   grpc.attach(core);
 
-  server = await startServer(options.listen ?? config.placement.listen, [grpc.placementService(), grpc.runnerControlService()]);
+  const services = [grpc.placementService(), grpc.runnerControlService()];
+  // grpc.health.v1: NOT_SERVING until spare runners are up and preloaded models are resident (or failed).
+  const health = new HealthStatus(services);
+  const preloads = config.models.filter((model) => model.preload || model.pin || model.replicas.min > 1).map((model) => model.name);
+  let ready = false;
+  let draining = false;
+  markReadyIfSettled = () => {
+    if (ready || draining) return;
+    const status = core.status();
+    const settled = preloads.every((name) => {
+      const info = status.models.find((model) => model.info?.name === name)?.info;
+      return !info || info.replicas > 0 || info.queued === 0;
+    });
+    const runnerUp = settings.spareRunners === 0 || status.runners.some((runner) => runner.pid > 0);
+    if (!settled || !runnerUp) return;
+    ready = true;
+    health.setServing(true);
+    logger.info("placement_ready", {});
+  };
+  server = await startServer(options.listen ?? config.placement.listen, [...services, health.binding(), ...reflectionBindings(services)]);
   logger.info("placement_listening", { address: server.address, budgetBytes, policy: settings.policyName });
   grpc.run(() => core.start());
+  markReadyIfSettled();
 
   return {
     address: server.address,
@@ -88,7 +165,10 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     processes,
     budgetBytes,
     stop: async () => {
+      draining = true;
+      health.setServing(false);
       prefetches.abort();
+      tracing.close();
       grpc.stop();
       await processes.stopAll();
       await server!.shutdown(500);

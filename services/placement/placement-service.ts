@@ -33,7 +33,14 @@ export class PlacementGrpc {
   constructor(
     private readonly logger: Logger,
     private readonly clock: { now(): number },
-    private readonly hooks: { onEvent?: (event: ResidencyEvent) => void; onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void } = {},
+    private readonly hooks: {
+      onEvent?: (event: ResidencyEvent) => void;
+      onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
+      /** An Acquire call arrived (telemetry), before the core sees its request. */
+      onAcquire?: (waiterId: string, call: AcquireCall) => void;
+      /** An Acquire ended without a grant: cancelled by the caller, or refused at once. */
+      onAcquireEnd?: (waiterId: string, outcome: "cancelled" | "rejected", error?: unknown) => void;
+    } = {},
   ) {}
 
   attach(core: PlacementCore): void {
@@ -105,7 +112,9 @@ export class PlacementGrpc {
     const acquire = (call: AcquireCall) => {
       const waiterId = `w${++this.serial}`;
       this.acquireCalls.set(waiterId, call);
+      this.hooks.onAcquire?.(waiterId, call);
       call.on("cancelled", () => {
+        this.hooks.onAcquireEnd?.(waiterId, "cancelled");
         this.acquireCalls.delete(waiterId);
         this.run(() => this.core.cancel(waiterId));
         for (const [id, leaseCall] of this.leaseCalls) {
@@ -119,6 +128,7 @@ export class PlacementGrpc {
       try {
         this.run(() => this.core.request(waiterId, call.request.model, "lease", deadlineMs, new Set(call.request.excludeRunners)));
       } catch (error) {
+        this.hooks.onAcquireEnd?.(waiterId, "rejected", error);
         this.acquireCalls.delete(waiterId);
         call.emit("error", toGrpcStatus(error, (unexpected) => logger.error("unexpected_error", { error: unexpected })));
       }

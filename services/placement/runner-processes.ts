@@ -4,6 +4,13 @@ import type { Logger } from "../../common/logger.js";
 
 const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url));
 
+/**
+ * glibc raises its mmap threshold after large frees, after which model-sized buffers come
+ * from the heap and stay in RSS after an unload. A fixed threshold keeps them mmapped, so
+ * unloading a model really returns its memory.
+ */
+const RUNNER_MALLOC_TUNING = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=262144:glibc.malloc.trim_threshold=262144" };
+
 export interface RunnerProcessOptions {
   placementAddress: () => string;
   gpu: string;
@@ -22,7 +29,7 @@ export class RunnerProcesses {
   spawn(runnerId: string): void {
     const child = spawn(process.execPath, [RUNNER_MAIN, "--id", runnerId, "--placement", this.options.placementAddress(), "--gpu", this.options.gpu], {
       stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, ...this.options.env },
+      env: { ...process.env, ...RUNNER_MALLOC_TUNING, ...this.options.env },
     });
     this.children.set(runnerId, child);
     child.once("exit", (code, signal) => {

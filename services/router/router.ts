@@ -1,4 +1,4 @@
-import { credentials, status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, status as GrpcStatus, type ClientOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServiceError, notFound, unavailable } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
@@ -15,6 +15,8 @@ export interface RouterOptions {
   /** Attempts on other replicas (or after a reload) when a runner fails before the first token. */
   maxAttempts?: number;
   clock?: { now(): number };
+  /** Options for the runner clients (telemetry: an interceptor that passes on the trace context). */
+  runnerClientOptions?: ClientOptions;
 }
 
 /** Where a stream goes next: the relay writes events through it and waits when it asks. */
@@ -252,7 +254,7 @@ export class Router {
   private runnerClient(address: string): RunnerDataClient {
     let client = this.runnerClients.get(address);
     if (!client) {
-      client = new RunnerDataClient(address, credentials.createInsecure());
+      client = new RunnerDataClient(address, credentials.createInsecure(), this.options.runnerClientOptions);
       this.runnerClients.set(address, client);
     }
     return client;

@@ -14,6 +14,8 @@ export interface LoadSpec {
   gpu: string;
   /** Evaluate one token during load so the first request pays no warm-up. */
   warmUp: boolean;
+  /** Map the file (pages shared with page cache) instead of reading it into the process. */
+  useMmap: boolean;
 }
 
 export interface SamplingSettings {

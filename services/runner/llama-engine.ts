@@ -46,6 +46,7 @@ export class LlamaEngine implements Engine {
     const model = await llama.loadModel({
       modelPath: spec.path,
       gpuLayers: llama.gpu === false ? 0 : "auto",
+      useMmap: spec.useMmap,
       onLoadProgress: onProgress,
     });
     const modelLoaded = performance.now();

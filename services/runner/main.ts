@@ -1,5 +1,8 @@
 import { createLogger } from "../../common/logger.js";
+import { HealthStatus } from "../../common/grpc/health.js";
+import { reflectionBindings } from "../../common/grpc/reflection.js";
 import { startServer } from "../../common/grpc/start-server.js";
+import { exitAfterFlush, startTelemetry } from "../../common/telemetry/telemetry.js";
 import { ControlSession } from "./control-session.js";
 import { LlamaEngine } from "./llama-engine.js";
 import { Runner } from "./runner.js";
@@ -9,6 +12,8 @@ import { readRunnerEnv } from "./runner-env.js";
 /** Runner process entry: initialise the backend, serve tokens, obey placement. */
 const env = readRunnerEnv();
 const logger = createLogger("runner", { runnerId: env.runnerId }, env.quietLogs);
+// Telemetry first (OTEL_* come from placement's environment); spans are flushed before every exit.
+startTelemetry({ role: "runner", logger, resourceAttributes: { "modelswap.runner.id": env.runnerId } });
 const engine = new LlamaEngine();
 await engine.init(env.gpu);
 
@@ -20,12 +25,13 @@ const runner = new Runner({
   engine,
   send: (event) => control?.send(event),
   exit: (code) => {
+    health.setServing(false);
     control?.close();
-    process.exit(code);
+    void exitAfterFlush(code);
   },
   logger,
 });
-const server = await startServer(env.listen, [
+const services = [
   runnerDataService({
     logger,
     currentModel: () => runner.currentModel(),
@@ -33,16 +39,24 @@ const server = await startServer(env.listen, [
     onStreamEnd: () => runner.streamEnded(),
     onToken: () => runner.tokenGenerated(),
   }),
-]);
+];
+const health = new HealthStatus(services);
+const server = await startServer(env.listen, [...services, health.binding(), ...reflectionBindings(services)]);
 dataAddress = server.address;
 control = new ControlSession({
   placementAddress: env.placementAddress,
   hello: () => runner.hello(),
   onCommand: (command) => runner.handle(command),
-  onGiveUp: () => process.exit(3),
+  onGiveUp: () => void exitAfterFlush(3),
   reconnectGraceMs: env.reconnectGraceMs,
   logger,
 });
 control.start();
+health.setServing(true);
+logger.info("runner_listening", { address: dataAddress, placement: env.placementAddress, rssBytes: process.memoryUsage.rss() });
 setInterval(() => control?.send(runner.heartbeat()), env.heartbeatMs).unref();
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => process.exit(0));
+for (const signal of ["SIGTERM", "SIGINT"] as const)
+  process.once(signal, () => {
+    health.setServing(false);
+    void exitAfterFlush(0);
+  });

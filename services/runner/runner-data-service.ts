@@ -3,6 +3,7 @@ import { failedPrecondition, invalidArgument, resourceExhausted, unavailable } f
 import { serverStreamHandler } from "../../common/grpc/handlers.js";
 import { writeWithBackpressure } from "../../common/grpc/stream-writer.js";
 import type { Logger } from "../../common/logger.js";
+import { traceRunnerGenerate } from "../../common/telemetry/runner-tracing.js";
 import { RunnerDataService, type RunnerGenerateRequest, type RunnerGenerateResponse } from "../../gen/modelswap/v1/runner.js";
 import type { GenerateInput, LoadedModel } from "./engine.js";
 
@@ -17,7 +18,9 @@ export interface RunnerDataDeps {
 
 /** The runner's token stream: one gRPC call = one sequence of the loaded model. */
 export function runnerDataService(deps: RunnerDataDeps) {
-  const generate = serverStreamHandler(deps.logger, async (call: ServerWritableStream<RunnerGenerateRequest, RunnerGenerateResponse>, signal) => {
+  const generate = serverStreamHandler(deps.logger, (call: ServerWritableStream<RunnerGenerateRequest, RunnerGenerateResponse>, signal) =>
+    // `runner.generate` span, a child of the caller's trace context (from the call's metadata).
+    traceRunnerGenerate(call.metadata, call.request, async (span) => {
     const request = call.request;
     const model = deps.currentModel();
     if (!model) throw unavailable("this runner has no model loaded; ask placement for a lease again");
@@ -31,8 +34,10 @@ export function runnerDataService(deps: RunnerDataDeps) {
       let reported = 0;
       const outcome = await model.generate(input, signal, (text, count) => {
         for (; reported < count; reported++) deps.onToken();
+        span.token(count);
         return writeWithBackpressure(call, { event: { $case: "token", value: { text, count } } });
       });
+      span.done(outcome);
       if (signal.aborted) return;
       call.write({
         event: {
@@ -52,7 +57,7 @@ export function runnerDataService(deps: RunnerDataDeps) {
     } finally {
       deps.onStreamEnd();
     }
-  });
+  }));
   return { definition: RunnerDataService, implementation: { generate } };
 }
 

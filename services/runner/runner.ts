@@ -103,6 +103,7 @@ export class Runner {
           threads: spec.threads,
           gpu: spec.gpu,
           warmUp: spec.warmUp,
+          useMmap: spec.useMmap,
         },
         (progress) => {
           // Report in steps of 10%: progress is for people, not a per-tensor trace.

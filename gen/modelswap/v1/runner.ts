@@ -99,6 +99,12 @@ export interface LoadCommand {
   gpu: string;
   /** Run one token through the model during load so the first request pays no warm-up. */
   warmUp: boolean;
+  /**
+   * Map the file instead of reading it into memory. Off by default: on CPU llama.cpp
+   * repacks weights into its own buffers, so a mapping would hold them twice. On for
+   * models served from mmap and swap (allow_overcommit).
+   */
+  useMmap: boolean;
 }
 
 export interface UnloadCommand {
@@ -1195,7 +1201,7 @@ export const RunnerCommand: MessageFns<RunnerCommand> = {
 };
 
 function createBaseLoadCommand(): LoadCommand {
-  return { model: "", path: "", contextSize: 0, sequences: 0, threads: 0, gpu: "", warmUp: false };
+  return { model: "", path: "", contextSize: 0, sequences: 0, threads: 0, gpu: "", warmUp: false, useMmap: false };
 }
 
 export const LoadCommand: MessageFns<LoadCommand> = {
@@ -1220,6 +1226,9 @@ export const LoadCommand: MessageFns<LoadCommand> = {
     }
     if (message.warmUp !== false) {
       writer.uint32(56).bool(message.warmUp);
+    }
+    if (message.useMmap !== false) {
+      writer.uint32(64).bool(message.useMmap);
     }
     return writer;
   },
@@ -1293,6 +1302,14 @@ export const LoadCommand: MessageFns<LoadCommand> = {
             message.warmUp = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.useMmap = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1322,6 +1339,11 @@ export const LoadCommand: MessageFns<LoadCommand> = {
         : isSet(object.warm_up)
         ? globalThis.Boolean(object.warm_up)
         : false,
+      useMmap: isSet(object.useMmap)
+        ? globalThis.Boolean(object.useMmap)
+        : isSet(object.use_mmap)
+        ? globalThis.Boolean(object.use_mmap)
+        : false,
     };
   },
 
@@ -1348,6 +1370,9 @@ export const LoadCommand: MessageFns<LoadCommand> = {
     if (message.warmUp !== false) {
       obj.warmUp = message.warmUp;
     }
+    if (message.useMmap !== false) {
+      obj.useMmap = message.useMmap;
+    }
     return obj;
   },
 
@@ -1363,6 +1388,7 @@ export const LoadCommand: MessageFns<LoadCommand> = {
     message.threads = object.threads ?? 0;
     message.gpu = object.gpu ?? "";
     message.warmUp = object.warmUp ?? false;
+    message.useMmap = object.useMmap ?? false;
     return message;
   },
 };

@@ -1,0 +1,114 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { projectRoot } from "./paths.js";
+
+export const CLI_MAIN = path.join(projectRoot, "dist", "cli", "main.js");
+export const RUNNER_MAIN = path.join(projectRoot, "dist", "services", "runner", "main.js");
+
+/** A child process whose stdout and stderr lines are kept and can be waited for. */
+export interface WatchedProcess {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  /** Resolves with the first line (of either stream) `probe` maps to a value; rejects if the process exits first. */
+  waitForLine<T>(probe: (line: string) => T | undefined, timeoutMs?: number): Promise<T>;
+  /** SIGTERM, then waits for the exit (SIGKILL after `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function startProcess(args: string[], env: NodeJS.ProcessEnv): WatchedProcess {
+  const child = spawn(process.execPath, args, { cwd: projectRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const probes = new Set<(line: string) => void>();
+  const exitWaiters = new Set<(code: number | null) => void>();
+  let exited = false;
+  const feed = (sink: string[]) => (line: string) => {
+    sink.push(line);
+    for (const probe of [...probes]) probe(line);
+  };
+  createInterface({ input: child.stdout! }).on("line", feed(stdout));
+  createInterface({ input: child.stderr! }).on("line", feed(stderr));
+  child.once("exit", (code) => {
+    exited = true;
+    for (const waiter of [...exitWaiters]) waiter(code);
+  });
+  return {
+    child,
+    stdout,
+    stderr,
+    waitForLine<T>(probe: (line: string) => T | undefined, timeoutMs = 30_000): Promise<T> {
+      for (const line of [...stdout, ...stderr]) {
+        const value = probe(line);
+        if (value !== undefined) return Promise.resolve(value);
+      }
+      return new Promise<T>((resolve, reject) => {
+        const done = () => {
+          probes.delete(check);
+          exitWaiters.delete(onExit);
+          clearTimeout(timer);
+        };
+        const check = (line: string) => {
+          const value = probe(line);
+          if (value === undefined) return;
+          done();
+          resolve(value);
+        };
+        const onExit = (code: number | null) => {
+          done();
+          reject(new Error(`process exited (code ${code}) before the expected line; stderr tail:\n${stderr.slice(-15).join("\n")}`));
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no expected line within ${timeoutMs} ms; stderr tail:\n${stderr.slice(-15).join("\n")}`));
+        }, timeoutMs);
+        probes.add(check);
+        if (exited) onExit(child.exitCode);
+        else exitWaiters.add(onExit);
+      });
+    },
+    stop(graceMs = 8000): Promise<void> {
+      if (exited) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const kill = setTimeout(() => child.kill("SIGKILL"), graceMs);
+        exitWaiters.add(() => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill("SIGTERM");
+      });
+    },
+  };
+}
+
+/** Parses a JSON log line; undefined for anything else. */
+export function jsonLine(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A free TCP port on 127.0.0.1 whose successor is free too (port, port + 1). */
+export async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await listenOnce(0);
+    if (port < 65535 && (await listenOnce(port + 1).then(() => true, () => false))) return port;
+  }
+  throw new Error("no free pair of ports found");
+}
+
+function listenOnce(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      const bound = (server.address() as { port: number }).port;
+      server.close(() => resolve(bound));
+    });
+  });
+}
