@@ -4,6 +4,7 @@ import { HealthStatus, watchHealth } from "../common/grpc/health.js";
 import { reflectionBindings } from "../common/grpc/reflection.js";
 import { startServer } from "../common/grpc/start-server.js";
 import { tracingClientOptions } from "../common/telemetry/propagation.js";
+import { registerGatewayMetrics } from "../common/telemetry/request-tracing.js";
 import type { Logger } from "../common/logger.js";
 import { PlacementClient } from "../gen/modelswap/v1/placement.js";
 import { Router } from "../services/router/router.js";
@@ -23,6 +24,7 @@ export async function startGateway(options: { config: Config; placementAddress: 
   const placement = new PlacementClient(options.placementAddress, credentials.createInsecure(), tracingClientOptions);
   const router = new Router({ placement, routes: config.routes, preferResident: config.preferResident, logger, runnerClientOptions: tracingClientOptions });
   const services = [inferenceService(router, logger, config.maxPromptBytes), adminService(placement, logger)];
+  registerGatewayMetrics();
   // grpc.health.v1: NOT_SERVING until placement says SERVING (and again while draining).
   const health = new HealthStatus(services);
   const server = await startServer(options.listen ?? config.listen, [...services, health.binding(), ...reflectionBindings(services)]);

@@ -231,9 +231,13 @@ export class PlacementTracing {
     const match = /^evicted by (\S+) for (.+)$/.exec(event.reason);
     const forModel = match?.[2];
     const parent = (forModel ? this.firstWaiterContext(forModel) : undefined) ?? this.firstWaiterContext() ?? ROOT_CONTEXT;
+    // The core sends the unload command just before it publishes "evicted": the eviction starts with it.
+    const pending = this.unloads.get(event.runnerId);
+    const startTime = pending && pending.model === event.model ? pending.startedMs : performance.now();
     const evictSpan = tracer().startSpan(
       SPAN.evict,
       {
+        startTime,
         attributes: {
           [ATTR.evictedModel]: event.model,
           [ATTR.evictReason]: event.reason,

@@ -50,6 +50,11 @@ function gatewayInstruments(): GatewayInstruments {
   return instruments;
 }
 
+/** Registers the gateway's instruments (call after the SDK started) so /metrics lists them before the first request. */
+export function registerGatewayMetrics(): void {
+  gatewayInstruments();
+}
+
 /**
  * The root `generate` span of a request (a child of the client's traceparent if it sent
  * one). `run` executes with the span active, so the placement and runner calls it makes
@@ -85,6 +90,11 @@ export async function traceGenerate(
       span.addEvent("first_token");
     } else if (e.$case === "done") {
       servedModel = e.value.model || servedModel;
+      // Tokens that never became text (a partial multi-byte character) still count as the first token.
+      if (!sawToken && (e.value.usage?.completionTokens ?? 0) > 0) {
+        sawToken = true;
+        span.addEvent("first_token");
+      }
       recordDone(span, e.value);
     }
   };

@@ -5,8 +5,7 @@ import { ATTR, GEN_AI, OPERATION, SPAN, tracer } from "./attributes.js";
 import { extractContext } from "./propagation.js";
 
 export interface RunnerGenerateTrace {
-  /** Called with each text piece's running token count; the first one marks `first_token`. */
-  token(completionTokens: number): void;
+  /** The engine's outcome: usage attributes, and the `first_token` event at the time the engine produced it. */
   done(outcome: { finishReason: string; promptTokens: number; completionTokens: number; firstTokenMs: number; generateMs: number }): void;
 }
 
@@ -29,14 +28,13 @@ export async function traceRunnerGenerate<T>(metadata: Metadata | undefined, req
     },
     extractContext(metadata),
   );
-  let first = true;
   const handle: RunnerGenerateTrace = {
-    token: (completionTokens) => {
-      if (!first) return;
-      first = false;
-      span.addEvent("first_token", { [GEN_AI.usageOutputTokens]: completionTokens });
-    },
-    done: (outcome) =>
+    done: (outcome) => {
+      // Timed from the engine's own clock: a token can be produced before any text is
+      // sent (a piece of a multi-byte character), so the first write would be late.
+      if (outcome.completionTokens > 0) {
+        span.addEvent("first_token", {}, new Date(Date.now() - Math.max(0, outcome.generateMs - outcome.firstTokenMs)));
+      }
       span.setAttributes({
         [GEN_AI.responseModel]: request.model,
         [GEN_AI.responseFinishReasons]: [outcome.finishReason],
@@ -47,7 +45,8 @@ export async function traceRunnerGenerate<T>(metadata: Metadata | undefined, req
           outcome.completionTokens > 1 && outcome.generateMs > outcome.firstTokenMs
             ? ((outcome.completionTokens - 1) * 1000) / (outcome.generateMs - outcome.firstTokenMs)
             : 0,
-      }),
+      });
+    },
   };
   try {
     const result = await context.with(trace.setSpan(context.active(), span), () => run(handle));

@@ -41,6 +41,7 @@ export interface Telemetry {
 
 let sdk: NodeSDK | undefined;
 let shuttingDown: Promise<void> | undefined;
+let reportExportFailure: (error: unknown) => void = () => {};
 
 /**
  * Starts the OpenTelemetry SDK for this process: a tracer provider with a batch span
@@ -56,12 +57,13 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
 
   diag.setLogger(diagLogger(logger), env.sdkLogLevel ? diagLevel(env.sdkLogLevel) : DiagLogLevel.NONE);
   let warned = false;
-  setGlobalErrorHandler((error) => {
+  reportExportFailure = (error) => {
     // One line, not one per failed batch: a collector that is down must not flood the logs.
     if (warned) return;
     warned = true;
     logger.warn("telemetry_export_failed", { endpoint: env.tracesEndpoint, error: error instanceof Error ? error.message : String(error) });
-  });
+  };
+  setGlobalErrorHandler((error) => reportExportFailure(error));
 
   const exporter = env.tracesEndpoint && !env.tracesExporterNone ? traceExporter(env) : undefined;
   const spanProcessor = exporter ? new BatchSpanProcessor(exporter, env.batch) : new NoopSpanProcessor();
@@ -116,8 +118,9 @@ export function shutdownTelemetry(timeoutMs = 3000): Promise<void> {
         clearTimeout(timer);
         resolve();
       },
-      () => {
+      (error: unknown) => {
         clearTimeout(timer);
+        reportExportFailure(error);
         resolve();
       },
     );

@@ -2,6 +2,7 @@ import { deadlineExceeded, failedPrecondition, notFound, resourceExhausted, unav
 import { ModelState, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import type { ModelStatus, RunnerInfo, StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import type { ModelLoaded, RunnerReady } from "../../gen/modelswap/v1/runner.js";
+import { availableReplicas, pickReplica } from "../router/replica-picker.js";
 import type { ResidentModel } from "./policies/eviction-policy.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, WaiterKind } from "./placement-types.js";
@@ -30,6 +31,7 @@ export class PlacementCore {
   private spawnBackoffUntilMs = 0;
   private consecutiveRunnerCrashes = 0;
   private learnedRunnerBaseBytes: number | undefined;
+  private stopped = false;
 
   constructor(
     catalog: readonly CatalogModel[],
@@ -70,6 +72,11 @@ export class PlacementCore {
       }
     }
     this.reconcile();
+  }
+
+  /** Placement is shutting down: runners exit and nothing is started again. */
+  stop(): void {
+    this.stopped = true;
   }
 
   // ---- requests -------------------------------------------------------------
@@ -300,11 +307,13 @@ export class PlacementCore {
   // ---- the one decision loop ---------------------------------------------------
 
   private reconcile(): void {
+    if (this.stopped) return;
     const now = this.clock.now();
     this.expireWaiters(now);
     this.enforceBudget(now);
     this.grantLeases(now);
     this.planLoads(now);
+    this.keepMinReplicas(now);
     this.unloadIdle(now);
     this.maintainSpares(now);
     this.notifyPositions();
@@ -338,9 +347,11 @@ export class PlacementCore {
         this.effects.loadDone(waiter.id, waiter.model, model.reloadCostMs ?? 0);
         continue;
       }
-      const sequences = model.catalog.config.sequences;
-      const runner = leastLoaded(ready.filter((candidate) => !waiter.excludeRunners.has(candidate.id) && candidate.leases.size < sequences));
-      if (!runner) continue;
+      const capacity = model.catalog.config.sequences;
+      const views = ready.map((runner) => ({ id: runner.id, outstanding: runner.leases.size, capacity }));
+      const chosen = pickReplica(availableReplicas(views, waiter.excludeRunners));
+      if (!chosen) continue;
+      const runner = this.runners.get(chosen.id)!;
       this.removeWaiter(waiter);
       const leaseId = `lease-${++this.leaseSerial}`;
       this.leases.set(leaseId, { id: leaseId, model: waiter.model, runnerId: runner.id });
@@ -420,12 +431,17 @@ export class PlacementCore {
     if (!mayEvict) return "blocked";
     if (this.unloadIdleExtraReplica()) return "waiting";
 
-    // Evicting frees a runner that then loads this model: no new runner is needed.
+    // Evicting frees a runner that then loads this model: no new runner is needed. With a
+    // spare already there, a victim's runner becomes surplus and is stopped too, so its
+    // own memory counts as freed with the model (residentModels includes it).
     const protectQueued = now - waiter.enqueuedMs < this.settings.fairnessMs;
+    const withRunners = spare !== undefined;
+    const resident = this.residentModels(protectQueued, withRunners);
+    const heldByResident = withRunners ? resident.reduce((sum, entry) => sum + entry.runnerBytes, 0) : 0;
     const decision = this.policy.decide(this.policyState, {
       needBytes: need,
-      budgetBytes: this.settings.budgetBytes - this.runnerOverheadBytes() - this.bytesBeingFreed(),
-      resident: this.residentModels(protectQueued),
+      budgetBytes: this.settings.budgetBytes - (this.runnerOverheadBytes() - heldByResident) - this.bytesBeingFreed(),
+      resident,
       nowMs: now,
       minResidencyMs: this.settings.minResidencyMs,
     });
@@ -456,7 +472,7 @@ export class PlacementCore {
   private enforceBudget(now: number): void {
     const overshoot = this.committedBytes() - this.bytesBeingFreed() - this.settings.budgetBytes;
     if (overshoot <= 0) return;
-    const resident = this.residentModels(true);
+    const resident = this.residentModels(true, false);
     const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
     const decision = this.policy.decide(this.policyState, {
       needBytes: 0,
@@ -466,6 +482,19 @@ export class PlacementCore {
       minResidencyMs: 0,
     });
     if (decision.kind === "evict") this.evict(decision.victims, `over budget by ${formatBytes(overshoot)} after a load measured more than estimated`);
+  }
+
+  /** A resident model with replicas.min > 1 gets its other replicas when memory allows (never by evicting). */
+  private keepMinReplicas(now: number): void {
+    for (const model of this.models.values()) {
+      const name = model.catalog.config.name;
+      const replicas = this.replicasOf(name);
+      if (!replicas.some((runner) => runner.state === "ready") || replicas.some((runner) => runner.state === "loading")) continue;
+      const serving = replicas.filter((runner) => runner.state === "ready").length;
+      if (serving >= model.catalog.config.replicas.min) continue;
+      const spare = [...this.runners.values()].find((runner) => runner.state === "spare" && runner.registered);
+      if (spare && this.accountedBytes(model) <= this.settings.budgetBytes - this.committedBytes()) this.startLoad(spare, model, now);
+    }
   }
 
   private unloadIdle(now: number): void {
@@ -489,9 +518,11 @@ export class PlacementCore {
 
   private maintainSpares(now: number): void {
     const spares = [...this.runners.values()].filter((runner) => runner.state === "spare" || runner.state === "starting");
+    // While a cold model waits, one spare is kept to load it (and answer its estimate).
     const loadsWanted = this.queue.some((waiter) => !this.replicasOf(waiter.model).some((runner) => runner.state === "ready"));
-    if (spares.length > this.settings.spareRunners && !loadsWanted) {
-      for (const extra of spares.slice(this.settings.spareRunners)) if (extra.state === "spare") this.stopRunner(extra, false);
+    const allowed = loadsWanted ? Math.max(1, this.settings.spareRunners) : this.settings.spareRunners;
+    if (spares.length > allowed) {
+      for (const extra of spares.slice(allowed)) if (extra.state === "spare") this.stopRunner(extra, false);
       return;
     }
     if (spares.length < this.settings.spareRunners && now >= this.spawnBackoffUntilMs) {
@@ -625,8 +656,9 @@ export class PlacementCore {
     );
   }
 
-  private residentModels(protectQueued: boolean): ResidentModel[] {
-    const resident: ResidentModel[] = [];
+  /** Models holding memory, as the policy sees them; `withRunners` adds their runners' own bytes. */
+  private residentModels(protectQueued: boolean, withRunners: boolean): (ResidentModel & { runnerBytes: number })[] {
+    const resident: (ResidentModel & { runnerBytes: number })[] = [];
     for (const model of this.models.values()) {
       const name = model.catalog.config.name;
       const replicas = this.replicasOf(name).filter((runner) => runner.state === "ready" || runner.state === "loading");
@@ -635,9 +667,11 @@ export class PlacementCore {
       const queued = protectQueued ? this.queue.filter((waiter) => waiter.model === name).length : 0;
       // Queued work counts as a lease (anti-thrash) until a cold request has waited past the fairness bound.
       const leases = replicas.reduce((sum, runner) => sum + runner.leases.size, 0) + queued + (loading ? 1 : 0);
+      const runnerBytes = withRunners ? replicas.reduce((sum, runner) => sum + runner.baseBytes, 0) : 0;
       resident.push({
         name,
-        bytes: this.accountedBytes(model) * replicas.length,
+        runnerBytes,
+        bytes: this.accountedBytes(model) * replicas.length + runnerBytes,
         pinned: model.pinned,
         leases,
         loadedAtMs: Math.max(...replicas.map((runner) => runner.loadStartedMs)),
@@ -782,12 +816,6 @@ export class PlacementCore {
     for (const runner of this.runners.values()) if (runner.model && runner.state === "ready") residentBytes += this.accountedBytes(this.models.get(runner.model)!);
     return { budgetBytes: this.settings.budgetBytes, residentBytes, evictionPolicy: this.policy.name, models, runners };
   }
-}
-
-function leastLoaded(runners: RunnerRecord[]): RunnerRecord | undefined {
-  let best: RunnerRecord | undefined;
-  for (const runner of runners) if (!best || runner.leases.size < best.leases.size) best = runner;
-  return best;
 }
 
 export function formatBytes(bytes: number): string {

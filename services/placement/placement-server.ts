@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Config } from "../../common/config/config-types.js";
 import { HealthStatus } from "../../common/grpc/health.js";
@@ -132,7 +133,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
       );
     },
     learned: (model, facts) => learned.set(model, facts),
-  }, `r${process.pid}-`);
+  }, `r${process.pid}-${randomBytes(2).toString("hex")}-`);
   grpc.attach(core);
 
   const services = [grpc.placementService(), grpc.runnerControlService()];
@@ -165,6 +166,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     processes,
     budgetBytes,
     stop: async () => {
+      core.stop();
       draining = true;
       health.setServing(false);
       prefetches.abort();

@@ -56,9 +56,11 @@ export interface LoadTimings {
 export interface LoadedModel {
   readonly spec: LoadSpec;
   readonly timings: LoadTimings;
-  /** Sequences not serving a stream now. */
-  freeSequences(): number;
-  /** Generates until max tokens, a stop condition or the signal aborts (within one token). */
+  /**
+   * Generates until max tokens, a stop condition or the signal aborts (within one token).
+   * Placement admits at most `sequences` streams; one that arrives while a finished
+   * stream is still handing its sequence back waits for it briefly.
+   */
   generate(input: GenerateInput, signal: AbortSignal, sink: TextSink): Promise<GenerateOutcome>;
   dispose(): Promise<void>;
 }

@@ -9,6 +9,7 @@ import {
   type ChatWrapper,
   type Llama,
   type LlamaContext,
+  type LlamaContextSequence,
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
@@ -16,6 +17,9 @@ import type { Engine, GenerateInput, GenerateOutcome, LoadedModel, LoadSpec, Loa
 import { StopMatcher } from "./stop-matcher.js";
 
 const REPEAT_PENALTY_WINDOW = 64;
+const SEQUENCE_RECLAIM_TIMEOUT_MS = 2_000;
+const RECLAIM_PAUSE_LIMIT_MS = 50;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The Engine on node-llama-cpp. The only module of the project that imports it. */
 export class LlamaEngine implements Engine {
@@ -73,7 +77,8 @@ export class LlamaEngine implements Engine {
 }
 
 class LlamaLoadedModel implements LoadedModel {
-  private inUse = 0;
+  /** Streams holding a sequence. */
+  private holding = 0;
   private readonly chatWrapper: ChatWrapper;
 
   constructor(
@@ -83,10 +88,6 @@ class LlamaLoadedModel implements LoadedModel {
     readonly timings: LoadTimings,
   ) {
     this.chatWrapper = resolveChatWrapper(model);
-  }
-
-  freeSequences(): number {
-    return this.spec.sequences - this.inUse;
   }
 
   /** Touches every weight once (page faults, first-use allocations) so the first request is fast. */
@@ -106,9 +107,8 @@ class LlamaLoadedModel implements LoadedModel {
 
   async generate(input: GenerateInput, signal: AbortSignal, sink: TextSink): Promise<GenerateOutcome> {
     const started = performance.now();
-    if (this.freeSequences() <= 0) throw new Error("no free sequence: the runner is serving its maximum number of streams");
-    this.inUse++;
-    const sequence = this.context.getSequence();
+    const sequence = await this.nextSequence();
+    this.holding++;
     try {
       const { tokens: promptTokens, stops } = this.renderPrompt(input);
       if (promptTokens.length >= this.spec.contextSize) {
@@ -166,6 +166,7 @@ class LlamaLoadedModel implements LoadedModel {
             finishReason = "length";
             break;
           }
+          if (this.reclaimPending()) await this.pauseForReclaim();
         }
       } finally {
         await iterator.return?.();
@@ -181,8 +182,38 @@ class LlamaLoadedModel implements LoadedModel {
       };
     } finally {
       sequence.dispose();
-      this.inUse--;
+      this.holding--;
     }
+  }
+
+  /**
+   * node-llama-cpp returns a disposed sequence's slot under the context lock, which its
+   * batch loop holds for as long as any sequence has a decode queued. While a slot is
+   * waiting to come back, every stream pauses before its next decode so the loop drains
+   * and lets the slot go (about 1 ms); otherwise busy neighbours would hold it until
+   * they all end.
+   */
+  private reclaimPending(): boolean {
+    return this.context.sequencesLeft + this.holding < this.spec.sequences;
+  }
+
+  /** Holds this stream (no decode queued) until the context has taken a disposed sequence back, at most briefly. */
+  private async pauseForReclaim(): Promise<void> {
+    const deadline = performance.now() + RECLAIM_PAUSE_LIMIT_MS;
+    while (this.reclaimPending() && performance.now() < deadline) await yieldToEventLoop();
+  }
+
+  /**
+   * A disposed sequence returns its slot to the context asynchronously, so a stream that
+   * starts right after another was cancelled may have to wait a moment for it.
+   */
+  private async nextSequence(): Promise<LlamaContextSequence> {
+    const deadline = performance.now() + SEQUENCE_RECLAIM_TIMEOUT_MS;
+    while (this.context.sequencesLeft === 0) {
+      if (performance.now() > deadline) throw new Error("no sequence was freed in time: the runner is serving its maximum number of streams");
+      await yieldToEventLoop();
+    }
+    return this.context.getSequence();
   }
 
   private renderPrompt(input: GenerateInput): { tokens: Token[]; stops: string[] } {

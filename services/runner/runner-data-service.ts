@@ -1,5 +1,5 @@
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { failedPrecondition, invalidArgument, resourceExhausted, unavailable } from "../../common/errors.js";
+import { failedPrecondition, invalidArgument, unavailable } from "../../common/errors.js";
 import { serverStreamHandler } from "../../common/grpc/handlers.js";
 import { writeWithBackpressure } from "../../common/grpc/stream-writer.js";
 import type { Logger } from "../../common/logger.js";
@@ -27,14 +27,12 @@ export function runnerDataService(deps: RunnerDataDeps) {
     if (model.spec.model !== request.model) {
       throw failedPrecondition(`this runner serves "${model.spec.model}", not "${request.model}"; ask placement for a lease again`);
     }
-    if (model.freeSequences() <= 0) throw resourceExhausted(`all ${model.spec.sequences} sequences of "${model.spec.model}" are busy; retry shortly`, 1);
     const input = toGenerateInput(request);
     deps.onStreamStart();
     try {
       let reported = 0;
       const outcome = await model.generate(input, signal, (text, count) => {
         for (; reported < count; reported++) deps.onToken();
-        span.token(count);
         return writeWithBackpressure(call, { event: { $case: "token", value: { text, count } } });
       });
       span.done(outcome);

@@ -108,6 +108,29 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       });
     });
 
+    it("counts the runners of evicted models as freed: a big model fits after two small ones go", () => {
+      // arrange: a and b resident beside a spare runner; c needs nearly the whole budget
+      const harness = threeModels();
+      harness.sizes.set("c", 380 * MiB);
+      harness.request("w1", "a");
+      harness.advance(10).release("w1");
+      harness.request("w2", "b");
+      harness.advance(10).release("w2");
+      // act
+      const big = harness.request("w3", "c");
+      // assert
+      assert.equal(big.lease?.model, "c");
+      assert.deepEqual(harness.kinds("evicted").sort(), ["a", "b"]);
+      const status = harness.core.status();
+      const committed = status.runners.reduce((sum, runner) => sum + runner.rssBytes, 0);
+      assert.ok(committed <= 500 * MiB, `runners hold ${committed / MiB} MiB`);
+    });
+
+    it("loads a cold model with no spare runners configured", () => {
+      const harness = new PlacementHarness([modelConfig("a")], { spareRunners: 0 }).start();
+      assert.equal(harness.request("w1", "a").lease?.model, "a");
+    });
+
     it("refuses a model larger than the whole budget at once with FAILED_PRECONDITION", () => {
       const harness = threeModels();
       const outcome = harness.request("w1", "huge");

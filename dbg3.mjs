@@ -1,0 +1,15 @@
+import { startCluster, collect, generateRequest, unary } from "/work/main/dist/test/support/cluster.js";
+const c = await startCluster({ budget: "2GiB", placement: { spare_runners: 1 }, models: [{ name: "stories", path: "/work/shared/models/stories260K.gguf", context: 512, threads: 1, sequences: 4, preload: true, replicas: { min: 2, max: 2 } }] });
+await c.waitForEvent((e) => e.kind === "loaded");
+await new Promise(r => setTimeout(r, 3000));
+const st = async () => (await unary((cb) => c.admin.getStatus({}, cb))).runners.map(r => `${r.id}:${r.state}:${r.inFlight}`).join(" ");
+console.log(await st());
+const long = (n) => generateRequest({ model: "stories", maxTokens: n, sampling: { temperature: 0, ignoreEos: true, stop: [] } });
+const t0 = Date.now();
+const held = Array.from({ length: 7 }, () => collect(c.inference, long(480)));
+await collect(c.inference, long(480), { onEvent: (e, call) => { if (e.event?.$case === "token") call.cancel(); } });
+console.log("cancelled at", Date.now() - t0, await st());
+const next = await collect(c.inference, long(4));
+console.log("next", Date.now() - t0, next.done?.timings, next.events.filter(e => e.event.$case !== "token").map(e => JSON.stringify(e.event)));
+const r = await Promise.all(held); console.log("held done", Date.now() - t0, r.map(x => x.error?.details ?? x.done.usage.completionTokens));
+await c.stop();
