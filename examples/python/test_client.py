@@ -53,9 +53,9 @@ class ModelswapClientTest(unittest.TestCase):
         self.assertIn(done.finish_reason, ("stop", "length"))
         self.assertGreater(done.usage.completion_tokens, 0)
         self.assertGreater(done.usage.prompt_tokens, 0)
-        # Each token event carries one or more tokens (a piece never splits a UTF-8
-        # character); stories260K writes ASCII, so it is one token per event here.
-        self.assertEqual(done.usage.completion_tokens, len(tokens), "text pieces: %r" % tokens)
+        # Each token event carries one or more tokens (the server joins tokens that
+        # arrive within a few milliseconds; a piece never splits a UTF-8 character).
+        self.assertGreaterEqual(done.usage.completion_tokens, len(tokens), "text pieces: %r" % tokens)
         if done.finish_reason == "length":
             self.assertEqual(done.usage.completion_tokens, MAX_TOKENS)
         else:

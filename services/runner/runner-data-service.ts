@@ -6,6 +6,10 @@ import type { Logger } from "../../common/logger.js";
 import { traceRunnerGenerate } from "../../common/telemetry/runner-tracing.js";
 import { RunnerDataService, type RunnerGenerateRequest, type RunnerGenerateResponse } from "../../gen/modelswap/v1/runner.js";
 import type { GenerateInput, LoadedModel } from "./engine.js";
+import { TokenCoalescer } from "./token-coalescer.js";
+
+/** Text generated within this window after a message joins the next one (see TokenCoalescer). */
+const TOKEN_WINDOW_MS = 5;
 
 export interface RunnerDataDeps {
   logger: Logger;
@@ -31,12 +35,14 @@ export function runnerDataService(deps: RunnerDataDeps) {
     deps.onStreamStart();
     try {
       let reported = 0;
+      const tokens = new TokenCoalescer((text, count) => writeWithBackpressure(call, { event: { $case: "token", value: { text, count } } }), TOKEN_WINDOW_MS);
       const outcome = await model.generate(input, signal, (text, count) => {
         for (; reported < count; reported++) deps.onToken();
-        return writeWithBackpressure(call, { event: { $case: "token", value: { text, count } } });
+        return tokens.push(text, count);
       });
       span.done(outcome);
       if (signal.aborted) return;
+      await tokens.flush();
       call.write({
         event: {
           $case: "done",
