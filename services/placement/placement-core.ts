@@ -438,15 +438,16 @@ export class PlacementCore {
     const withRunners = spare !== undefined;
     const resident = this.residentModels(protectQueued, withRunners);
     const heldByResident = withRunners ? resident.reduce((sum, entry) => sum + entry.runnerBytes, 0) : 0;
-    const decision = this.policy.decide(this.policyState, {
-      needBytes: need,
-      budgetBytes: this.settings.budgetBytes - (this.runnerOverheadBytes() - heldByResident) - this.bytesBeingFreed(),
-      resident,
-      nowMs: now,
-      minResidencyMs: this.settings.minResidencyMs,
-    });
-    if (decision.kind === "blocked") return "blocked";
-    if (decision.kind === "fits") return "waiting";
+    const policyBudget = this.settings.budgetBytes - (this.runnerOverheadBytes() - heldByResident) - this.bytesBeingFreed();
+    const request = { needBytes: need, budgetBytes: policyBudget, resident, nowMs: now, minResidencyMs: this.settings.minResidencyMs };
+    let decision = this.policy.decide(this.policyState, request);
+    if (decision.kind === "fits") {
+      // The model fits but no runner can be started beside it: free one by evicting the
+      // policy's cheapest model (its runner then loads this one).
+      const free = policyBudget - resident.reduce((sum, entry) => sum + entry.bytes, 0);
+      decision = this.policy.decide(this.policyState, { ...request, needBytes: Math.max(need, free + 1) });
+    }
+    if (decision.kind !== "evict") return "blocked";
     this.evict(decision.victims, `evicted by ${this.policy.name} for ${model.catalog.config.name}`);
     return "waiting";
   }

@@ -32,6 +32,7 @@ interface Attempt {
   lastTokenAtMs: number;
   queueMs: number;
   loadMs: number;
+  failovers: number;
 }
 
 /**
@@ -63,7 +64,7 @@ export class Router {
   async generate(request: ValidatedRequest, signal: AbortSignal, deadline: Date | undefined, sink: EventSink): Promise<void> {
     const receivedAtMs = this.clock.now();
     const model = await this.resolveModel(request);
-    const attempt: Attempt = { emittedText: "", emittedTokens: 0, tokensBeforeRunner: 0, promptTokens: 0, firstTokenAtMs: undefined, lastTokenAtMs: 0, queueMs: 0, loadMs: 0 };
+    const attempt: Attempt = { failovers: 0, emittedText: "", emittedTokens: 0, tokensBeforeRunner: 0, promptTokens: 0, firstTokenAtMs: undefined, lastTokenAtMs: 0, queueMs: 0, loadMs: 0 };
     const failedRunners = new Set<string>();
     for (let tries = 1; ; tries++) {
       if (signal.aborted) throw cancelled("the client cancelled the request");
@@ -84,6 +85,7 @@ export class Router {
       lease.release(outcome === "done" ? "ok" : "runner_failed");
       if (outcome === "done") return;
       failedRunners.add(lease.lease.runnerId);
+      attempt.failovers++;
       attempt.tokensBeforeRunner = attempt.emittedTokens;
       const beforeFirstToken = attempt.emittedTokens === 0;
       if (!beforeFirstToken && !request.resumable) {
@@ -223,6 +225,7 @@ export class Router {
                 value: {
                   finishReason: done.finishReason,
                   model: lease.model,
+                  failovers: attempt.failovers,
                   usage: { promptTokens: done.promptTokens, completionTokens },
                   timings: {
                     queueMs: attempt.queueMs,

@@ -105,6 +105,7 @@ describe("the router: replicas, failover, cancellation, deadlines (2 real replic
   it("frees the slot on cancel: the next request starts at once", async () => {
     // fill all 8 sequences, cancel one stream, and a 9th request gets its slot
     const held = Array.from({ length: 7 }, () => collect(cluster.inference, long({ maxTokens: 480 })));
+    await until(() => runners(cluster), (ready) => ready.reduce((sum, runner) => sum + runner.inFlight, 0) === 7);
     await collect(cluster.inference, long({ maxTokens: 480 }), {
       onEvent: (event, call) => {
         if (event.event?.$case === "token") call.cancel();

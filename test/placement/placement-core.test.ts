@@ -126,6 +126,21 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       assert.ok(committed <= 500 * MiB, `runners hold ${committed / MiB} MiB`);
     });
 
+    it("evicts to free a runner when the model fits but a new runner would not", () => {
+      // arrange: no spares; a holds the only runner; b fits in memory but not beside a second runner
+      const harness = new PlacementHarness([modelConfig("a"), modelConfig("b")], { spareRunners: 0, budgetBytes: 300 * MiB });
+      harness.sizes.set("a", 150 * MiB);
+      harness.sizes.set("b", 100 * MiB);
+      harness.start();
+      harness.request("w1", "a");
+      harness.advance(10).release("w1");
+      // act
+      const outcome = harness.request("w2", "b");
+      // assert
+      assert.equal(outcome.lease?.model, "b");
+      assert.deepEqual(harness.kinds("evicted"), ["a"]);
+    });
+
     it("loads a cold model with no spare runners configured", () => {
       const harness = new PlacementHarness([modelConfig("a")], { spareRunners: 0 }).start();
       assert.equal(harness.request("w1", "a").lease?.model, "a");

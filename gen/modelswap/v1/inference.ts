@@ -184,6 +184,11 @@ export interface Done {
     | undefined;
   /** The catalog name of the model that served (resolves aliases and tasks). */
   model: string;
+  /**
+   * How many times the stream moved to another runner because one failed (before the
+   * first token invisibly; after it only for resumable requests).
+   */
+  failovers: number;
 }
 
 export interface Usage {
@@ -1221,7 +1226,7 @@ export const Token: MessageFns<Token> = {
 };
 
 function createBaseDone(): Done {
-  return { finishReason: "", usage: undefined, timings: undefined, model: "" };
+  return { finishReason: "", usage: undefined, timings: undefined, model: "", failovers: 0 };
 }
 
 export const Done: MessageFns<Done> = {
@@ -1237,6 +1242,9 @@ export const Done: MessageFns<Done> = {
     }
     if (message.model !== "") {
       writer.uint32(34).string(message.model);
+    }
+    if (message.failovers !== 0) {
+      writer.uint32(40).uint32(message.failovers);
     }
     return writer;
   },
@@ -1286,6 +1294,14 @@ export const Done: MessageFns<Done> = {
             message.model = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.failovers = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1308,6 +1324,7 @@ export const Done: MessageFns<Done> = {
       usage: isSet(object.usage) ? Usage.fromJSON(object.usage) : undefined,
       timings: isSet(object.timings) ? Timings.fromJSON(object.timings) : undefined,
       model: isSet(object.model) ? globalThis.String(object.model) : "",
+      failovers: isSet(object.failovers) ? globalThis.Number(object.failovers) : 0,
     };
   },
 
@@ -1325,6 +1342,9 @@ export const Done: MessageFns<Done> = {
     if (message.model !== "") {
       obj.model = message.model;
     }
+    if (message.failovers !== 0) {
+      obj.failovers = Math.round(message.failovers);
+    }
     return obj;
   },
 
@@ -1339,6 +1359,7 @@ export const Done: MessageFns<Done> = {
       ? Timings.fromPartial(object.timings)
       : undefined;
     message.model = object.model ?? "";
+    message.failovers = object.failovers ?? 0;
     return message;
   },
 };
