@@ -526,7 +526,10 @@ export class PlacementCore {
       for (const extra of spares.slice(allowed)) if (extra.state === "spare") this.stopRunner(extra, false);
       return;
     }
-    if (spares.length < this.settings.spareRunners && now >= this.spawnBackoffUntilMs) {
+    // A replacement spare starts after a load, not during it: on a small box its start-up
+    // would take CPU from the load on the request path.
+    const loading = [...this.runners.values()].some((runner) => runner.state === "loading");
+    if (spares.length < this.settings.spareRunners && now >= this.spawnBackoffUntilMs && !loading) {
       if (this.committedBytes() + this.runnerBaseBytes() <= this.settings.budgetBytes) this.spawnRunner(now);
     }
   }
