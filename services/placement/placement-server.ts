@@ -121,7 +121,9 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
       calls.reject(waiterId, error);
     },
     spawnRunner: (runnerId) => processes.spawn(runnerId),
-    killRunner: (runnerId) => processes.kill(runnerId),
+    killRunner: (runnerId) => {
+      if (!processes.kill(runnerId)) grpc.shutdownRunners([runnerId]);
+    },
     prefetch: (file) => {
       const started = performance.now();
       readIntoPageCache(file, prefetches.signal).then(
@@ -172,6 +174,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
       prefetches.abort();
       tracing.close();
       grpc.stop();
+      grpc.shutdownRunners();
       await processes.stopAll();
       await server!.shutdown(500);
     },

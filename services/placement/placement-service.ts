@@ -88,6 +88,11 @@ export class PlacementGrpc {
     for (const watcher of this.watchers) watcher.end();
   }
 
+  /** Asks every connected runner to exit, including runners adopted after a restart (not our children). */
+  shutdownRunners(runnerIds: Iterable<string> = this.controlStreams.keys()): void {
+    for (const runnerId of runnerIds) this.controlStreams.get(runnerId)?.write({ command: { $case: "shutdown", value: {} } });
+  }
+
   private armTimer(): void {
     clearTimeout(this.tickTimer);
     const wake = this.core.nextWakeMs();

@@ -40,8 +40,11 @@ export class RunnerProcesses {
     child.once("error", (error) => this.options.logger.error("runner_spawn_failed", { runnerId, error }));
   }
 
-  kill(runnerId: string, signal: NodeJS.Signals = "SIGKILL"): void {
-    this.children.get(runnerId)?.kill(signal);
+  /** False when the runner is not a child of this process (adopted after a placement restart). */
+  kill(runnerId: string, signal: NodeJS.Signals = "SIGKILL"): boolean {
+    const child = this.children.get(runnerId);
+    child?.kill(signal);
+    return child !== undefined;
   }
 
   pid(runnerId: string): number | undefined {
