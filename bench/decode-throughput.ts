@@ -28,6 +28,7 @@ import { startGateway, type RunningGateway } from "../gateway/gateway-server.js"
 import { AdminClient, type StatusResponse } from "../gen/modelswap/v1/admin.js";
 import { InferenceClient, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import { startPlacement, type RunningPlacement } from "../services/placement/placement-server.js";
+import { percentile, median, fmt, table, loadAverage, positiveInt } from "./lib/report.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MODEL_NAME = "tiny";
@@ -67,38 +68,13 @@ const PROMPT = flags.prompt!;
 const TIME_LIMIT_S = positiveInt(flags["time-limit"]!, "--time-limit");
 const SEQUENCES = Math.max(4, ...CONCURRENCY);
 
-function positiveInt(text: string, name: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer (got "${text}")`);
-  return value;
-}
 
 // ---- statistics and printing ---------------------------------------------------------
 
-function percentile(values: number[], p: number): number {
-  const finite = values.filter(Number.isFinite);
-  if (finite.length === 0) return Number.NaN;
-  const sorted = [...finite].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank]!;
-}
-const median = (values: number[]) => percentile(values, 50);
-const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
 
-function table(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((row) => row.map(String))];
-  const widths = headers.map((_, column) => Math.max(...cells.map((row) => row[column]!.length)));
-  const line = (row: string[]) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join("  ");
-  return [line(cells[0]!), widths.map((width) => "-".repeat(width)).join("  "), ...cells.slice(1).map(line)].join("\n");
-}
 
-function loadAverage(): string {
-  try {
-    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  } catch {
-    return "n/a";
-  }
-}
+
+
 
 /** Children of this process (runners) still alive. */
 function childPids(): number[] {

@@ -21,6 +21,7 @@ import { startGateway } from "../gateway/gateway-server.js";
 import { AdminClient, type StatusResponse } from "../gen/modelswap/v1/admin.js";
 import { InferenceClient, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import { startPlacement } from "../services/placement/placement-server.js";
+import { seededRandom } from "./simulator/random.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -38,14 +39,8 @@ const KILL_EVERY_MS = Number(flags["kill-every-ms"]);
 const RESUMABLE_SHARE = Number(flags["resumable-share"]);
 const WATCHDOG_MS = Number(flags["watchdog-s"]) * 1000;
 
-/** Seeded xorshift: the same run for the same seed. */
-let state = Number(flags.seed) * 2654435761 || 1;
-const random = () => {
-  state ^= state << 13;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  return ((state >>> 0) % 1_000_000) / 1_000_000;
-};
+/** The same kills and requests for the same seed. */
+const random = seededRandom(Number(flags.seed));
 
 type Outcome = "succeeded" | "resumed" | "failed" | "hung" | "lost";
 

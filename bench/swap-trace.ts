@@ -38,6 +38,8 @@ import { AdminClient, type ResidencyEvent, type StatusResponse } from "../gen/mo
 import { InferenceClient, ModelState, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import type { ModelLoaded } from "../gen/modelswap/v1/runner.js";
 import { startPlacement, type RunningPlacement } from "../services/placement/placement-server.js";
+import { percentile, median, fmt, table, loadAverage, nonNegativeInt } from "./lib/report.js";
+import { seededRandom } from "./simulator/random.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TINY_SOURCE = path.resolve(PROJECT_ROOT, "../shared/models/stories260K.gguf");
@@ -93,52 +95,16 @@ function positiveNumber(text: string, name: string): number {
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number (got "${text}")`);
   return value;
 }
-function nonNegativeInt(text: string, name: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer (got "${text}")`);
-  return value;
-}
 
 // ---- small helpers ----------------------------------------------------------------------
 
-function percentile(values: number[], p: number): number {
-  const finite = values.filter(Number.isFinite);
-  if (finite.length === 0) return Number.NaN;
-  const sorted = [...finite].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank]!;
-}
-const median = (values: number[]) => percentile(values, 50);
-const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
+
+
 const mb = (bytes: number, digits = 1) => fmt(bytes / MB, digits);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function table(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((row) => row.map(String))];
-  const widths = headers.map((_, column) => Math.max(...cells.map((row) => row[column]!.length)));
-  const line = (row: string[]) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join("  ");
-  return [line(cells[0]!), widths.map((width) => "-".repeat(width)).join("  "), ...cells.slice(1).map(line)].join("\n");
-}
 
-function loadAverage(): string {
-  try {
-    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  } catch {
-    return "n/a";
-  }
-}
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function rssOf(pid: number): number {
   try {
@@ -376,7 +342,7 @@ interface TraceRequest {
 }
 
 function makeTrace(models: BenchModel[]): TraceRequest[][] {
-  const random = prng(SEED);
+  const random = seededRandom(SEED);
   // popularity order: a seeded permutation, so popularity is not tied to size
   const order = [...models];
   for (let i = order.length - 1; i > 0; i--) {

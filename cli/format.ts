@@ -1,15 +1,9 @@
+import { formatBytes as formatBinaryBytes } from "../common/format-bytes.js";
 import { ModelState } from "../gen/modelswap/v1/inference.js";
 
+/** "-" for unknown (0) sizes, as in `ollama ps`. */
 export function formatBytes(bytes: number): string {
-  if (!bytes) return "-";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+  return bytes ? formatBinaryBytes(bytes) : "-";
 }
 
 export function formatDuration(ms: number): string {

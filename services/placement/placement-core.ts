@@ -1,8 +1,11 @@
 import { deadlineExceeded, failedPrecondition, notFound, resourceExhausted, unavailable } from "../../common/errors.js";
-import { ModelState, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
-import type { ModelStatus, RunnerInfo, StatusResponse } from "../../gen/modelswap/v1/admin.js";
+import type { ModelInfo } from "../../gen/modelswap/v1/inference.js";
+import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import type { ModelLoaded, RunnerReady } from "../../gen/modelswap/v1/runner.js";
+import { formatBytes } from "../../common/format-bytes.js";
 import { availableReplicas, pickReplica } from "../router/replica-picker.js";
+import { MemoryLedger } from "./memory-ledger.js";
+import { describeModel, describeStatus } from "./placement-status.js";
 import type { ResidentModel } from "./policies/eviction-policy.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, WaiterKind } from "./placement-types.js";
@@ -30,7 +33,7 @@ export class PlacementCore {
   private leaseSerial = 0;
   private spawnBackoffUntilMs = 0;
   private consecutiveRunnerCrashes = 0;
-  private learnedRunnerBaseBytes: number | undefined;
+  private readonly memory: MemoryLedger;
   private stopped = false;
 
   constructor(
@@ -41,6 +44,7 @@ export class PlacementCore {
     private readonly runnerIdPrefix = "r",
   ) {
     this.policy = policyByName(settings.policyName);
+    this.memory = new MemoryLedger(settings.budgetBytes, settings.runnerBaseBytesGuess, this.runners, this.models);
     this.policyState = this.policy.initialState();
     for (const entry of catalog) {
       const fresh = entry.learned && entry.learned.fileBytes === entry.fileBytes && entry.learned.fileMtimeMs === entry.fileMtimeMs;
@@ -97,7 +101,7 @@ export class PlacementCore {
   request(waiterId: string, name: string, kind: WaiterKind, deadlineMs: number, excludeRunners: ReadonlySet<string> = new Set()): void {
     const modelName = this.resolve(name);
     const model = this.models.get(modelName)!;
-    const tooBig = this.tooBigError(model);
+    const tooBig = this.memory.tooBigError(model);
     if (tooBig) throw tooBig;
     if (this.queue.length >= this.settings.queueMax) {
       throw resourceExhausted(
@@ -174,7 +178,7 @@ export class PlacementCore {
       runner.state = "spare";
       runner.model = undefined;
       runner.baseBytes = hello.rssBytes;
-      this.learnedRunnerBaseBytes = hello.rssBytes;
+      this.memory.learnRunnerBase(hello.rssBytes);
       this.publish("runner_started", "", "", hello.rssBytes, runner.id);
     }
     this.consecutiveRunnerCrashes = 0;
@@ -252,7 +256,7 @@ export class PlacementCore {
     } else {
       model.estimatedBytes = bytes;
       this.effects.learned(modelName, this.learnedFacts(model));
-      const tooBig = this.tooBigError(model);
+      const tooBig = this.memory.tooBigError(model);
       if (tooBig) this.rejectWaitersOf(modelName, tooBig);
     }
     this.reconcile();
@@ -414,11 +418,11 @@ export class PlacementCore {
   }
 
   private tryLoad(model: ModelRecord, waiter: WaiterRecord, now: number, mayEvict: boolean): LoadAttempt {
-    const need = this.accountedBytes(model);
+    const need = this.memory.accountedBytes(model);
     const spare = [...this.runners.values()].find((runner) => runner.state === "spare" && runner.registered);
     const starting = [...this.runners.values()].some((runner) => runner.state === "starting");
-    const newRunnerBytes = spare || starting ? 0 : this.runnerBaseBytes();
-    const free = this.settings.budgetBytes - this.committedBytes();
+    const newRunnerBytes = spare || starting ? 0 : this.memory.runnerBaseBytes();
+    const free = this.settings.budgetBytes - this.memory.committedBytes();
     if (need + newRunnerBytes <= free) {
       if (spare) {
         this.startLoad(spare, model, now);
@@ -427,7 +431,7 @@ export class PlacementCore {
       if (!starting) this.spawnRunner(now);
       return "waiting";
     }
-    if (need + newRunnerBytes <= free + this.bytesBeingFreed()) return "waiting";
+    if (need + newRunnerBytes <= free + this.memory.bytesBeingFreed()) return "waiting";
     if (!mayEvict) return "blocked";
     if (this.unloadIdleExtraReplica()) return "waiting";
 
@@ -438,7 +442,7 @@ export class PlacementCore {
     const withRunners = spare !== undefined;
     const resident = this.residentModels(protectQueued, withRunners);
     const heldByResident = withRunners ? resident.reduce((sum, entry) => sum + entry.runnerBytes, 0) : 0;
-    const policyBudget = this.settings.budgetBytes - (this.runnerOverheadBytes() - heldByResident) - this.bytesBeingFreed();
+    const policyBudget = this.settings.budgetBytes - (this.memory.runnerOverheadBytes() - heldByResident) - this.memory.bytesBeingFreed();
     const request = { needBytes: need, budgetBytes: policyBudget, resident, nowMs: now, minResidencyMs: this.settings.minResidencyMs };
     let decision = this.policy.decide(this.policyState, request);
     if (decision.kind === "fits") {
@@ -459,7 +463,7 @@ export class PlacementCore {
       for (const runner of this.replicasOf(victim)) {
         if (runner.state === "ready" && runner.leases.size === 0) {
           this.beginUnload(runner, reason);
-          this.publish("evicted", victim, reason, this.accountedBytes(victimModel), runner.id);
+          this.publish("evicted", victim, reason, this.memory.accountedBytes(victimModel), runner.id);
         }
       }
     }
@@ -471,7 +475,7 @@ export class PlacementCore {
    * over the budget, idle models are evicted at once to get back under it.
    */
   private enforceBudget(now: number): void {
-    const overshoot = this.committedBytes() - this.bytesBeingFreed() - this.settings.budgetBytes;
+    const overshoot = this.memory.committedBytes() - this.memory.bytesBeingFreed() - this.settings.budgetBytes;
     if (overshoot <= 0) return;
     const resident = this.residentModels(true, false);
     const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
@@ -494,7 +498,7 @@ export class PlacementCore {
       const serving = replicas.filter((runner) => runner.state === "ready").length;
       if (serving >= model.catalog.config.replicas.min) continue;
       const spare = [...this.runners.values()].find((runner) => runner.state === "spare" && runner.registered);
-      if (spare && this.accountedBytes(model) <= this.settings.budgetBytes - this.committedBytes()) this.startLoad(spare, model, now);
+      if (spare && this.memory.accountedBytes(model) <= this.settings.budgetBytes - this.memory.committedBytes()) this.startLoad(spare, model, now);
     }
   }
 
@@ -530,7 +534,7 @@ export class PlacementCore {
     // would take CPU from the load on the request path.
     const loading = [...this.runners.values()].some((runner) => runner.state === "loading");
     if (spares.length < this.settings.spareRunners && now >= this.spawnBackoffUntilMs && !loading) {
-      if (this.committedBytes() + this.runnerBaseBytes() <= this.settings.budgetBytes) this.spawnRunner(now);
+      if (this.memory.committedBytes() + this.memory.runnerBaseBytes() <= this.settings.budgetBytes) this.spawnRunner(now);
     }
   }
 
@@ -546,7 +550,7 @@ export class PlacementCore {
       waiter.loadStartedMs ??= now;
       this.effects.notifyLoading(waiter.id, config.name, 0);
     }
-    this.publish("loading", config.name, "", this.accountedBytes(model), runner.id);
+    this.publish("loading", config.name, "", this.memory.accountedBytes(model), runner.id);
     this.effects.sendToRunner(runner.id, {
       command: {
         $case: "load",
@@ -610,56 +614,6 @@ export class PlacementCore {
     return false;
   }
 
-  // ---- accounting -----------------------------------------------------------------
-
-  /** Bytes in use or reserved: every runner's base plus the models they hold or load. */
-  private committedBytes(): number {
-    let total = 0;
-    for (const runner of this.runners.values()) {
-      total += runner.registered ? runner.baseBytes : this.runnerBaseBytes();
-      if (runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
-    }
-    return total;
-  }
-
-  private runnerOverheadBytes(): number {
-    let total = 0;
-    for (const runner of this.runners.values()) total += runner.registered ? runner.baseBytes : this.runnerBaseBytes();
-    return total;
-  }
-
-  /** Bytes that unloads and stops in progress will give back. */
-  private bytesBeingFreed(): number {
-    let total = 0;
-    for (const runner of this.runners.values()) {
-      if (runner.state === "unloading" && runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
-      if (runner.state === "stopping") total += runner.baseBytes + (runner.model ? this.accountedBytes(this.models.get(runner.model)!) : 0);
-    }
-    return total;
-  }
-
-  private runnerBaseBytes(): number {
-    return this.learnedRunnerBaseBytes ?? this.settings.runnerBaseBytesGuess;
-  }
-
-  /** Bytes charged against the budget for one replica; an overcommitted model may charge less than it maps. */
-  private accountedBytes(model: ModelRecord): number {
-    const bytes = footprint(model) ?? 0;
-    if (!model.catalog.config.allowOvercommit) return bytes;
-    return Math.min(bytes, Math.max(0, this.settings.budgetBytes - this.runnerBaseBytes()));
-  }
-
-  private tooBigError(model: ModelRecord) {
-    const bytes = footprint(model);
-    const usable = this.settings.budgetBytes - this.runnerBaseBytes();
-    if (bytes === undefined || bytes <= usable || model.catalog.config.allowOvercommit) return undefined;
-    return failedPrecondition(
-      `model "${model.catalog.config.name}" needs about ${formatBytes(bytes)} but the memory budget is ${formatBytes(this.settings.budgetBytes)} ` +
-        `(${formatBytes(usable)} usable after a runner's own ${formatBytes(this.runnerBaseBytes())}); raise budget, pick a smaller quantisation, ` +
-        `or set allow_overcommit: true on the model to serve it from mmap and swap`,
-    );
-  }
-
   /** Models holding memory, as the policy sees them; `withRunners` adds their runners' own bytes. */
   private residentModels(protectQueued: boolean, withRunners: boolean): (ResidentModel & { runnerBytes: number })[] {
     const resident: (ResidentModel & { runnerBytes: number })[] = [];
@@ -675,7 +629,7 @@ export class PlacementCore {
       resident.push({
         name,
         runnerBytes,
-        bytes: this.accountedBytes(model) * replicas.length + runnerBytes,
+        bytes: this.memory.accountedBytes(model) * replicas.length + runnerBytes,
         pinned: model.pinned,
         leases,
         loadedAtMs: Math.max(...replicas.map((runner) => runner.loadStartedMs)),
@@ -729,7 +683,7 @@ export class PlacementCore {
       model: undefined,
       leases: new Set(),
       rssBytes: 0,
-      baseBytes: this.runnerBaseBytes(),
+      baseBytes: this.memory.runnerBaseBytes(),
       startedMs: this.clock.now(),
       loadStartedMs: 0,
       unloadReason: "",
@@ -740,7 +694,7 @@ export class PlacementCore {
   private accessed(model: ModelRecord) {
     return {
       name: model.catalog.config.name,
-      bytes: this.accountedBytes(model),
+      bytes: this.memory.accountedBytes(model),
       reloadCostMs: model.reloadCostMs ?? 1000,
       priority: model.catalog.config.priority,
     };
@@ -762,73 +716,19 @@ export class PlacementCore {
 
   // ---- read side --------------------------------------------------------------------
 
-  modelInfo(model: ModelRecord): ModelInfo {
-    const name = model.catalog.config.name;
-    const replicas = this.replicasOf(name);
-    const state = replicas.some((runner) => runner.state === "ready")
-      ? ModelState.MODEL_STATE_RESIDENT
-      : replicas.some((runner) => runner.state === "loading")
-        ? ModelState.MODEL_STATE_LOADING
-        : replicas.some((runner) => runner.state === "unloading")
-          ? ModelState.MODEL_STATE_UNLOADING
-          : ModelState.MODEL_STATE_NOT_LOADED;
-    return {
-      name,
-      aliases: model.catalog.config.aliases,
-      tasks: model.catalog.config.tasks,
-      state,
-      fileBytes: model.catalog.fileBytes,
-      estimatedBytes: model.estimatedBytes ?? 0,
-      measuredBytes: model.measuredBytes ?? 0,
-      contextSize: model.catalog.config.contextSize,
-      pinned: model.pinned,
-      inFlight: replicas.reduce((sum, runner) => sum + runner.leases.size, 0),
-      queued: this.queue.filter((waiter) => waiter.model === name).length,
-      replicas: replicas.filter((runner) => runner.state === "ready").length,
-    };
+  listModels(): ModelInfo[] {
+    return [...this.models.values()].map((model) => describeModel(model, this.replicasOf(model.catalog.config.name), this.queuedFor(model.catalog.config.name)));
   }
 
-  listModels(): ModelInfo[] {
-    return [...this.models.values()].map((model) => this.modelInfo(model));
+  modelInfo(model: ModelRecord): ModelInfo {
+    return describeModel(model, this.replicasOf(model.catalog.config.name), this.queuedFor(model.catalog.config.name));
   }
 
   status(): StatusResponse {
-    const now = this.clock.now();
-    const models: ModelStatus[] = [...this.models.values()].map((model) => {
-      const info = this.modelInfo(model);
-      const ttl = model.catalog.config.ttlMs;
-      const idleMs = model.lastUsedMs === 0 ? 0 : now - model.lastUsedMs;
-      return {
-        info,
-        idleMs,
-        ttlLeftMs: ttl === undefined || info.state !== ModelState.MODEL_STATE_RESIDENT || model.pinned ? -1 : Math.max(0, ttl - idleMs),
-        loads: model.loads,
-        evictions: model.evictions,
-        lastLoadMs: model.reloadCostMs ?? 0,
-      };
-    });
-    const runners: RunnerInfo[] = [...this.runners.values()].map((runner) => ({
-      id: runner.id,
-      pid: runner.pid,
-      model: runner.model ?? "",
-      state: runner.state,
-      rssBytes: runner.rssBytes,
-      inFlight: runner.leases.size,
-      address: runner.address,
-    }));
-    let residentBytes = 0;
-    for (const runner of this.runners.values()) if (runner.model && runner.state === "ready") residentBytes += this.accountedBytes(this.models.get(runner.model)!);
-    return { budgetBytes: this.settings.budgetBytes, residentBytes, evictionPolicy: this.policy.name, models, runners };
+    return describeStatus(this.clock.now(), this.memory, this.policy.name, this.models, this.runners, (name) => this.queuedFor(name));
   }
-}
 
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
+  private queuedFor(modelName: string): number {
+    return this.queue.filter((waiter) => waiter.model === modelName).length;
   }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
