@@ -31,7 +31,7 @@ export async function generateCommand(address: string, options: GenerateOptions,
     ? client.chat({ model: options.model, task: options.task, messages: [{ role: "user", content: options.prompt }], maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, deadline)
     : client.generate({ model: options.model, task: options.task, prompt: options.prompt, maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, deadline);
   process.once("SIGINT", () => call.cancel());
-  let loadingShown = false;
+  let lastLoadingShown = -1;
   return new Promise<number>((resolve) => {
     call.on("data", (message: GenerateResponse) => {
       const event = message.event;
@@ -40,10 +40,13 @@ export async function generateCommand(address: string, options: GenerateOptions,
         case "queued":
           err.write(`[queued: position ${event.value.position} for ${event.value.model}]\n`);
           break;
-        case "loading":
-          if (!loadingShown || event.value.progress >= 1) err.write(`[loading ${event.value.model}: ${Math.round(event.value.progress * 100)}%]\n`);
-          loadingShown = true;
+        case "loading": {
+          // The start and the end of a load; the steps between would only scroll.
+          const shown = event.value.progress >= 1 ? 100 : 0;
+          if (shown !== lastLoadingShown) err.write(`[loading ${event.value.model}: ${shown === 100 ? "done" : "started"}]\n`);
+          lastLoadingShown = shown;
           break;
+        }
         case "token":
           out.write(event.value.text);
           break;

@@ -550,7 +550,8 @@ export class PlacementCore {
       waiter.loadStartedMs ??= now;
       this.effects.notifyLoading(waiter.id, config.name, 0);
     }
-    this.publish("loading", config.name, "", this.memory.accountedBytes(model), runner.id);
+    const overcommitted = config.allowOvercommit && (footprint(model) ?? 0) > this.memory.accountedBytes(model);
+    this.publish("loading", config.name, overcommitted ? `overcommitted: ${formatBytes(footprint(model)!)} served from mmap and swap` : "", this.memory.accountedBytes(model), runner.id);
     this.effects.sendToRunner(runner.id, {
       command: {
         $case: "load",

@@ -69,6 +69,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   let markReadyIfSettled = () => {};
   const grpc = new PlacementGrpc(logger, clock, {
     onEvent: (event) => {
+      logger.info(`residency_${event.kind}`, { model: event.model, reason: event.reason, bytes: event.bytes, runnerId: event.runnerId, queueDepth: event.queueDepth });
       tracing.event(event);
       markReadyIfSettled();
       options.onEvent?.(event);

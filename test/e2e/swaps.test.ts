@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { forgeModel } from "../../forge/forge-model.js";
-import { collect, generateRequest, startCluster, type TestCluster } from "../support/cluster.js";
+import { ModelState, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
+import { collect, generateRequest, startCluster, unary, type TestCluster } from "../support/cluster.js";
 import { storiesModel } from "../support/paths.js";
 
 const MiB = 1024 * 1024;
@@ -96,6 +97,27 @@ describe("swapping models under a small budget (real runners, lru)", function ()
       .slice(evictionsBefore)
       .filter((event) => event.model === "m150" && event.timeUnixMs < streamEndedAt);
     assert.deepEqual(evictedWhileStreaming, [], "m150 was evicted while it streamed");
+  });
+
+  it("keeps one model streaming at pace while another loads", async () => {
+    // arrange: stories streams alone, for a baseline pace
+    const streamOptions = { model: "stories", maxTokens: 400, sampling: { temperature: 0, ignoreEos: true, stop: [] } };
+    const alone = await collect(cluster.inference, generateRequest(streamOptions));
+    // act: the same stream while a cold model (evicting another) loads beside it
+    const { models } = await unary<{ models: ModelInfo[] }>((cb) => cluster.inference.listModels({}, cb));
+    const cold = models.find((model) => model.name.startsWith("m") && model.name !== "m150-long" && model.state !== ModelState.MODEL_STATE_RESIDENT)!;
+    let loadDone: Promise<unknown> | undefined;
+    const during = await collect(cluster.inference, generateRequest(streamOptions), {
+      onEvent: (event) => {
+        if (event.event?.$case === "token" && !loadDone) loadDone = ask(cold.name);
+      },
+    });
+    const swap = (await loadDone) as Awaited<ReturnType<typeof ask>>;
+    // assert: both served; the stream kept most of its pace (2 cores: the load takes one)
+    assert.equal(swap.error, undefined, swap.error?.details);
+    assert.ok(swap.done!.timings!.loadMs > 0, "the other model really loaded meanwhile");
+    const ratio = during.done!.timings!.tokensPerSecond / alone.done!.timings!.tokensPerSecond;
+    assert.ok(ratio > 0.5, `stream ran at ${(ratio * 100).toFixed(0)}% of its pace while a model loaded`);
   });
 
   it("keeps the runners' measured RSS within the budget + 5%", () => {
