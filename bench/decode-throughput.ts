@@ -168,7 +168,8 @@ class Baseline {
     return new Baseline(model, single, multi);
   }
 
-  async generate(maxTokens: number, context: "single" | "multi" = "single"): Promise<StreamResult> {
+  /** Defaults to the runner's own settings (one context, SEQUENCES sequences): the same model and settings on both paths. */
+  async generate(maxTokens: number, context: "single" | "multi" = "multi"): Promise<StreamResult> {
     const startMs = performance.now();
     const tokens = this.model.tokenize(PROMPT);
     const bos = this.model.tokens.bos;
