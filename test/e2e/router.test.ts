@@ -118,6 +118,34 @@ describe("the router: replicas, failover, cancellation, deadlines (2 real replic
     await Promise.all(held);
   });
 
+  it("does not let a client that stops reading stall another stream on the same runner", async () => {
+    // arrange: one paused reader on each replica, so any new stream shares a runner with one
+    const pausedStream = () => {
+      const call = cluster.inference.generate(long({ maxTokens: 400 }));
+      const state = { tokens: 0, done: false };
+      const ended = new Promise<void>((resolve, reject) => {
+        call.on("data", (message: { event?: { $case: string } }) => {
+          if (message.event?.$case === "token" && state.tokens++ === 0) call.pause();
+          if (message.event?.$case === "done") state.done = true;
+        });
+        call.on("end", () => resolve());
+        call.on("error", reject);
+      });
+      return { call, state, ended };
+    };
+    const paused = [pausedStream(), pausedStream()];
+    await until(() => runners(cluster), (ready) => ready.every((runner) => runner.inFlight === 1));
+    // act: another stream runs meanwhile
+    const other = await collect(cluster.inference, long({ maxTokens: 400 }));
+    // assert: it completed while both readers were still paused; they complete once read
+    assert.equal(other.error, undefined, other.error?.details);
+    assert.equal(other.done?.usage?.completionTokens, 400);
+    assert.ok(paused.every((stream) => !stream.state.done), "the paused streams were not read meanwhile");
+    for (const stream of paused) stream.call.resume();
+    await Promise.all(paused.map((stream) => stream.ended));
+    assert.ok(paused.every((stream) => stream.state.done));
+  });
+
   it("routes a story task to stories260K", async () => {
     const result = await collect(cluster.inference, generateRequest({ task: "story", maxTokens: 8 }));
     assert.equal(result.error, undefined, result.error?.details);
