@@ -49,31 +49,40 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, qu
   startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
   const args = [CLI_MAIN, "placement", "-c", configFile, ...(forgeMissing ? ["--forge-missing"] : [])];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  const placementAddress = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on("line", (line) => {
-      if (line.startsWith(READY_PREFIX)) resolve(line.slice(READY_PREFIX.length));
-      else process.stdout.write(line + "\n");
-    });
-    child.once("exit", (code) => reject(new Error(`placement exited with code ${code} before it was ready`)));
-  });
-  const gateway = await startGateway({ config, placementAddress, logger });
-  process.stdout.write(`modelswap serving on ${gateway.address} (placement ${placementAddress}); Ctrl-C stops\n`);
+  let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
   let stopping = false;
+  // Whatever happens from here, placement (and through it the runners) ends with us.
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await gateway.stop();
+    await gateway?.stop();
     child.kill("SIGTERM");
-    if (child.exitCode === null) await new Promise((resolve) => child.once("exit", resolve));
+    if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once("exit", resolve));
     await exitAfterFlush(code);
   };
+  process.once("SIGTERM", () => void stop(0));
+  process.once("SIGINT", () => void stop(0));
+  try {
+    const placementAddress = await new Promise<string>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! });
+      lines.on("line", (line) => {
+        if (line.startsWith(READY_PREFIX)) resolve(line.slice(READY_PREFIX.length));
+        else process.stdout.write(line + "\n");
+      });
+      child.once("exit", (code) => reject(new Error(`placement exited with code ${code} before it was ready`)));
+    });
+    gateway = await startGateway({ config, placementAddress, logger });
+    process.stdout.write(`modelswap serving on ${gateway.address} (placement ${placementAddress}); Ctrl-C stops\n`);
+  } catch (error) {
+    logger.error("serve_failed", { error });
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    await stop(1);
+    return;
+  }
   child.once("exit", (code) => {
     if (!stopping) {
       logger.error("placement_exited", { code });
       void stop(1);
     }
   });
-  process.once("SIGTERM", () => void stop(0));
-  process.once("SIGINT", () => void stop(0));
 }

@@ -1,4 +1,4 @@
-import type { ServerWritableStream, ServiceError } from "@grpc/grpc-js";
+import { Metadata, type CallOptions, type ClientUnaryCall, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import { fromServiceError } from "../common/errors.js";
 import { unaryHandler } from "../common/grpc/handlers.js";
 import type { Logger } from "../common/logger.js";
@@ -7,9 +7,17 @@ import type { PlacementClient } from "../gen/modelswap/v1/placement.js";
 
 /** The public Admin service: placement decides; the gateway passes calls through. */
 export function adminService(placement: PlacementClient, logger: Logger) {
-  const forward = <Req, Res>(method: (request: Req, callback: (error: ServiceError | null, response: Res) => void) => unknown) =>
-    unaryHandler(logger, (request: Req) =>
-      new Promise<Res>((resolve, reject) => method.call(placement, request, (error, response) => (error ? reject(fromServiceError(error)) : resolve(response)))),
+  // The client's deadline and cancellation travel on to placement (a cancelled LoadModel leaves its queue).
+  type Forwardable<Req, Res> = (request: Req, metadata: Metadata, options: Partial<CallOptions>, callback: (error: ServiceError | null, response: Res) => void) => ClientUnaryCall;
+  const forward = <Req, Res>(method: Forwardable<Req, Res>) =>
+    unaryHandler(logger, (request: Req, signal, call) =>
+      new Promise<Res>((resolve, reject) => {
+        const deadline = call.getDeadline();
+        const upstream = method.call(placement, request, new Metadata(), deadline === Infinity ? {} : { deadline }, (error, response) =>
+          error ? reject(fromServiceError(error)) : resolve(response),
+        );
+        signal.addEventListener("abort", () => upstream.cancel(), { once: true });
+      }),
     );
   const watchStatus = (call: ServerWritableStream<WatchStatusRequest, ResidencyEvent>) => {
     const upstream = placement.watchStatus({});

@@ -162,6 +162,7 @@ export class PlacementCore {
       runner = this.newRunnerRecord(hello.runnerId);
       this.runners.set(runner.id, runner);
     }
+    const fresh = runner.state === "starting" && !hello.loadedModel;
     runner.registered = true;
     runner.pid = hello.pid;
     runner.address = hello.address;
@@ -171,14 +172,18 @@ export class PlacementCore {
       runner.state = "ready";
       runner.model = hello.loadedModel;
       runner.baseBytes = Math.max(0, hello.rssBytes - hello.loadedModelBytes);
+      runner.initialBaseBytes = runner.baseBytes;
       adopted.measuredBytes ??= hello.loadedModelBytes;
       this.publish("loaded", hello.loadedModel, "runner re-registered", hello.loadedModelBytes, runner.id);
     } else {
       if (hello.loadedModel) this.effects.sendToRunner(runner.id, { command: { $case: "unload", value: { model: hello.loadedModel } } });
       runner.state = "spare";
       runner.model = undefined;
-      runner.baseBytes = hello.rssBytes;
-      this.memory.learnRunnerBase(hello.rssBytes);
+      if (fresh) {
+        runner.baseBytes = hello.rssBytes;
+        runner.initialBaseBytes = hello.rssBytes;
+        this.memory.learnRunnerBase(hello.rssBytes);
+      }
       this.publish("runner_started", "", "", hello.rssBytes, runner.id);
     }
     this.consecutiveRunnerCrashes = 0;
@@ -232,8 +237,9 @@ export class PlacementCore {
     runner.rssBytes = rssBytes;
     this.publish("unloaded", modelName, runner.unloadReason, rssBytes, runnerId);
     // Unloading must really free memory: a runner that kept it is ended instead.
-    const slack = Math.max(64 * 1024 * 1024, runner.baseBytes * 0.25);
-    if (rssBytes > runner.baseBytes + slack) {
+    // Against the size at registration, so that small retentions cannot add up swap after swap.
+    const slack = Math.max(64 * 1024 * 1024, runner.initialBaseBytes * 0.25);
+    if (rssBytes > runner.initialBaseBytes + slack) {
       this.stopRunner(runner, true);
     } else {
       runner.state = "spare";
@@ -277,6 +283,14 @@ export class PlacementCore {
     // Estimates sent to this runner are lost with it; they are asked again.
     for (const model of this.models.values()) model.estimating = false;
     const modelName = runner.model;
+    if (!runner.registered && this.consecutiveRunnerCrashes >= this.settings.maxLoadAttempts) {
+      // Runners die before they even register: nothing queued for a cold model can be served.
+      for (const waiter of [...this.queue]) {
+        if (this.replicasOf(waiter.model).some((replica) => replica.state === "ready")) continue;
+        this.removeWaiter(waiter);
+        this.effects.reject(waiter.id, unavailable(`runner processes exit at start (${this.consecutiveRunnerCrashes} in a row); check the runner logs and the node-llama-cpp build`, 10));
+      }
+    }
     if (modelName && runner.state === "loading") {
       const model = this.models.get(modelName);
       if (model && ++model.consecutiveLoadFailures >= this.settings.maxLoadAttempts) {
@@ -295,16 +309,23 @@ export class PlacementCore {
 
   /** When tick() should next be called; undefined when nothing is timed. */
   nextWakeMs(): number | undefined {
+    const now = this.clock.now();
     let next = Number.POSITIVE_INFINITY;
+    // Only moments still ahead: a passed one has been acted on (or waits for an event).
+    const consider = (at: number) => {
+      if (at > now) next = Math.min(next, at);
+    };
     for (const waiter of this.queue) {
-      next = Math.min(next, waiter.deadlineMs, waiter.enqueuedMs + this.settings.fairnessMs);
+      consider(waiter.deadlineMs);
+      consider(waiter.enqueuedMs + this.settings.fairnessMs);
     }
     for (const runner of this.runners.values()) {
       if (runner.state !== "ready" || !runner.model) continue;
-      const ttl = this.models.get(runner.model)?.catalog.config.ttlMs;
-      if (ttl !== undefined) next = Math.min(next, this.models.get(runner.model)!.lastUsedMs + ttl);
+      const model = this.models.get(runner.model)!;
+      const ttl = model.catalog.config.ttlMs;
+      if (ttl !== undefined && !model.pinned) consider(model.lastUsedMs + ttl);
     }
-    if (this.spawnBackoffUntilMs > this.clock.now()) next = Math.min(next, this.spawnBackoffUntilMs);
+    consider(this.spawnBackoffUntilMs);
     return Number.isFinite(next) ? next : undefined;
   }
 
@@ -340,6 +361,7 @@ export class PlacementCore {
     // requests queued behind it get no new streams, so busy models drain and can be evicted.
     let barrier = false;
     for (const waiter of [...this.queue]) {
+      if (!this.queue.includes(waiter)) continue; // served or failed by an effect meanwhile
       const model = this.models.get(waiter.model)!;
       const replicas = this.replicasOf(waiter.model);
       const ready = replicas.filter((runner) => runner.state === "ready");
@@ -353,7 +375,9 @@ export class PlacementCore {
       }
       const capacity = model.catalog.config.sequences;
       const views = ready.map((runner) => ({ id: runner.id, outstanding: runner.leases.size, capacity }));
-      const chosen = pickReplica(availableReplicas(views, waiter.excludeRunners));
+      // Runners that failed this request are avoided, unless no other replica can come.
+      const noOtherReplica = ready.length >= model.catalog.config.replicas.max && ready.every((runner) => waiter.excludeRunners.has(runner.id));
+      const chosen = pickReplica(availableReplicas(views, noOtherReplica ? new Set() : waiter.excludeRunners));
       if (!chosen) continue;
       const runner = this.runners.get(chosen.id)!;
       this.removeWaiter(waiter);
@@ -389,8 +413,8 @@ export class PlacementCore {
   private planLoads(now: number): void {
     const considered = new Set<string>();
     let coldLoadBlocked = false;
-    for (const waiter of this.queue) {
-      if (considered.has(waiter.model)) continue;
+    for (const waiter of [...this.queue]) {
+      if (considered.has(waiter.model) || !this.queue.includes(waiter)) continue;
       considered.add(waiter.model);
       const model = this.models.get(waiter.model)!;
       const replicas = this.replicasOf(waiter.model);
@@ -451,7 +475,19 @@ export class PlacementCore {
       const free = policyBudget - resident.reduce((sum, entry) => sum + entry.bytes, 0);
       decision = this.policy.decide(this.policyState, { ...request, needBytes: Math.max(need, free + 1) });
     }
-    if (decision.kind !== "evict") return "blocked";
+    if (decision.kind !== "evict") {
+      const pinned = this.pinnedHoldBytes();
+      if (need + this.memory.runnerBaseBytes() > this.settings.budgetBytes - pinned) {
+        this.rejectWaitersOf(
+          model.catalog.config.name,
+          failedPrecondition(
+            `model "${model.catalog.config.name}" needs about ${formatBytes(need)} but pinned models hold ${formatBytes(pinned)} of the ` +
+              `${formatBytes(this.settings.budgetBytes)} budget; unpin a model (PinModel pinned=false) or raise budget`,
+          ),
+        );
+      }
+      return "blocked";
+    }
     this.evict(decision.victims, `evicted by ${this.policy.name} for ${model.catalog.config.name}`);
     return "waiting";
   }
@@ -487,6 +523,16 @@ export class PlacementCore {
       minResidencyMs: 0,
     });
     if (decision.kind === "evict") this.evict(decision.victims, `over budget by ${formatBytes(overshoot)} after a load measured more than estimated`);
+  }
+
+  /** Memory that no eviction can free: pinned models and the runners holding them. */
+  private pinnedHoldBytes(): number {
+    let total = 0;
+    for (const runner of this.runners.values()) {
+      const model = runner.model ? this.models.get(runner.model) : undefined;
+      if (model?.pinned) total += runner.baseBytes + this.memory.accountedBytes(model);
+    }
+    return total;
   }
 
   /** A resident model with replicas.min > 1 gets its other replicas when memory allows (never by evicting). */
@@ -576,8 +622,8 @@ export class PlacementCore {
   }
 
   private spawnRunner(now: number): void {
+    if (now < this.spawnBackoffUntilMs) return; // nextWakeMs() wakes us when the backoff ends
     const runner = this.newRunnerRecord(`${this.runnerIdPrefix}${++this.runnerSerial}`);
-    runner.startedMs = now;
     this.runners.set(runner.id, runner);
     this.effects.spawnRunner(runner.id);
   }
@@ -685,7 +731,7 @@ export class PlacementCore {
       leases: new Set(),
       rssBytes: 0,
       baseBytes: this.memory.runnerBaseBytes(),
-      startedMs: this.clock.now(),
+      initialBaseBytes: this.memory.runnerBaseBytes(),
       loadStartedMs: 0,
       unloadReason: "",
       registered: false,

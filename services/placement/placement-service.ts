@@ -1,4 +1,4 @@
-import type { ServerDuplexStream, ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { ModelswapError, toGrpcStatus } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc/handlers.js";
 import type { Logger } from "../../common/logger.js";
@@ -105,7 +105,8 @@ export class PlacementGrpc {
     const call = this.acquireCalls.get(waiterId);
     this.acquireCalls.delete(waiterId);
     if (!call || call.cancelled) {
-      this.run(() => this.core.release(lease.leaseId));
+      // Not from inside the core's grant loop: the release runs as its own event.
+      queueMicrotask(() => this.run(() => this.core.release(lease.leaseId)));
       return;
     }
     this.leaseCalls.set(lease.leaseId, call);
@@ -182,6 +183,8 @@ export class PlacementGrpc {
 
   runnerControlService() {
     const connect = (stream: ServerDuplexStream<RunnerEvent, RunnerCommand>) => {
+      // Headers at once: the runner learns the stream is up even before any command.
+      stream.sendMetadata(new Metadata());
       let runnerId: string | undefined;
       stream.on("data", (message: RunnerEvent) => {
         const event = message.event;

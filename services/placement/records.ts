@@ -28,13 +28,14 @@ export interface RunnerRecord {
   model: string | undefined;
   leases: Set<string>;
   rssBytes: number;
-  /** RSS with no model loaded, reported at registration. */
+  /** RSS with no model loaded: at registration, then as measured after each unload. */
   baseBytes: number;
-  startedMs: number;
+  /** RSS with no model loaded at registration; an unload must get back near it. */
+  initialBaseBytes: number;
   loadStartedMs: number;
   /** Why it is unloading: "evicted by lru for X", "idle ttl", "admin". */
   unloadReason: string;
-  /** Not fully started yet: connected after its spawn, or adopted after a placement restart. */
+  /** It has connected its control stream (after its spawn, or adopted after a placement restart). */
   registered: boolean;
 }
 

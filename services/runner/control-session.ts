@@ -46,6 +46,9 @@ export class ControlSession {
     const stream = this.client.connect();
     this.stream = stream;
     let ended = false;
+    stream.on("metadata", () => {
+      this.disconnectedSince = undefined; // placement answered: the grace period starts afresh next time
+    });
     stream.on("data", (command: RunnerCommand) => {
       this.disconnectedSince = undefined;
       this.options.onCommand(command);

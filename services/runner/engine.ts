@@ -56,6 +56,8 @@ export interface LoadTimings {
 export interface LoadedModel {
   readonly spec: LoadSpec;
   readonly timings: LoadTimings;
+  /** GPU memory the load took (0 on CPU): process RSS does not show device allocations. */
+  readonly deviceBytes: number;
   /**
    * Generates until max tokens, a stop condition or the signal aborts (within one token).
    * Placement admits at most `sequences` streams; one that arrives while a finished

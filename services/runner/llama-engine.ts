@@ -46,6 +46,8 @@ export class LlamaEngine implements Engine {
 
   async load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel> {
     const llama = this.ready;
+    const deviceUsed = async () => (llama.gpu === false ? 0 : (await llama.getVramState()).used);
+    const deviceBefore = await deviceUsed();
     const started = performance.now();
     const model = await llama.loadModel({
       modelPath: spec.path,
@@ -71,12 +73,21 @@ export class LlamaEngine implements Engine {
       contextMs: contextCreated - modelLoaded,
       warmUpMs: 0,
     });
-    if (spec.warmUp) await loaded.warmUp();
+    if (spec.warmUp) {
+      try {
+        await loaded.warmUp();
+      } catch (error) {
+        await loaded.dispose();
+        throw error;
+      }
+    }
+    loaded.deviceBytes = Math.max(0, (await deviceUsed()) - deviceBefore);
     return loaded;
   }
 }
 
 class LlamaLoadedModel implements LoadedModel {
+  deviceBytes = 0;
   /** Streams holding a sequence. */
   private holding = 0;
   private readonly chatWrapper: ChatWrapper;

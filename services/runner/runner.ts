@@ -15,7 +15,7 @@ export interface RunnerOptions {
 }
 
 /**
- * One runner process: executes placement's commands one at a time (load, unload,
+ * One runner process: executes placement's commands (load, unload,
  * estimate, shutdown) and reports what it did. At most one model is loaded.
  */
 export class Runner {
@@ -67,7 +67,7 @@ export class Runner {
 
   private loadedBytes = 0;
 
-  /** Commands run strictly in arrival order; estimates do not wait behind a load. */
+  /** Load, unload and shutdown run strictly in arrival order; estimates run beside them (they do not wait behind a load). */
   handle(command: RunnerCommand): void {
     const c = command.command;
     if (!c) return;
@@ -84,7 +84,7 @@ export class Runner {
         case "shutdown":
           return this.shutdown();
       }
-    });
+    }).catch((error: unknown) => this.options.logger.error("command_failed", { command: c.$case, error }));
   }
 
   private async load(spec: Extract<NonNullable<RunnerCommand["command"]>, { $case: "load" }>["value"]): Promise<void> {
@@ -114,7 +114,8 @@ export class Runner {
       );
       this.model = loaded;
       const rssAfter = this.rss();
-      this.loadedBytes = Math.max(0, rssAfter - rssBefore);
+      // Host memory the load added, plus what it took on the GPU (not in RSS).
+      this.loadedBytes = Math.max(0, rssAfter - rssBefore) + loaded.deviceBytes;
       const loadMs = performance.now() - started;
       logger.info("model_loaded", { model: spec.model, loadMs, measuredBytes: this.loadedBytes });
       send({

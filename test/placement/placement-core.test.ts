@@ -212,6 +212,57 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
     });
   });
 
+  describe("what can never be served is refused, not waited on", () => {
+    it("refuses a model that only fits if a pinned model went, and keeps serving the pinned one", () => {
+      const harness = new PlacementHarness([modelConfig("a", { pin: true }), modelConfig("b")], { fairnessMs: 1_000 });
+      harness.sizes.set("a", 300 * MiB);
+      harness.sizes.set("b", 300 * MiB);
+      harness.start();
+      const b = harness.request("w1", "b");
+      assert.equal(b.error?.code, status.FAILED_PRECONDITION);
+      assert.match(b.error!.message, /pinned models hold .* unpin a model/);
+      harness.advance(5_000);
+      assert.equal(harness.request("w2", "a").lease?.model, "a");
+    });
+
+    it("answers UNAVAILABLE when runner processes keep dying at start, and backs off between spawns", () => {
+      // arrange: no runner ever connects; each one dies at start
+      const harness = new PlacementHarness([modelConfig("a")]);
+      harness.runnersConnect = false;
+      harness.start();
+      const waiting = harness.request("w1", "a");
+      // act
+      for (let round = 0; round < 5 && !waiting.error; round++) {
+        const spawnedBefore = harness.spawned.length;
+        for (const runner of harness.core.status().runners) harness.core.runnerExited(runner.id, 1);
+        harness.settle();
+        assert.ok(harness.spawned.length <= spawnedBefore + 1, "no new runner within the backoff");
+        harness.advance(2_000); // past the backoff
+      }
+      // assert
+      assert.equal(waiting.error?.code, status.UNAVAILABLE);
+      assert.match(waiting.error!.message, /exit at start/);
+    });
+
+    it("retries on the runner that failed when it is the only replica there can be", () => {
+      const harness = threeModels();
+      harness.request("w1", "a");
+      const runner = harness.runnerOf("a")!;
+      harness.release("w1");
+      harness.core.request("w2", "a", "lease", Number.POSITIVE_INFINITY, new Set([runner]));
+      harness.settle();
+      assert.equal(harness.outcome("w2").lease?.runnerId, runner);
+    });
+
+    it("never asks to be woken in the past (a pinned model with a ttl, a long wait)", () => {
+      const harness = new PlacementHarness([modelConfig("a", { pin: true, ttlMs: 1_000 }), modelConfig("b")], { fairnessMs: 1_000 });
+      harness.start();
+      harness.advance(10_000);
+      const wake = harness.core.nextWakeMs();
+      assert.ok(wake === undefined || wake > harness.now, `asked to wake at ${wake} with now ${harness.now}`);
+    });
+  });
+
   describe("idle TTL", () => {
     it("unloads a model idle for its ttl, and not before", () => {
       const harness = new PlacementHarness([modelConfig("a", { ttlMs: 300_000 })]).start();

@@ -56,6 +56,8 @@ export class PlacementHarness {
   readonly sizes = new Map<string, number>();
   /** When false, loads stay in progress until finishLoads() is called. */
   autoFinishLoads = true;
+  /** When false, spawned runners never connect (a broken runner build). */
+  runnersConnect = true;
   private readonly pending: (() => void)[] = [];
   private readonly inFlightLoads: { runnerId: string; model: string }[] = [];
   private readonly connected = new Set<string>();
@@ -64,6 +66,7 @@ export class PlacementHarness {
     const effects: PlacementEffects = {
       spawnRunner: (runnerId) => {
         this.spawned.push(runnerId);
+        if (!this.runnersConnect) return;
         this.pending.push(() => {
           this.connected.add(runnerId);
           this.core.runnerConnected({ runnerId, pid: 100 + this.spawned.length, address: `fake:${runnerId}`, loadedModel: "", rssBytes: RUNNER_BASE, loadedModelBytes: 0 });

@@ -148,7 +148,10 @@ export interface RunnerReady {
 
 export interface ModelLoaded {
   model: string;
-  /** Resident bytes attributable to the model: RSS after load minus RSS before. */
+  /**
+   * Memory attributable to the model: RSS after load minus RSS before, plus the GPU
+   * memory the load took (device allocations do not show in RSS).
+   */
   measuredBytes: number;
   rssBytes: number;
   loadMs: number;
