@@ -24,11 +24,8 @@ export class MemoryLedger {
 
   /** Bytes in use or reserved: every runner's base plus the models they hold or load. */
   committedBytes(): number {
-    let total = 0;
-    for (const runner of this.runners.values()) {
-      total += runner.registered ? runner.baseBytes : this.runnerBaseBytes();
-      if (runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
-    }
+    let total = this.runnerOverheadBytes();
+    for (const runner of this.runners.values()) if (runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
     return total;
   }
 

@@ -50,10 +50,6 @@ export class RunnerProcesses {
     return child !== undefined;
   }
 
-  pid(runnerId: string): number | undefined {
-    return this.children.get(runnerId)?.pid;
-  }
-
   /** Ends every runner this placement started and waits for them to exit. */
   async stopAll(timeoutMs = 3000): Promise<void> {
     const exits = [...this.children.values()].map(

@@ -27,9 +27,11 @@ export const TWO_CHOICES_ABOVE = 4;
 export function pickReplica(candidates: readonly ReplicaView[], random: () => number = Math.random): ReplicaView | undefined {
   if (candidates.length === 0) return undefined;
   if (candidates.length > TWO_CHOICES_ABOVE) {
-    const first = candidates[Math.floor(random() * candidates.length)]!;
-    let second = candidates[Math.floor(random() * (candidates.length - 1))]!;
-    if (second === first) second = candidates[candidates.length - 1]!;
+    const firstIndex = Math.floor(random() * candidates.length);
+    const drawn = Math.floor(random() * (candidates.length - 1));
+    const secondIndex = drawn >= firstIndex ? drawn + 1 : drawn; // a different candidate, uniformly
+    const first = candidates[firstIndex]!;
+    const second = candidates[secondIndex]!;
     return loadScore(second) < loadScore(first) ? second : first;
   }
   let best = candidates[0]!;

@@ -27,7 +27,6 @@ interface Attempt {
   emittedTokens: number;
   /** Tokens delivered by earlier runners of this request (resumed streams). */
   tokensBeforeRunner: number;
-  promptTokens: number;
   firstTokenAtMs: number | undefined;
   lastTokenAtMs: number;
   queueMs: number;
@@ -41,6 +40,7 @@ interface Attempt {
  */
 export class Router {
   private readonly runnerClients = new Map<string, RunnerDataClient>();
+  private readonly contextSizes = new Map<string, number>();
   private readonly clock: { now(): number };
   private readonly maxAttempts: number;
 
@@ -64,7 +64,9 @@ export class Router {
   async generate(request: ValidatedRequest, signal: AbortSignal, deadline: Date | undefined, sink: EventSink): Promise<void> {
     const receivedAtMs = this.clock.now();
     const model = await this.resolveModel(request);
-    const attempt: Attempt = { failovers: 0, emittedText: "", emittedTokens: 0, tokensBeforeRunner: 0, promptTokens: 0, firstTokenAtMs: undefined, lastTokenAtMs: 0, queueMs: 0, loadMs: 0 };
+    const contextSize = await this.knownContextSize(model);
+    if (contextSize !== undefined && request.maxTokens > contextSize) throw this.overContext(request.maxTokens, model, contextSize);
+    const attempt: Attempt = { failovers: 0, emittedText: "", emittedTokens: 0, tokensBeforeRunner: 0, firstTokenAtMs: undefined, lastTokenAtMs: 0, queueMs: 0, loadMs: 0 };
     const failedRunners = new Set<string>();
     for (let tries = 1; ; tries++) {
       if (signal.aborted) throw cancelled("the client cancelled the request");
@@ -73,7 +75,7 @@ export class Router {
       attempt.loadMs += lease.lease.loadMs;
       if (request.maxTokens > lease.lease.contextSize) {
         lease.release("ok");
-        throw invalidArgument(`max_tokens is ${request.maxTokens} but model "${model}" has a context of ${lease.lease.contextSize} tokens; lower max_tokens`);
+        throw this.overContext(request.maxTokens, model, lease.lease.contextSize);
       }
       let outcome: "done" | "runner_failed";
       try {
@@ -98,6 +100,25 @@ export class Router {
       }
       this.options.logger.warn("failover", { model, runner: lease.lease.runnerId, tokensDelivered: attempt.emittedTokens, resumable: request.resumable });
     }
+  }
+
+  /**
+   * The model's context size from the catalog (cached; the catalog is fixed by config),
+   * so that an impossible max_tokens is refused before it can cause a swap.
+   */
+  private async knownContextSize(model: string): Promise<number | undefined> {
+    if (!this.contextSizes.has(model)) {
+      try {
+        for (const info of await this.listModels()) for (const name of [info.name, ...info.aliases]) this.contextSizes.set(name, info.contextSize);
+      } catch {
+        return undefined; // placement answers for itself when the lease is asked for
+      }
+    }
+    return this.contextSizes.get(model);
+  }
+
+  private overContext(maxTokens: number, model: string, contextSize: number) {
+    return invalidArgument(`max_tokens is ${maxTokens} but model "${model}" has a context of ${contextSize} tokens; lower max_tokens`);
   }
 
   private async resolveModel(request: ValidatedRequest): Promise<string> {
