@@ -38,7 +38,7 @@ export class PlacementGrpc {
       onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
       /** An Acquire call arrived (telemetry), before the core sees its request. */
       onAcquire?: (waiterId: string, call: AcquireCall) => void;
-      /** An Acquire ended without a grant: cancelled by the caller, or refused at once. */
+      /** An Acquire call ended by the caller (before or after its grant), or refused at once. */
       onAcquireEnd?: (waiterId: string, outcome: "cancelled" | "rejected", error?: unknown) => void;
     } = {},
   ) {}
