@@ -17,7 +17,7 @@
  * A benchmark prints figures; it asserts nothing.
  */
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -76,21 +76,6 @@ const SEQUENCES = Math.max(4, ...CONCURRENCY);
 
 
 
-/** Children of this process (runners) still alive. */
-function childPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === process.pid) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
 
 // ---- CPU accounting ----------------------------------------------------------------------
 
@@ -274,8 +259,7 @@ async function bootStack(replicas: number): Promise<Stack> {
     {
       listen: "127.0.0.1:0",
       budget: "4GiB",
-      // spare_runners: 0 would be the fairest set-up (no idle extra process), but with it the
-      // first load never happens (see the report); the idle spare costs ~nothing.
+      // One warm spare, as deployed; it idles during the measurements.
       placement: { listen: "127.0.0.1:0", eviction: "lru", spare_runners: 1 },
       defaults: { context: CONTEXT, threads: 1, gpu: "cpu" },
       models: [
@@ -306,17 +290,7 @@ async function bootStack(replicas: number): Promise<Stack> {
       inference.close();
       admin.close();
       await gateway.stop();
-      // placement.stop() leaves the core running: every runner exit during and after stop makes it
-      // spawn a replacement (forever, with backoff). Disarm spawning first (see the report).
-      placement.processes.spawn = () => undefined;
-      await placement.stop();
-      // Runners spawned while placement was stopping are not in its list (see the report): end ours by pid.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      const leftovers = childPids();
-      if (leftovers.length > 0) {
-        console.log(`  note: ${leftovers.length} runner process(es) still alive after placement.stop(): pids ${leftovers.join(", ")}; sending SIGTERM`);
-        for (const pid of leftovers) process.kill(pid, "SIGTERM");
-      }
+      await placement.stop(); // ends its runners and waits for them
     },
   };
   stacks.add(stack);

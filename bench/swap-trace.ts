@@ -25,7 +25,7 @@
  */
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -115,21 +115,6 @@ function rssOf(pid: number): number {
   }
 }
 
-/** Children of this process (runners) still alive. */
-function childPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === process.pid) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
 
 // ---- models -------------------------------------------------------------------------------
 
@@ -224,17 +209,7 @@ async function bootStack(models: BenchModel[], budgetBytes: number, policy: stri
       inference.close();
       admin.close();
       await gateway.stop();
-      // placement.stop() leaves the core running: every runner exit during and after stop makes it
-      // spawn a replacement (forever, with backoff). Disarm spawning first (see the report).
-      placement.processes.spawn = () => undefined;
-      await placement.stop();
-      // Runners spawned while placement was stopping are not in its list (see the report): end ours by pid.
-      await sleep(300);
-      const leftovers = childPids();
-      if (leftovers.length > 0) {
-        console.log(`  note: ${leftovers.length} runner process(es) still alive after placement.stop(): pids ${leftovers.join(", ")}; sending SIGTERM`);
-        for (const pid of leftovers) process.kill(pid, "SIGTERM");
-      }
+      await placement.stop(); // ends its runners and waits for them
     },
   };
   stacks.add(stack);
