@@ -29,6 +29,7 @@ import { AdminClient, type StatusResponse } from "../gen/modelswap/v1/admin.js";
 import { InferenceClient, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import { startPlacement, type RunningPlacement } from "../services/placement/placement-server.js";
 import { percentile, median, fmt, table, loadAverage, positiveInt } from "./lib/report.js";
+import { runBounded } from "./lib/run-bounded.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MODEL_NAME = "tiny";
@@ -501,19 +502,4 @@ async function main(): Promise<void> {
   console.log(`\nload average at end: ${loadAverage()}`);
 }
 
-const stopAll = () => Promise.race([Promise.all([...stacks].map((stack) => stack.stop())), new Promise((resolve) => setTimeout(resolve, 5000))]);
-const watchdog = setTimeout(() => {
-  console.error(`time limit of ${TIME_LIMIT_S} s reached; stopping`);
-  void stopAll().then(() => process.exit(2));
-}, TIME_LIMIT_S * 1000);
-watchdog.unref();
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void stopAll().then(() => process.exit(130)));
-
-main().then(
-  () => process.exit(0),
-  async (error: unknown) => {
-    console.error(error);
-    await stopAll();
-    process.exit(1);
-  },
-);
+runBounded(main, { timeLimitS: TIME_LIMIT_S, cleanup: () => Promise.all([...stacks].map((stack) => stack.stop())) });

@@ -40,6 +40,7 @@ import type { ModelLoaded } from "../gen/modelswap/v1/runner.js";
 import { startPlacement, type RunningPlacement } from "../services/placement/placement-server.js";
 import { percentile, median, fmt, table, loadAverage, nonNegativeInt } from "./lib/report.js";
 import { seededRandom } from "./simulator/random.js";
+import { runBounded } from "./lib/run-bounded.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TINY_SOURCE = path.resolve(PROJECT_ROOT, "../shared/models/stories260K.gguf");
@@ -645,22 +646,12 @@ async function main(): Promise<void> {
   console.log(`\nload average at end: ${loadAverage()}`);
 }
 
-const stopAll = () => Promise.race([Promise.all([...stacks].map((stack) => stack.stop())), sleep(5000)]);
-const watchdog = setTimeout(() => {
-  console.error(`time limit of ${TIME_LIMIT_S} s reached; stopping`);
-  if (progress.policy) {
-    console.error(`  trace under ${progress.policy}: ${progress.done}/${REQUESTS} requests answered, ${progress.failed} failed${progress.lastFailure ? ` (last: ${progress.lastFailure})` : ""}`);
-  }
-  void stopAll().then(() => process.exit(2));
-}, TIME_LIMIT_S * 1000);
-watchdog.unref();
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void stopAll().then(() => process.exit(130)));
-
-main().then(
-  () => process.exit(0),
-  async (error: unknown) => {
-    console.error(error);
-    await stopAll();
-    process.exit(1);
+runBounded(main, {
+  timeLimitS: TIME_LIMIT_S,
+  cleanup: () => Promise.all([...stacks].map((stack) => stack.stop())),
+  onTimeout: () => {
+    if (progress.policy) {
+      console.error(`  trace under ${progress.policy}: ${progress.done}/${REQUESTS} requests answered, ${progress.failed} failed${progress.lastFailure ? ` (last: ${progress.lastFailure})` : ""}`);
+    }
   },
-);
+});
