@@ -125,6 +125,7 @@ export function watchCommand(address: string, out: NodeJS.WritableStream, err: N
   const client = new AdminClient(address, credentials.createInsecure());
   const call = client.watchStatus({});
   process.once("SIGINT", () => call.cancel());
+  call.on("metadata", () => err.write(`watching residency events at ${address} (Ctrl-C stops)\n`));
   return new Promise((resolve) => {
     call.on("data", (event: ResidencyEvent) => {
       const time = new Date(event.timeUnixMs).toISOString().slice(11, 23);

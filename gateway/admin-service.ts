@@ -21,6 +21,7 @@ export function adminService(placement: PlacementClient, logger: Logger) {
     );
   const watchStatus = (call: ServerWritableStream<WatchStatusRequest, ResidencyEvent>) => {
     const upstream = placement.watchStatus({});
+    upstream.on("metadata", (metadata: Metadata) => call.sendMetadata(metadata)); // subscribed upstream
     upstream.on("data", (event: ResidencyEvent) => call.write(event));
     upstream.on("error", (error: ServiceError) => {
       if (!call.cancelled) call.emit("error", { code: error.code, details: error.details });

@@ -165,6 +165,7 @@ export class PlacementGrpc {
     const watchStatus = (call: ServerWritableStream<WatchStatusRequest, ResidencyEvent>) => {
       this.watchers.add(call);
       call.on("cancelled", () => this.watchers.delete(call));
+      call.sendMetadata(new Metadata()); // headers now: the watcher knows it is subscribed before any event
     };
     return {
       definition: PlacementService,

@@ -72,6 +72,7 @@ describe("the modelswap CLI against a running server", function () {
 
   it("watch streams residency events as admin commands act", async () => {
     const watch = startProcess([CLI_MAIN, "watch"], env);
+    await watch.waitForLine((line) => (line.startsWith("watching residency events") ? true : undefined));
     try {
       // act: unload, then load again, while watching
       const unload = await cli(["unload", "stories"], env);
