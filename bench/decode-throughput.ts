@@ -16,20 +16,18 @@
  * from /proc), which other load on the box disturbs much less than wall time.
  * A benchmark prints figures; it asserts nothing.
  */
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { getLlama, LlamaLogLevel, type LlamaContext, type LlamaModel, type Token } from "node-llama-cpp";
 import { parseConfig } from "../common/config/parse-config.js";
-import { createLogger } from "../common/logger.js";
-import { startGateway, type RunningGateway } from "../gateway/gateway-server.js";
 import { AdminClient, type StatusResponse } from "../gen/modelswap/v1/admin.js";
 import { InferenceClient, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
-import { startPlacement, type RunningPlacement } from "../services/placement/placement-server.js";
 import { percentile, median, fmt, table, loadAverage, positiveInt } from "./lib/report.js";
 import { runBounded } from "./lib/run-bounded.js";
+import { startLocalStack, stopAllStacks, type LocalStack } from "./lib/local-stack.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MODEL_NAME = "tiny";
@@ -245,15 +243,14 @@ async function concurrent(streams: number, run: () => Promise<StreamResult>): Pr
 
 // ---- the product stack ------------------------------------------------------------------
 
-interface Stack {
-  placement: RunningPlacement;
-  gateway: RunningGateway;
-  inference: InferenceClient;
-  admin: AdminClient;
-  stop(): Promise<void>;
-}
+type Stack = LocalStack;
 
-const stacks = new Set<Stack>();
+/** Baseline first on even rounds, gateway first on odd ones: neither always runs on a warmer box. */
+async function alternately(round: number, baselineRun: () => Promise<unknown>, gatewayRun: () => Promise<unknown>): Promise<void> {
+  const [first, second] = round % 2 === 0 ? [baselineRun, gatewayRun] : [gatewayRun, baselineRun];
+  await first();
+  await second();
+}
 
 async function bootStack(replicas: number): Promise<Stack> {
   const config = parseConfig(
@@ -276,25 +273,8 @@ async function bootStack(replicas: number): Promise<Stack> {
     },
     PROJECT_ROOT,
   );
-  const logger = createLogger("bench", {}, !flags.verbose);
-  const placement = await startPlacement({ config, logger, listen: "127.0.0.1:0", runnerEnv: flags.verbose ? {} : { MODELSWAP_LOG: "silent" } });
-  const gateway = await startGateway({ config, placementAddress: placement.address, logger, listen: "127.0.0.1:0" });
-  const inference = new InferenceClient(gateway.address, credentials.createInsecure());
-  const admin = new AdminClient(gateway.address, credentials.createInsecure());
-  const stack: Stack = {
-    placement,
-    gateway,
-    inference,
-    admin,
-    stop: async () => {
-      stacks.delete(stack);
-      inference.close();
-      admin.close();
-      await gateway.stop();
-      await placement.stop(); // ends its runners and waits for them
-    },
-  };
-  stacks.add(stack);
+  const stack = await startLocalStack(config, { verbose: flags.verbose });
+  const { admin } = stack;
   await new Promise<void>((resolve, reject) =>
     admin.loadModel({ model: MODEL_NAME }, new Metadata(), { deadline: new Date(Date.now() + 60_000) }, (error) => (error ? reject(error) : resolve())),
   );
@@ -342,15 +322,11 @@ async function main(): Promise<void> {
   const singleBase: Measured<StreamResult>[] = [];
   const singleGw: Measured<StreamResult>[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const runBase = async () => singleBase.push(await measure([], () => baseline.generate(TOKENS)));
-    const runGw = async () => singleGw.push(await measure(pids, () => gatewayGenerate(stack.inference, TOKENS)));
-    if (round % 2 === 0) {
-      await runBase();
-      await runGw();
-    } else {
-      await runGw();
-      await runBase();
-    }
+    await alternately(
+      round,
+      async () => singleBase.push(await measure([], () => baseline.generate(TOKENS))),
+      async () => singleGw.push(await measure(pids, () => gatewayGenerate(stack.inference, TOKENS))),
+    );
   }
   const rate = (runs: Measured<StreamResult>[]) => median(runs.map((run) => decodeRate(run.value)));
   const e2e = (runs: Measured<StreamResult>[]) => median(runs.map((run) => run.value.tokens / (run.wallMs / 1000)));
@@ -416,15 +392,11 @@ async function main(): Promise<void> {
     const base: Measured<{ tokens: number; tokPerS: number }>[] = [];
     const gw: Measured<{ tokens: number; tokPerS: number }>[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const runBase = async () => base.push(await measure([], () => concurrent(streams, () => baseline.generate(CONC_TOKENS, "multi"))));
-      const runGw = async () => gw.push(await measure(pids, () => concurrent(streams, () => gatewayGenerate(stack.inference, CONC_TOKENS))));
-      if (round % 2 === 0) {
-        await runBase();
-        await runGw();
-      } else {
-        await runGw();
-        await runBase();
-      }
+      await alternately(
+        round,
+        async () => base.push(await measure([], () => concurrent(streams, () => baseline.generate(CONC_TOKENS, "multi")))),
+        async () => gw.push(await measure(pids, () => concurrent(streams, () => gatewayGenerate(stack.inference, CONC_TOKENS)))),
+      );
     }
     concBase.set(streams, summarize(base, (run) => run.selfCpuMs));
     concOne.set(streams, summarize(gw, (run) => run.selfCpuMs + run.runnerCpuMs));
@@ -502,4 +474,4 @@ async function main(): Promise<void> {
   console.log(`\nload average at end: ${loadAverage()}`);
 }
 
-runBounded(main, { timeLimitS: TIME_LIMIT_S, cleanup: () => Promise.all([...stacks].map((stack) => stack.stop())) });
+runBounded(main, { timeLimitS: TIME_LIMIT_S, cleanup: stopAllStacks });

@@ -10,18 +10,16 @@
  * Goal (issue "Router"): 0 hung, 0 lost. Bounded: the run stops after all requests end
  * or the watchdog fires; it kills only runner processes its own placement started.
  */
-import { credentials, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../common/config/parse-config.js";
-import { createLogger } from "../common/logger.js";
-import { startGateway } from "../gateway/gateway-server.js";
-import { AdminClient, type StatusResponse } from "../gen/modelswap/v1/admin.js";
-import { InferenceClient, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
-import { startPlacement } from "../services/placement/placement-server.js";
+import type { StatusResponse } from "../gen/modelswap/v1/admin.js";
+import type { GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import { seededRandom } from "./simulator/random.js";
+import { startLocalStack } from "./lib/local-stack.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -57,11 +55,8 @@ const config = parseConfig(
   },
   projectRoot,
 );
-const logger = createLogger("bench", {}, true);
-const placement = await startPlacement({ config, logger, runnerEnv: { MODELSWAP_LOG: "silent" } });
-const gateway = await startGateway({ config, placementAddress: placement.address, logger });
-const inference = new InferenceClient(gateway.address, credentials.createInsecure());
-const admin = new AdminClient(gateway.address, credentials.createInsecure());
+const stack = await startLocalStack(config);
+const { inference, admin } = stack;
 const status = () => new Promise<StatusResponse>((resolve, reject) => admin.getStatus({}, (error, response) => (error ? reject(error) : resolve(response))));
 
 for (const deadline = Date.now() + 30_000; ; ) {
@@ -144,7 +139,4 @@ console.log("failed with (status, message):");
 for (const [text, count] of statuses) console.log(`  ${count} x ${text}`);
 console.log(`goal: 0 hung, 0 lost -> ${counts.hung === 0 && counts.lost === 0 ? "met" : "NOT met"}`);
 
-inference.close();
-admin.close();
-await gateway.stop();
-await placement.stop();
+await stack.stop();

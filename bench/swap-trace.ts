@@ -23,7 +23,7 @@
  * load <= 1.2 x read + 150 ms), and the TTFT of that swap vs a request on the resident model.
  * A benchmark prints figures; it asserts nothing.
  */
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
@@ -31,16 +31,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../common/config/parse-config.js";
-import { createLogger } from "../common/logger.js";
 import { forgeModel } from "../forge/forge-model.js";
-import { startGateway, type RunningGateway } from "../gateway/gateway-server.js";
 import { AdminClient, type ResidencyEvent, type StatusResponse } from "../gen/modelswap/v1/admin.js";
 import { InferenceClient, ModelState, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import type { ModelLoaded } from "../gen/modelswap/v1/runner.js";
-import { startPlacement, type RunningPlacement } from "../services/placement/placement-server.js";
 import { percentile, median, fmt, table, loadAverage, nonNegativeInt } from "./lib/report.js";
 import { seededRandom } from "./simulator/random.js";
 import { runBounded } from "./lib/run-bounded.js";
+import { startLocalStack, stopAllStacks, type LocalStack } from "./lib/local-stack.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TINY_SOURCE = path.resolve(PROJECT_ROOT, "../shared/models/stories260K.gguf");
@@ -153,17 +151,11 @@ async function prepareModels(): Promise<BenchModel[]> {
 
 // ---- the product stack --------------------------------------------------------------------
 
-interface Stack {
-  placement: RunningPlacement;
-  gateway: RunningGateway;
-  inference: InferenceClient;
-  admin: AdminClient;
+interface Stack extends LocalStack {
   events: ResidencyEvent[];
   /** The runners' "loaded" reports (load time split into weights, context, warm-up). */
   loads: ModelLoaded[];
-  stop(): Promise<void>;
 }
-const stacks = new Set<Stack>();
 
 async function bootStack(models: BenchModel[], budgetBytes: number, policy: string): Promise<Stack> {
   const config = parseConfig(
@@ -178,12 +170,8 @@ async function bootStack(models: BenchModel[], budgetBytes: number, policy: stri
   );
   const events: ResidencyEvent[] = [];
   const loads: ModelLoaded[] = [];
-  const logger = createLogger("bench", {}, !flags.verbose);
-  const placement = await startPlacement({
-    config,
-    logger,
-    listen: "127.0.0.1:0",
-    runnerEnv: flags.verbose ? {} : { MODELSWAP_LOG: "silent" },
+  const local = await startLocalStack(config, {
+    verbose: flags.verbose,
     onEvent: (event) => {
       events.push(event);
       if (flags.events) {
@@ -195,26 +183,7 @@ async function bootStack(models: BenchModel[], budgetBytes: number, policy: stri
       if (event.event?.$case === "loaded") loads.push(event.event.value);
     },
   });
-  const gateway = await startGateway({ config, placementAddress: placement.address, logger, listen: "127.0.0.1:0" });
-  const inference = new InferenceClient(gateway.address, credentials.createInsecure());
-  const admin = new AdminClient(gateway.address, credentials.createInsecure());
-  const stack: Stack = {
-    placement,
-    gateway,
-    inference,
-    admin,
-    events,
-    loads,
-    stop: async () => {
-      stacks.delete(stack);
-      inference.close();
-      admin.close();
-      await gateway.stop();
-      await placement.stop(); // ends its runners and waits for them
-    },
-  };
-  stacks.add(stack);
-  return stack;
+  return { ...local, events, loads };
 }
 
 function getStatus(admin: AdminClient): Promise<StatusResponse> {
@@ -648,7 +617,7 @@ async function main(): Promise<void> {
 
 runBounded(main, {
   timeLimitS: TIME_LIMIT_S,
-  cleanup: () => Promise.all([...stacks].map((stack) => stack.stop())),
+  cleanup: stopAllStacks,
   onTimeout: () => {
     if (progress.policy) {
       console.error(`  trace under ${progress.policy}: ${progress.done}/${REQUESTS} requests answered, ${progress.failed} failed${progress.lastFailure ? ` (last: ${progress.lastFailure})` : ""}`);
