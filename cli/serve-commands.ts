@@ -19,12 +19,10 @@ export async function placementCommand(configFile: string, forgeMissing: boolean
   startTelemetry({ role: "placement", logger, metrics: metricsEndpoint(config.telemetry, "placement") });
   const placement = await startPlacement({ config, logger });
   process.stdout.write(`${READY_PREFIX}${placement.address}\n`);
-  const stop = async () => {
+  onStopSignals(async () => {
     await placement.stop();
     await exitAfterFlush(0);
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  });
 }
 
 /** `modelswap gateway`: the public front door, pointed at a running placement. */
@@ -33,12 +31,10 @@ export async function gatewayCommand(configFile: string, placementAddress: strin
   const config = readConfigFile(configFile);
   startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
   const gateway = await startGateway({ config, placementAddress, logger });
-  const stop = async () => {
+  onStopSignals(async () => {
     await gateway.stop();
     await exitAfterFlush(0);
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  });
 }
 
 /** `modelswap serve`: placement in its own process (which starts the runners) and the gateway in this one. */
@@ -60,8 +56,7 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, qu
     if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once("exit", resolve));
     await exitAfterFlush(code);
   };
-  process.once("SIGTERM", () => void stop(0));
-  process.once("SIGINT", () => void stop(0));
+  onStopSignals(() => stop(0));
   try {
     const placementAddress = await new Promise<string>((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! });
@@ -85,4 +80,9 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, qu
       void stop(1);
     }
   });
+}
+
+/** Ctrl-C or SIGTERM runs `stop` once. */
+function onStopSignals(stop: () => Promise<void>): void {
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void stop());
 }

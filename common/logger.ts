@@ -15,7 +15,7 @@ export function setLogEnricher(next: LogEnricher): void {
   enricher = next;
 }
 
-export function createLogger(service: string, base: LogFields = {}, quiet = process.env.MODELSWAP_LOG === "silent"): Logger {
+export function createLogger(service: string, base: LogFields = {}, quiet = false): Logger {
   const write = (level: string, event: string, fields?: LogFields) => {
     if (quiet && level !== "error") return;
     const line = { time: new Date().toISOString(), level, service, event, ...base, ...enricher(), ...fields };

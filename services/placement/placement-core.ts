@@ -11,8 +11,6 @@ import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, WaiterKind } from "./placement-types.js";
 import { footprint, type LeaseRecord, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
 
-type LoadAttempt = "started" | "waiting" | "blocked";
-
 /**
  * The placement state machine. Events come in as method calls (request, release,
  * runner events, tick); every decision is taken here, synchronously, and acted on
@@ -431,7 +429,7 @@ export class PlacementCore {
         coldLoadBlocked = true;
         continue;
       }
-      if (this.tryLoad(model, waiter, now, true) !== "started") {
+      if (!this.tryLoad(model, waiter, now, true)) {
         coldLoadBlocked = true; // later cold models wait their turn: no overtaking for memory
         if (this.settings.prefetch && !model.prefetched) {
           model.prefetched = true;
@@ -441,7 +439,8 @@ export class PlacementCore {
     }
   }
 
-  private tryLoad(model: ModelRecord, waiter: WaiterRecord, now: number, mayEvict: boolean): LoadAttempt {
+  /** Starts a load when memory and a runner allow, or prepares one (evicts, spawns); true when it started. */
+  private tryLoad(model: ModelRecord, waiter: WaiterRecord, now: number, mayEvict: boolean): boolean {
     const need = this.memory.accountedBytes(model);
     const spare = [...this.runners.values()].find((runner) => runner.state === "spare" && runner.registered);
     const starting = [...this.runners.values()].some((runner) => runner.state === "starting");
@@ -450,14 +449,14 @@ export class PlacementCore {
     if (need + newRunnerBytes <= free) {
       if (spare) {
         this.startLoad(spare, model, now);
-        return "started";
+        return true;
       }
       if (!starting) this.spawnRunner(now);
-      return "waiting";
+      return false;
     }
-    if (need + newRunnerBytes <= free + this.memory.bytesBeingFreed()) return "waiting";
-    if (!mayEvict) return "blocked";
-    if (this.unloadIdleExtraReplica()) return "waiting";
+    if (need + newRunnerBytes <= free + this.memory.bytesBeingFreed()) return false;
+    if (!mayEvict) return false;
+    if (this.unloadIdleExtraReplica()) return false;
 
     // Evicting frees a runner that then loads this model: no new runner is needed. With a
     // spare already there, a victim's runner becomes surplus and is stopped too, so its
@@ -486,10 +485,10 @@ export class PlacementCore {
           ),
         );
       }
-      return "blocked";
+      return false;
     }
     this.evict(decision.victims, `evicted by ${this.policy.name} for ${model.catalog.config.name}`);
-    return "waiting";
+    return false;
   }
 
   private evict(victims: readonly string[], reason: string): void {

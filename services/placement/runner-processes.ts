@@ -8,9 +8,10 @@ const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url))
  * glibc raises its mmap threshold after large frees, after which model-sized buffers come
  * from the heap and stay in RSS after an unload. A fixed threshold keeps them mmapped, so
  * unloading a model really returns its memory. Measured with 100/150 MB models swapped in
- * one runner: no tuning, RSS after unload grew 159 -> 253 MB over 7 swaps; 256 KiB, 130 MB
- * flat but loads ~20% slower (page faults on fresh mappings); 1 MiB, 135 MB flat, loads
- * as fast as without tuning.
+ * one runner (steady-state load of the 150 MB model in brackets): no tuning, RSS after
+ * unload grew 159 -> 253 MB over 7 swaps (130-149 ms); 256 KiB, 130 MB flat (183-194 ms);
+ * 1 MiB, 135 MB flat (167-180 ms); 4 MiB, 148 MB flat (145-156 ms). Page faults on fresh
+ * mappings are the price; 1 MiB keeps most of the memory for part of it.
  */
 const RUNNER_MALLOC_TUNING = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576" };
 

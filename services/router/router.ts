@@ -152,7 +152,10 @@ export class Router {
         if (released || !granted) return;
         released = true;
         signal.removeEventListener("abort", onAbort);
-        this.options.placement.release({ leaseId: granted.leaseId, outcome }, () => call.cancel());
+        // Placement ends the Acquire call when it takes the Release; cancel it only if the Release failed.
+        this.options.placement.release({ leaseId: granted.leaseId, outcome }, (error) => {
+          if (error) call.cancel();
+        });
       };
       const onAbort = () => {
         call.cancel();

@@ -17,6 +17,8 @@ import type { Engine, GenerateInput, GenerateOutcome, LoadedModel, LoadSpec, Loa
 import { StopMatcher } from "./stop-matcher.js";
 
 const REPEAT_PENALTY_WINDOW = 64;
+/** Tokens before a piece that detokenizing it looks at (leading-space rules); a few suffice. */
+const DETOKENIZE_CONTEXT = 4;
 const SEQUENCE_RECLAIM_TIMEOUT_MS = 2_000;
 const RECLAIM_PAUSE_LIMIT_MS = 50;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -166,7 +168,8 @@ class LlamaLoadedModel implements LoadedModel {
           recent.push(token);
           if (recent.length > REPEAT_PENALTY_WINDOW) recent.shift();
           pending.push(token);
-          const text = this.model.detokenize(pending, false, recent.slice(0, -pending.length));
+          const before = recent.length - pending.length;
+          const text = this.model.detokenize(pending, false, recent.slice(Math.max(0, before - DETOKENIZE_CONTEXT), before));
           if (!text.endsWith("\uFFFD")) {
             pending = [];
             const { emit, stopped } = stopMatcher.push(text);
