@@ -28,6 +28,7 @@ import { InferenceClient, type GenerateResponse } from "../gen/modelswap/v1/infe
 import { percentile, median, fmt, table, loadAverage, positiveInt } from "./lib/report.js";
 import { runBounded } from "./lib/run-bounded.js";
 import { startLocalStack, stopAllStacks, type LocalStack } from "./lib/local-stack.js";
+import { callUnary } from "../common/grpc/call-unary.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MODEL_NAME = "tiny";
@@ -282,7 +283,7 @@ async function bootStack(replicas: number): Promise<Stack> {
 }
 
 function getStatus(admin: AdminClient): Promise<StatusResponse> {
-  return new Promise((resolve, reject) => admin.getStatus({}, (error, response) => (error ? reject(error) : resolve(response))));
+  return callUnary((done) => admin.getStatus({}, done));
 }
 
 async function replicaState(admin: AdminClient): Promise<{ readyPids: number[]; runners: string }> {

@@ -20,6 +20,7 @@ import type { StatusResponse } from "../gen/modelswap/v1/admin.js";
 import type { GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import { seededRandom } from "./simulator/random.js";
 import { startLocalStack } from "./lib/local-stack.js";
+import { callUnary } from "../common/grpc/call-unary.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -57,7 +58,7 @@ const config = parseConfig(
 );
 const stack = await startLocalStack(config);
 const { inference, admin } = stack;
-const status = () => new Promise<StatusResponse>((resolve, reject) => admin.getStatus({}, (error, response) => (error ? reject(error) : resolve(response))));
+const status = () => callUnary<StatusResponse>((done) => admin.getStatus({}, done));
 
 for (const deadline = Date.now() + 30_000; ; ) {
   if ((await status()).runners.filter((runner) => runner.state === "ready").length >= 2) break;

@@ -39,6 +39,7 @@ import { percentile, median, fmt, table, loadAverage, nonNegativeInt } from "./l
 import { seededRandom } from "./simulator/random.js";
 import { runBounded } from "./lib/run-bounded.js";
 import { startLocalStack, stopAllStacks, type LocalStack } from "./lib/local-stack.js";
+import { callUnary } from "../common/grpc/call-unary.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TINY_SOURCE = path.resolve(PROJECT_ROOT, "../shared/models/stories260K.gguf");
@@ -187,7 +188,7 @@ async function bootStack(models: BenchModel[], budgetBytes: number, policy: stri
 }
 
 function getStatus(admin: AdminClient): Promise<StatusResponse> {
-  return new Promise((resolve, reject) => admin.getStatus({}, (error, response) => (error ? reject(error) : resolve(response))));
+  return callUnary((done) => admin.getStatus({}, done));
 }
 function loadModel(admin: AdminClient, model: string): Promise<number> {
   return new Promise((resolve, reject) =>

@@ -2,12 +2,10 @@ import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { AdminClient, type ResidencyEvent } from "../gen/modelswap/v1/admin.js";
 import { InferenceClient, type GenerateResponse, type SamplingParams } from "../gen/modelswap/v1/inference.js";
 import { formatBytes, formatDuration, stateName, table } from "./format.js";
+import { callUnary } from "../common/grpc/call-unary.js";
 
 /** Commands that talk to a running gateway. Each resolves to the process exit code. */
 
-function unary<Res>(invoke: (callback: (error: ServiceError | null, response: Res) => void) => void): Promise<Res> {
-  return new Promise((resolve, reject) => invoke((error, response) => (error ? reject(error) : resolve(response))));
-}
 
 export function describeError(error: unknown): string {
   const e = error as Partial<ServiceError>;
@@ -77,7 +75,7 @@ export async function generateCommand(address: string, options: GenerateOptions,
 export async function modelsCommand(address: string, out: NodeJS.WritableStream): Promise<number> {
   const client = new InferenceClient(address, credentials.createInsecure());
   try {
-    const { models } = await unary<{ models: import("../gen/modelswap/v1/inference.js").ModelInfo[] }>((cb) => client.listModels({}, cb));
+    const { models } = await callUnary<{ models: import("../gen/modelswap/v1/inference.js").ModelInfo[] }>((cb) => client.listModels({}, cb));
     out.write(
       table(
         ["NAME", "ALIASES", "TASKS", "STATE", "FILE", "CONTEXT"],
@@ -93,7 +91,7 @@ export async function modelsCommand(address: string, out: NodeJS.WritableStream)
 export async function psCommand(address: string, out: NodeJS.WritableStream): Promise<number> {
   const client = new AdminClient(address, credentials.createInsecure());
   try {
-    const status = await unary<import("../gen/modelswap/v1/admin.js").StatusResponse>((cb) => client.getStatus({}, cb));
+    const status = await callUnary<import("../gen/modelswap/v1/admin.js").StatusResponse>((cb) => client.getStatus({}, cb));
     out.write(
       table(
         ["MODEL", "STATE", "MEASURED", "ESTIMATED", "REPLICAS", "IN-FLIGHT", "QUEUED", "IDLE", "TTL LEFT", "PINNED"],
@@ -149,13 +147,13 @@ export async function adminCommand(address: string, action: "load" | "unload" | 
   const client = new AdminClient(address, credentials.createInsecure());
   try {
     if (action === "load") {
-      const response = await unary<{ loadMs: number }>((cb) => client.loadModel({ model }, cb));
+      const response = await callUnary<{ loadMs: number }>((cb) => client.loadModel({ model }, cb));
       out.write(`${model} is resident (last load ${formatDuration(response.loadMs)})\n`);
     } else if (action === "unload") {
-      await unary((cb) => client.unloadModel({ model }, cb));
+      await callUnary((cb) => client.unloadModel({ model }, cb));
       out.write(`${model} will be unloaded when its streams end\n`);
     } else {
-      await unary((cb) => client.pinModel({ model, pinned: action === "pin" }, cb));
+      await callUnary((cb) => client.pinModel({ model, pinned: action === "pin" }, cb));
       out.write(`${model} ${action === "pin" ? "pinned" : "unpinned"}\n`);
     }
     return 0;

@@ -228,8 +228,10 @@ export class Router {
           attempt.firstTokenAtMs ??= now;
           attempt.lastTokenAtMs = now;
           attempt.emittedText += event.value.text;
-          attempt.emittedTokens = attempt.tokensBeforeRunner + event.value.count;
-          const pending = sink({ event: { $case: "token", value: { text: event.value.text } } });
+          const delivered = attempt.tokensBeforeRunner + event.value.count;
+          const tokens = delivered - attempt.emittedTokens;
+          attempt.emittedTokens = delivered;
+          const pending = sink({ event: { $case: "token", value: { text: event.value.text, tokens } } });
           if (pending) {
             call.pause();
             void pending.then(() => call.resume());

@@ -21,7 +21,8 @@ const REPEAT_PENALTY_WINDOW = 64;
 const DETOKENIZE_CONTEXT = 4;
 const SEQUENCE_RECLAIM_TIMEOUT_MS = 2_000;
 const RECLAIM_PAUSE_LIMIT_MS = 50;
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Waits for the context to take a sequence back: a 1 ms timer, not a busy loop that would take the decode thread's core. */
+const pollSoon = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
 
 /** The Engine on node-llama-cpp. The only module of the project that imports it. */
 export class LlamaEngine implements Engine {
@@ -214,7 +215,7 @@ class LlamaLoadedModel implements LoadedModel {
   /** Holds this stream (no decode queued) until the context has taken a disposed sequence back, at most briefly. */
   private async pauseForReclaim(): Promise<void> {
     const deadline = performance.now() + RECLAIM_PAUSE_LIMIT_MS;
-    while (this.reclaimPending() && performance.now() < deadline) await yieldToEventLoop();
+    while (this.reclaimPending() && performance.now() < deadline) await pollSoon();
   }
 
   /**
@@ -225,7 +226,7 @@ class LlamaLoadedModel implements LoadedModel {
     const deadline = performance.now() + SEQUENCE_RECLAIM_TIMEOUT_MS;
     while (this.context.sequencesLeft === 0) {
       if (performance.now() > deadline) throw new Error("no sequence was freed in time: the runner is serving its maximum number of streams");
-      await yieldToEventLoop();
+      await pollSoon();
     }
     return this.context.getSequence();
   }

@@ -78,6 +78,7 @@ export async function startCluster(document: Record<string, unknown>, baseDir = 
 export interface StreamResult {
   events: GenerateResponse[];
   text: string;
+  /** Tokens received (the sum of the token events' counts). */
   tokens: number;
   done: Done | undefined;
   error: ServiceError | undefined;
@@ -96,7 +97,7 @@ export function collect(client: InferenceClient, request: GenerateRequest, optio
       result.events.push(message);
       if (message.event?.$case === "token") {
         result.text += message.event.value.text;
-        result.tokens++;
+        result.tokens += message.event.value.tokens;
       }
       if (message.event?.$case === "done") result.done = message.event.value;
       options.onEvent?.(message, call);
@@ -109,6 +110,4 @@ export function collect(client: InferenceClient, request: GenerateRequest, optio
   });
 }
 
-export function unary<Res>(invoke: (callback: (error: ServiceError | null, response: Res) => void) => void): Promise<Res> {
-  return new Promise((resolve, reject) => invoke((error, response) => (error ? reject(error) : resolve(response))));
-}
+export { callUnary as unary } from "../../common/grpc/call-unary.js";

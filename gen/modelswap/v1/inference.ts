@@ -173,6 +173,8 @@ export interface Loading {
 /** A piece of generated text (one or more tokens; never splits a UTF-8 character). */
 export interface Token {
   text: string;
+  /** Tokens in this piece (pieces join tokens generated within a few milliseconds). */
+  tokens: number;
 }
 
 export interface Done {
@@ -1159,13 +1161,16 @@ export const Loading: MessageFns<Loading> = {
 };
 
 function createBaseToken(): Token {
-  return { text: "" };
+  return { text: "", tokens: 0 };
 }
 
 export const Token: MessageFns<Token> = {
   encode(message: Token, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.text !== "") {
       writer.uint32(10).string(message.text);
+    }
+    if (message.tokens !== 0) {
+      writer.uint32(16).uint32(message.tokens);
     }
     return writer;
   },
@@ -1191,6 +1196,14 @@ export const Token: MessageFns<Token> = {
             message.text = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.tokens = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1204,13 +1217,19 @@ export const Token: MessageFns<Token> = {
   },
 
   fromJSON(object: any): Token {
-    return { text: isSet(object.text) ? globalThis.String(object.text) : "" };
+    return {
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      tokens: isSet(object.tokens) ? globalThis.Number(object.tokens) : 0,
+    };
   },
 
   toJSON(message: Token): unknown {
     const obj: any = {};
     if (message.text !== "") {
       obj.text = message.text;
+    }
+    if (message.tokens !== 0) {
+      obj.tokens = Math.round(message.tokens);
     }
     return obj;
   },
@@ -1221,6 +1240,7 @@ export const Token: MessageFns<Token> = {
   fromPartial(object: DeepPartial<Token>): Token {
     const message = createBaseToken();
     message.text = object.text ?? "";
+    message.tokens = object.tokens ?? 0;
     return message;
   },
 };
