@@ -19,6 +19,9 @@ import { footprint, type LeaseRecord, type ModelRecord, type RunnerRecord, type 
  * - a model with leases, queued work (within the fairness bound), or pinned is never evicted;
  * - concurrent requests for one cold model share one load.
  */
+/** Memory a spare may keep from its last model before it is replaced to make room. */
+const RETAINED_SLACK_BYTES = 8 * 1024 * 1024;
+
 export class PlacementCore {
   private readonly models = new Map<string, ModelRecord>();
   private readonly aliases = new Map<string, string>();
@@ -475,6 +478,15 @@ export class PlacementCore {
       decision = this.policy.decide(this.policyState, { ...request, needBytes: Math.max(need, free + 1) });
     }
     if (decision.kind !== "evict") {
+      // A spare that kept memory from an earlier model (heap it did not return) is replaced
+      // by a fresh process: its exit gives that memory back.
+      const retaining = [...this.runners.values()].find(
+        (runner) => runner.state === "spare" && runner.registered && runner.baseBytes > runner.initialBaseBytes + RETAINED_SLACK_BYTES,
+      );
+      if (retaining) {
+        this.stopRunner(retaining, false);
+        return false;
+      }
       const pinned = this.pinnedHoldBytes();
       if (need + this.memory.runnerBaseBytes() > this.settings.budgetBytes - pinned) {
         this.rejectWaitersOf(

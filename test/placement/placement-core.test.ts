@@ -141,6 +141,23 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       assert.deepEqual(harness.kinds("evicted"), ["a"]);
     });
 
+    it("replaces a spare that kept memory from its last model when a load needs that memory", () => {
+      // arrange: one runner's worth of budget; unloading a leaves 40 MiB of heap behind
+      const harness = new PlacementHarness([modelConfig("a"), modelConfig("b")], { spareRunners: 1, budgetBytes: 300 * MiB });
+      harness.sizes.set("a", 150 * MiB);
+      harness.sizes.set("b", 220 * MiB);
+      harness.retainedAfterUnload = 40 * MiB;
+      harness.start();
+      harness.request("w1", "a");
+      harness.advance(10).release("w1");
+      // act: b fits beside a fresh runner (50 + 220), not beside the one that kept 40 MiB (90 + 220)
+      const b = harness.request("w2", "b");
+      // assert
+      assert.equal(b.lease?.model, "b");
+      assert.deepEqual(harness.kinds("evicted"), ["a"]);
+      assert.ok(harness.kinds("runner_exited").length >= 1, "the runner that kept memory was replaced");
+    });
+
     it("loads a cold model with no spare runners configured", () => {
       const harness = new PlacementHarness([modelConfig("a")], { spareRunners: 0 }).start();
       assert.equal(harness.request("w1", "a").lease?.model, "a");

@@ -58,6 +58,8 @@ export class PlacementHarness {
   autoFinishLoads = true;
   /** When false, spawned runners never connect (a broken runner build). */
   runnersConnect = true;
+  /** Heap a runner keeps after an unload (glibc does not return everything). */
+  retainedAfterUnload = 0;
   private readonly pending: (() => void)[] = [];
   private readonly inFlightLoads: { runnerId: string; model: string }[] = [];
   private readonly connected = new Set<string>();
@@ -185,7 +187,7 @@ export class PlacementHarness {
         else this.inFlightLoads.push({ runnerId, model: c.value.model });
         return;
       case "unload":
-        this.core.runnerUnloaded(runnerId, RUNNER_BASE);
+        this.core.runnerUnloaded(runnerId, RUNNER_BASE + this.retainedAfterUnload);
         return;
       case "shutdown":
         this.connected.delete(runnerId);

@@ -190,7 +190,7 @@ describe("telemetry: one trace per request across gateway, placement and runner 
     const result = await collect(inference, generateRequest({ model: "big2", maxTokens: 12, sampling: { temperature: 0, ignoreEos: true, stop: [] } }), {
       deadline: new Date(Date.now() + 20_000),
     });
-    assert.equal(result.error, undefined, result.error?.details);
+    assert.equal(result.error, undefined, `${result.error?.details}\nserve's last log lines:\n${serve!.stderr.slice(-30).join("\n")}`);
     assert.ok(result.done!.timings!.loadMs > 0, "big2 was loaded for this request");
 
     // assert: one trace holds the whole story, from three processes
