@@ -268,7 +268,7 @@ describe("telemetry: one trace per request across gateway, placement and runner 
     const resident = sample(placementMetrics, "modelswap_resident_bytes");
     const budget = sample(placementMetrics, "modelswap_budget_bytes");
     assert.equal(budget, budgetBytes);
-    assert.ok(resident !== undefined && resident > 0 && resident <= budget!, `resident ${resident} budget ${budget}`);
+    assert.ok(resident !== undefined && resident > 0 && resident <= budget!, `resident ${resident} budget ${budget}; serve's last log lines:\n${serve!.stderr.slice(-20).join("\n")}`);
     assert.equal(sample(placementMetrics, "modelswap_model_resident", { model: "big2" }), 1);
     assert.equal(sample(placementMetrics, "modelswap_model_resident", { model: "big" }), 0);
     assert.equal(sample(placementMetrics, "modelswap_queue_depth", { model: "big2" }), 0);
