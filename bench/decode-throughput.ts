@@ -45,7 +45,7 @@ const { values: flags } = parseArgs({
     rounds: { type: "string", default: "3" },
     concurrency: { type: "string", default: "1,2,4" },
     "conc-tokens": { type: "string", default: "200" },
-    model: { type: "string", default: "../shared/models/stories260K.gguf" },
+    model: { type: "string", default: "models/stories260K.gguf" },
     prompt: { type: "string", default: "Once upon a time" },
     "no-replicas": { type: "boolean", default: false },
     "time-limit": { type: "string", default: "300" },

@@ -44,7 +44,7 @@ const random = seededRandom(Number(flags.seed));
 type Outcome = "succeeded" | "resumed" | "failed" | "hung" | "lost";
 
 const projectRoot = fileURLToPath(new URL("../../", import.meta.url));
-const model = path.resolve(projectRoot, "../shared/models/stories260K.gguf");
+const model = path.resolve(projectRoot, "models/stories260K.gguf");
 if (!existsSync(model)) throw new Error(`needs ${model}`);
 
 const config = parseConfig(

@@ -24,9 +24,8 @@ function arg(name, def) {
 
 function defaultModel() {
     const candidates = [
+        path.join(repoRoot, "models", "stories260K.gguf"),
         path.join(repoRoot, ".device", "stories260K.gguf"),
-        path.join(repoRoot, "..", "shared", "models", "stories260K.gguf"),
-        "/work/shared/models/stories260K.gguf"
     ];
     return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }

@@ -7,7 +7,7 @@
  *       [--budget-fraction 0.4] [--policies lru,cost] [--swap-rounds 3] [--dir /tmp/modelswap-bench]
  *       [--time-limit 420] [--verbose]
  *
- * Models: `tiny-copies` symlinks of ../shared/models/stories260K.gguf plus random-weight Q8_0
+ * Models: `tiny-copies` symlinks of models/stories260K.gguf plus random-weight Q8_0
  * models forged at `sizes` MB under --dir (reused when already there). A calibration run loads
  * every model once with a large budget to measure footprints and a runner's own RSS; the budget
  * is then fraction x sum(footprints) (at least the biggest footprint) + 3 runners' RSS (two
@@ -42,7 +42,7 @@ import { startLocalStack, stopAllStacks, type LocalStack } from "./lib/local-sta
 import { callUnary } from "../common/grpc/call-unary.js";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const TINY_SOURCE = path.resolve(PROJECT_ROOT, "../shared/models/stories260K.gguf");
+const TINY_SOURCE = path.resolve(PROJECT_ROOT, "models/stories260K.gguf");
 const CONTEXT = 512;
 const PROMPT = "Once upon a time";
 const MB = 1e6;

@@ -53,7 +53,7 @@ Tools:
   forge: `modelswap forge --size SIZE --out FILE [--type q8_0|f16] [--seed N] [--tokenizer GGUF|builtin:byte]
   --size SIZE     e.g. 50MB, 200MB, 1.5GiB (file size within a few percent)
   --type          weight type, default q8_0
-  --tokenizer     copy the tokenizer of this GGUF (default ../shared/models/stories260K.gguf, else a byte tokenizer)`,
+  --tokenizer     copy the tokenizer of this GGUF (default models/stories260K.gguf, else a byte tokenizer)`,
 };
 
 const options = {

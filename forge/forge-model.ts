@@ -27,7 +27,7 @@ export interface ForgeOptions {
   weightType: ForgeWeightType;
   /**
    * A GGUF whose `tokenizer.*` metadata is copied (it must exist), or BYTE_TOKENIZER.
-   * Default: ../shared/models/stories260K.gguf beside the project root if it exists, else BYTE_TOKENIZER.
+   * Default: models/stories260K.gguf in the project if it exists, else BYTE_TOKENIZER.
    */
   tokenizerFrom?: string;
   seed?: number;
@@ -105,7 +105,7 @@ function findProjectRoot(): string {
 }
 
 export function defaultTokenizerPath(): string {
-  return resolve(findProjectRoot(), "../shared/models/stories260K.gguf");
+  return resolve(findProjectRoot(), "models/stories260K.gguf");
 }
 
 async function loadTokenizer(tokenizerFrom: string | undefined): Promise<{ source: string; metadata: GgufMetadataEntry[] }> {

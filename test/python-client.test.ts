@@ -4,7 +4,8 @@
 //
 // Needs Debian's packages (CI installs them):
 //   apt-get install -y python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc
-// Without them this test fails and says so; MODELSWAP_SKIP_PYTHON=1 skips it.
+// Without them this test is pending with the install hint; with CI=true or
+// MODELSWAP_REQUIRE_PYTHON=1 it fails instead (CI installs them and must run it).
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -16,12 +17,12 @@ import { fileURLToPath } from "node:url";
 
 const PYTHON = "/usr/bin/python3"; // Debian's, where python3-grpcio lives (not pyenv's)
 const APT_PACKAGES = "python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc";
-const INSTALL_HINT = `install Debian's packages: apt-get install -y ${APT_PACKAGES} (or set MODELSWAP_SKIP_PYTHON=1 to skip this test)`;
+const INSTALL_HINT = `install Debian's packages: apt-get install -y ${APT_PACKAGES}`;
 
 // This file runs from dist/test/; the project root is two levels up.
 const projectRoot = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const examplesDir = path.join(projectRoot, "examples", "python");
-const modelPath = path.resolve(projectRoot, "../shared/models/stories260K.gguf");
+const modelPath = path.resolve(projectRoot, "models/stories260K.gguf");
 
 const SERVER_READY_TIMEOUT_MS = 30_000;
 const PYTHON_TEST_TIMEOUT_MS = 120_000;
@@ -97,14 +98,18 @@ describe("Python client (examples/python, tier 4)", function () {
   let serverStderr = "";
 
   before(async function () {
-    if (process.env.MODELSWAP_SKIP_PYTHON === "1") {
+    // Where Python's gRPC is missing the test is pending with the install hint, except in CI
+    // (CI=true, or MODELSWAP_REQUIRE_PYTHON=1): there it fails, so a broken tier cannot hide.
+    const required = process.env.CI === "true" || process.env.MODELSWAP_REQUIRE_PYTHON === "1";
+    const unavailable = (reason: string) => {
+      if (required) assert.fail(`${reason}; ${INSTALL_HINT}`);
+      console.log(`      (pending: ${reason}; ${INSTALL_HINT})`);
       this.skip();
-    }
-    // Fail, not skip: CI installs these, and a silent skip would hide a broken tier.
-    if (!existsSync(PYTHON)) assert.fail(`${PYTHON} not found; ${INSTALL_HINT}`);
+    };
+    if (!existsSync(PYTHON)) unavailable(`${PYTHON} not found`);
     const probe = await run(PYTHON, ["-c", "import grpc, google.protobuf"], { timeoutMs: 30_000 });
-    if (probe.code !== 0) assert.fail(`${PYTHON} cannot import grpc / google.protobuf; ${INSTALL_HINT}\n${probe.output}`);
-    assert.ok(existsSync(modelPath), `model not found at ${modelPath} (the shared stories260K.gguf)`);
+    if (probe.code !== 0) unavailable(`${PYTHON} cannot import grpc / google.protobuf`);
+    assert.ok(existsSync(modelPath), `model not found at ${modelPath} (the stories260K.gguf that ships in models/)`);
 
     workDir = await mkdtemp(path.join(tmpdir(), "modelswap-python-"));
     const generated = await run("sh", [path.join(examplesDir, "generate.sh"), path.join(workDir, "gen")], { timeoutMs: 60_000 });

@@ -8,5 +8,5 @@ export const projectRoot = (() => {
   return path.dirname(directory);
 })();
 
-/** The real trained tiny model that CI lays beside the clone. */
-export const storiesModel = path.resolve(projectRoot, "../shared/models/stories260K.gguf");
+/** The real trained tiny model that ships in the repository (models/). */
+export const storiesModel = path.resolve(projectRoot, "models/stories260K.gguf");

@@ -10,7 +10,7 @@ import { projectRoot } from "../support/paths.js";
 const valid = () => ({
   listen: "127.0.0.1:50051",
   budget: "600MiB",
-  models: [{ name: "stories", path: "../shared/models/stories260K.gguf", context: 512, threads: 1, aliases: ["tiny"] }],
+  models: [{ name: "stories", path: "../models/stories260K.gguf", context: 512, threads: 1, aliases: ["tiny"] }],
 });
 
 describe("config", () => {
@@ -19,7 +19,7 @@ describe("config", () => {
     assert.equal(config.budget.kind, "bytes");
     assert.equal(config.budget.kind === "bytes" && config.budget.bytes, 600 * 1024 * 1024);
     const model = config.models[0]!;
-    assert.equal(model.path, "/srv/shared/models/stories260K.gguf", "relative to the config's folder");
+    assert.equal(model.path, "/srv/models/stories260K.gguf", "relative to the config's folder");
     assert.equal(model.threads, 1);
     assert.equal(model.sequences, 4);
     assert.deepEqual(model.replicas, { min: 1, max: 1 });
