@@ -33,6 +33,7 @@ import { parseArgs } from "node:util";
 import { parseConfig } from "../common/config/parse-config.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { AdminClient, type ResidencyEvent, type StatusResponse } from "../gen/modelswap/v1/admin.js";
+import { toWireEvent } from "../services/placement/residency-events.js";
 import { InferenceClient, ModelState, type GenerateResponse } from "../gen/modelswap/v1/inference.js";
 import type { ModelLoaded } from "../gen/modelswap/v1/runner.js";
 import { percentile, median, fmt, table, loadAverage, nonNegativeInt } from "./lib/report.js";
@@ -173,7 +174,8 @@ async function bootStack(models: BenchModel[], budgetBytes: number, policy: stri
   const loads: ModelLoaded[] = [];
   const local = await startLocalStack(config, {
     verbose: flags.verbose,
-    onEvent: (event) => {
+    onEvent: (record) => {
+      const event = toWireEvent(record);
       events.push(event);
       if (flags.events) {
         const t = new Date(event.timeUnixMs).toISOString().slice(17, 23);

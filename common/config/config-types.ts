@@ -1,6 +1,8 @@
 /** The validated configuration: one YAML file shared by gateway, placement and runners. */
 
 export type GpuMode = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
+/** `shared`: the model may join a runner process that hosts other models; `process`: a runner of its own. */
+export type Isolation = "shared" | "process";
 export type Budget = { kind: "bytes"; bytes: number } | { kind: "fraction-of-available"; fraction: number };
 
 export interface SamplingDefaults {
@@ -34,11 +36,13 @@ export interface ModelConfig {
   sampling: SamplingDefaults;
   /** Size of the random-weight stand-in that `serve --forge-missing` writes when the file is absent. */
   forgeSizeBytes: number | undefined;
+  isolation: Isolation;
 }
 
 export interface PlacementConfig {
   listen: string;
   evictionPolicy: "lru" | "cost";
+  /** Runner processes with no model kept started beyond the shared runner (a shared runner takes new models without a process start). */
   spareRunners: number;
   queueMax: number;
   queueTimeoutMs: number;

@@ -1,12 +1,13 @@
 import path from "node:path";
 import { parseSize } from "../parse-size.js";
 import { ConfigError } from "./config-error.js";
-import type { Budget, Config, GpuMode, ModelConfig, PlacementConfig, SamplingDefaults } from "./config-types.js";
+import type { Budget, Config, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults } from "./config-types.js";
 import { parseDurationMs } from "./parse-duration.js";
 
 type RawObject = Record<string, unknown>;
 
 const GPU_MODES: readonly GpuMode[] = ["auto", "cpu", "cuda", "vulkan", "metal"];
+const ISOLATIONS: readonly Isolation[] = ["shared", "process"];
 const POLICIES = ["lru", "cost"] as const;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
@@ -18,7 +19,7 @@ export function parseConfig(document: unknown, baseDir: string): Config {
   const root = object(document, "config");
   knownKeys(root, "", ["listen", "budget", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry", "max_prompt_bytes"]);
   const defaults = root.defaults === undefined ? {} : object(root.defaults, "defaults");
-  knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "ttl", "sampling"]);
+  knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "ttl", "sampling", "isolation"]);
 
   const modelsRaw = root.models;
   if (!Array.isArray(modelsRaw) || modelsRaw.length === 0) throw new ConfigError("models must be a non-empty list of models");
@@ -43,7 +44,7 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   const model = object(raw, at);
   knownKeys(model, `${at}.`, [
     "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "pin", "preload", "ttl",
-    "priority", "allow_overcommit", "replicas", "sampling", "forge_size",
+    "priority", "allow_overcommit", "replicas", "sampling", "forge_size", "isolation",
   ]);
   const name = string(model.name, `${at}.name`);
   if (!NAME_PATTERN.test(name)) throw new ConfigError(`${at}.name must be 1-64 letters, digits, '.', '_', ':' or '-' (got "${name}")`);
@@ -56,6 +57,8 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   const ttl = model.ttl ?? defaults.ttl;
   const gpu = string(model.gpu ?? defaults.gpu ?? "auto", `${at}.gpu`) as GpuMode;
   if (!GPU_MODES.includes(gpu)) throw new ConfigError(`${at}.gpu must be one of ${GPU_MODES.join(", ")} (got "${gpu}")`);
+  const isolation = string(model.isolation ?? defaults.isolation ?? "shared", `${at}.isolation`) as Isolation;
+  if (!ISOLATIONS.includes(isolation)) throw new ConfigError(`${at}.isolation must be one of ${ISOLATIONS.join(", ")} (got "${isolation}")`);
   return {
     name,
     path: path.resolve(baseDir, file),
@@ -73,6 +76,7 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
     replicas: { min, max },
     sampling: parseSampling(model.sampling ?? defaults.sampling, `${at}.sampling`),
     forgeSizeBytes: model.forge_size === undefined ? undefined : size(model.forge_size, `${at}.forge_size`),
+    isolation,
   };
 }
 
@@ -101,7 +105,7 @@ function parsePlacement(raw: unknown, baseDir: string): PlacementConfig {
   return {
     listen: address(placement.listen ?? "127.0.0.1:50052", "placement.listen"),
     evictionPolicy: policy as PlacementConfig["evictionPolicy"],
-    spareRunners: nonNegativeInt(placement.spare_runners ?? 1, "placement.spare_runners"),
+    spareRunners: nonNegativeInt(placement.spare_runners ?? 0, "placement.spare_runners"),
     queueMax: positiveInt(placement.queue_max ?? 64, "placement.queue_max"),
     queueTimeoutMs: duration(placement.queue_timeout ?? "120s", "placement.queue_timeout"),
     minResidencyMs: duration(placement.min_residency ?? "0s", "placement.min_residency"),

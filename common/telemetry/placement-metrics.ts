@@ -1,20 +1,17 @@
 import { metrics, type Counter, type Histogram } from "@opentelemetry/api";
 import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
+import type { UnloadCause } from "../../services/placement/placement-types.js";
 
-/**
- * Placement's Prometheus metrics. Gauges are read from the core's status at scrape
- * time (so they are never stale); counters and the load histogram are fed by
- * PlacementTracing as swaps and loads complete.
- */
+/** Placement's Prometheus counters and load histogram, fed by PlacementTracing from the core's residency events. */
 export class PlacementMetrics {
   private readonly swaps: Counter;
   private readonly loads: Counter;
   private readonly loadSeconds: Histogram;
 
-  constructor(status: () => StatusResponse) {
+  constructor() {
     const meter = metrics.getMeter("modelswap");
     this.swaps = meter.createCounter("modelswap_swaps", {
-      description: "Models taken out of memory, by model and reason (evicted, idle_ttl, admin_unload, extra_replica)",
+      description: "Models taken out of memory, by model and reason (evicted, idle_ttl, admin_unload, extra_replica, over_budget, runner_recycled)",
     });
     this.loads = meter.createCounter("modelswap_model_loads", { description: "Model loads by model and outcome (ok, failed, runner_exited)" });
     this.loadSeconds = meter.createHistogram("modelswap_model_load_seconds", {
@@ -22,30 +19,10 @@ export class PlacementMetrics {
       unit: "s",
       advice: { explicitBucketBoundaries: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300] },
     });
-    const resident = meter.createObservableGauge("modelswap_resident_bytes", { description: "Bytes charged to the budget by resident models", unit: "By" });
-    const budget = meter.createObservableGauge("modelswap_budget_bytes", { description: "The memory budget", unit: "By" });
-    const queueDepth = meter.createObservableGauge("modelswap_queue_depth", { description: "Requests waiting for a model, by model" });
-    const residentModel = meter.createObservableGauge("modelswap_model_resident", { description: "1 when the model has a ready replica, else 0" });
-    const runnerRss = meter.createObservableGauge("modelswap_runner_rss_bytes", { description: "Resident set size of each runner process", unit: "By" });
-    meter.addBatchObservableCallback(
-      (observer) => {
-        const now = status();
-        observer.observe(resident, now.residentBytes);
-        observer.observe(budget, now.budgetBytes);
-        for (const model of now.models) {
-          const info = model.info;
-          if (!info) continue;
-          observer.observe(queueDepth, info.queued, { model: info.name });
-          observer.observe(residentModel, info.replicas > 0 ? 1 : 0, { model: info.name });
-        }
-        for (const runner of now.runners) observer.observe(runnerRss, runner.rssBytes, { runner: runner.id, model: runner.model, state: runner.state });
-      },
-      [resident, budget, queueDepth, residentModel, runnerRss],
-    );
   }
 
-  swapped(model: string, reason: string): void {
-    this.swaps.add(1, { model, reason: normaliseUnloadReason(reason) });
+  swapped(model: string, cause: UnloadCause): void {
+    this.swaps.add(1, { model, reason: cause });
   }
 
   loaded(model: string, outcome: "ok" | "failed" | "runner_exited", seconds: number | undefined, source: string): void {
@@ -54,11 +31,27 @@ export class PlacementMetrics {
   }
 }
 
-/** Placement's free-text unload reasons as a small label set. */
-export function normaliseUnloadReason(reason: string): string {
-  if (reason.startsWith("evicted")) return "evicted";
-  if (reason === "idle ttl") return "idle_ttl";
-  if (reason === "admin unload") return "admin_unload";
-  if (reason === "idle extra replica") return "extra_replica";
-  return reason.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "") || "other";
+/** Placement's gauges, read from the core's status at scrape time (so they are never stale). */
+export function registerPlacementGauges(status: () => StatusResponse): void {
+  const meter = metrics.getMeter("modelswap");
+  const resident = meter.createObservableGauge("modelswap_resident_bytes", { description: "Bytes charged to the budget by resident models", unit: "By" });
+  const budget = meter.createObservableGauge("modelswap_budget_bytes", { description: "The memory budget", unit: "By" });
+  const queueDepth = meter.createObservableGauge("modelswap_queue_depth", { description: "Requests waiting for a model, by model" });
+  const residentModel = meter.createObservableGauge("modelswap_model_resident", { description: "1 when the model has a ready replica, else 0" });
+  const runnerRss = meter.createObservableGauge("modelswap_runner_rss_bytes", { description: "Resident set size of each runner process", unit: "By" });
+  meter.addBatchObservableCallback(
+    (observer) => {
+      const now = status();
+      observer.observe(resident, now.residentBytes);
+      observer.observe(budget, now.budgetBytes);
+      for (const model of now.models) {
+        const info = model.info;
+        if (!info) continue;
+        observer.observe(queueDepth, info.queued, { model: info.name });
+        observer.observe(residentModel, info.replicas > 0 ? 1 : 0, { model: info.name });
+      }
+      for (const runner of now.runners) observer.observe(runnerRss, runner.rssBytes, { runner: runner.id, model: runner.model, state: runner.state });
+    },
+    [resident, budget, queueDepth, residentModel, runnerRss],
+  );
 }

@@ -1,8 +1,8 @@
 import type { Metadata } from "@grpc/grpc-js";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
-import type { ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
 import type { Lease } from "../../gen/modelswap/v1/placement.js";
-import type { RunnerCommand, RunnerEvent } from "../../gen/modelswap/v1/runner.js";
+import type { PlacementEffects, ResidencyEventRecord } from "../../services/placement/placement-types.js";
+import { describeUnloadReason } from "../../services/placement/residency-events.js";
 import { ATTR, GEN_AI, SPAN, tracer } from "./attributes.js";
 import type { PlacementMetrics } from "./placement-metrics.js";
 import { extractContext } from "./propagation.js";
@@ -27,37 +27,29 @@ interface Waiter {
 }
 
 interface OpenLoad {
-  model: string;
   span: Span;
   fileBytes: number;
   source: string;
-  startedMs: number;
 }
 
 interface OpenUnload {
-  model: string;
-  startedMs: number;
-  reason: string | undefined;
-  unloadSpan: Span | undefined;
+  unloadSpan: Span;
   evictSpan: Span | undefined;
-  rssBefore: number | undefined;
-  rssAfter: number | undefined;
 }
 
 /**
  * Placement's spans. Each Acquire gets `placement.acquire` (a child of the caller's
- * context) with `queue.wait` inside. Swaps are observed at the effects layer (commands
- * sent to runners, residency events, runner events) and parented under the acquire
- * span of the first waiter of the model that caused them, so a swap shows up inside the
- * trace of the request that needed it:
+ * context) with `queue.wait` inside. Swaps come from the core's typed residency events,
+ * which name the waiter they serve, so a swap shows up inside the trace of the request
+ * that needed it:
  *   placement.acquire > queue.wait | model.evict > model.unload | model.load
- * Swaps no request caused (preload, idle TTL, admin) are traces of their own.
+ * Swaps no request caused (preload, idle TTL, admin) are traces of their own. The only
+ * state kept is the open spans themselves.
  */
 export class PlacementTracing {
   private readonly waiters = new Map<string, Waiter>();
   private readonly loads = new Map<string, OpenLoad>();
   private readonly unloads = new Map<string, OpenUnload>();
-  private readonly lastRss = new Map<string, number>();
 
   constructor(private readonly options: PlacementTracingOptions) {}
 
@@ -66,11 +58,7 @@ export class PlacementTracing {
   /** An Acquire call arrived (before the core sees it: a load it starts at once must find it). */
   acquireStarted(waiterId: string, metadata: Metadata | undefined, requestedModel: string, model: string): void {
     const parent = extractContext(metadata);
-    const span = tracer().startSpan(
-      SPAN.acquire,
-      { kind: SpanKind.SERVER, attributes: { [GEN_AI.requestModel]: requestedModel, [ATTR.model]: model } },
-      parent,
-    );
+    const span = tracer().startSpan(SPAN.acquire, { kind: SpanKind.SERVER, attributes: { [GEN_AI.requestModel]: requestedModel, [ATTR.model]: model } }, parent);
     const context = trace.setSpan(parent, span);
     const queueSpan = tracer().startSpan(SPAN.queueWait, { attributes: { [ATTR.model]: model } }, context);
     this.waiters.set(waiterId, { model, span, context, queueSpan });
@@ -124,182 +112,130 @@ export class PlacementTracing {
 
   // ---- the swap side ---------------------------------------------------------------
 
-  /** A command placement sends to a runner (the core's sendToRunner effect). */
-  command(runnerId: string, command: RunnerCommand): void {
-    const c = command.command;
-    if (c?.$case === "load") {
-      this.finishLoad(runnerId, "superseded by another load");
-      const fileBytes = this.options.fileBytes(c.value.path);
-      const source = this.options.loadSource(c.value.path);
-      const span = tracer().startSpan(
-        SPAN.load,
-        {
-          attributes: {
-            [ATTR.model]: c.value.model,
-            [GEN_AI.requestModel]: c.value.model,
-            [ATTR.runnerId]: runnerId,
-            [ATTR.loadPath]: c.value.path,
-            [ATTR.loadFileBytes]: fileBytes,
-            [ATTR.loadSource]: source,
+  /** A residency event from the core. */
+  event(event: ResidencyEventRecord): void {
+    switch (event.kind) {
+      case "loading": {
+        const key = replicaKey(event.runnerId, event.model);
+        this.endLoad(key, "superseded by another load");
+        const fileBytes = this.options.fileBytes(event.path);
+        const source = this.options.loadSource(event.path);
+        const span = tracer().startSpan(
+          SPAN.load,
+          {
+            attributes: {
+              [ATTR.model]: event.model,
+              [GEN_AI.requestModel]: event.model,
+              [ATTR.runnerId]: event.runnerId,
+              [ATTR.loadPath]: event.path,
+              [ATTR.loadFileBytes]: fileBytes,
+              [ATTR.loadSource]: source,
+            },
           },
-        },
-        this.firstWaiterContext(c.value.model) ?? ROOT_CONTEXT,
-      );
-      this.loads.set(runnerId, { model: c.value.model, span, fileBytes, source, startedMs: performance.now() });
-    } else if (c?.$case === "unload") {
-      this.finishUnload(runnerId, "superseded by another unload");
-      this.unloads.set(runnerId, {
-        model: c.value.model,
-        startedMs: performance.now(),
-        reason: undefined,
-        unloadSpan: undefined,
-        evictSpan: undefined,
-        rssBefore: this.lastRss.get(runnerId),
-        rssAfter: undefined,
-      });
-    }
-  }
-
-  /** What the runner reports on its control stream (seen before the core handles it). */
-  runnerEvent(runnerId: string, message: RunnerEvent): void {
-    const e = message.event;
-    if (!e) return;
-    switch (e.$case) {
-      case "ready":
-        this.lastRss.set(runnerId, e.value.rssBytes);
+          this.waiterContext(event.forWaiter, event.model),
+        );
+        this.loads.set(key, { span, fileBytes, source });
         return;
-      case "heartbeat":
-        this.lastRss.set(runnerId, e.value.rssBytes);
-        return;
+      }
       case "loaded": {
-        this.lastRss.set(runnerId, e.value.rssBytes);
-        const load = this.loads.get(runnerId);
-        if (!load || load.model !== e.value.model) return;
-        this.loads.delete(runnerId);
-        const fileBytes = e.value.fileBytes || load.fileBytes;
+        const key = replicaKey(event.runnerId, event.model);
+        const load = this.loads.get(key);
+        if (!load || !event.timings) return;
+        this.loads.delete(key);
+        const fileBytes = event.fileBytes || load.fileBytes;
+        const { loadMs, modelLoadMs, contextMs, warmUpMs } = event.timings;
         load.span.setAttributes({
           [ATTR.loadFileBytes]: fileBytes,
-          [ATTR.loadMeasuredBytes]: e.value.measuredBytes,
-          [ATTR.rssBytes]: e.value.rssBytes,
-          [ATTR.loadDurationMs]: e.value.loadMs,
-          [ATTR.loadModelMs]: e.value.modelLoadMs,
-          [ATTR.loadContextMs]: e.value.contextMs,
-          [ATTR.loadWarmUpMs]: e.value.warmUpMs,
-          [ATTR.loadBytesPerSecond]: e.value.loadMs > 0 ? Math.round(fileBytes / (e.value.loadMs / 1000)) : 0,
+          [ATTR.loadMeasuredBytes]: event.measuredBytes,
+          [ATTR.rssBytes]: event.rssBytes,
+          [ATTR.loadDurationMs]: loadMs,
+          [ATTR.loadModelMs]: modelLoadMs,
+          [ATTR.loadContextMs]: contextMs,
+          [ATTR.loadWarmUpMs]: warmUpMs,
+          [ATTR.loadBytesPerSecond]: loadMs > 0 ? Math.round(fileBytes / (loadMs / 1000)) : 0,
         });
         load.span.setStatus({ code: SpanStatusCode.OK });
         load.span.end();
-        this.options.metrics?.loaded(load.model, "ok", e.value.loadMs / 1000, load.source);
+        this.options.metrics?.loaded(event.model, "ok", loadMs / 1000, load.source);
         return;
       }
-      case "failed":
-        if (this.loads.get(runnerId)?.model === e.value.model) this.finishLoad(runnerId, e.value.reason, "failed");
+      case "load_failed":
+        return this.endLoad(replicaKey(event.runnerId, event.model), event.reason, event.model, "failed");
+      case "unloading": {
+        const key = replicaKey(event.runnerId, event.model);
+        this.endUnload(key, "superseded by another unload");
+        const reason = describeUnloadReason(event.reason);
+        const parent = this.waiterContext(event.forWaiter, event.reason.forModel);
+        const evictSpan =
+          event.reason.cause === "evicted"
+            ? tracer().startSpan(
+                SPAN.evict,
+                {
+                  attributes: {
+                    [ATTR.evictedModel]: event.model,
+                    [ATTR.evictReason]: reason,
+                    [ATTR.evictBytesFreed]: event.bytes,
+                    [ATTR.runnerId]: event.runnerId,
+                    [ATTR.evictPolicy]: event.reason.policy ?? "",
+                    [ATTR.evictForModel]: event.reason.forModel ?? "",
+                  },
+                },
+                parent,
+              )
+            : undefined;
+        const unloadSpan = tracer().startSpan(
+          SPAN.unload,
+          { attributes: { [ATTR.model]: event.model, [ATTR.runnerId]: event.runnerId, [ATTR.unloadReason]: reason } },
+          evictSpan ? trace.setSpan(parent, evictSpan) : parent,
+        );
+        this.unloads.set(key, { unloadSpan, evictSpan });
         return;
+      }
       case "unloaded": {
-        this.lastRss.set(runnerId, e.value.rssBytes);
-        const unload = this.unloads.get(runnerId);
-        if (unload) unload.rssAfter = e.value.rssBytes;
+        const key = replicaKey(event.runnerId, event.model);
+        const unload = this.unloads.get(key);
+        this.unloads.delete(key);
+        for (const span of [unload?.unloadSpan, unload?.evictSpan]) {
+          if (!span) continue;
+          span.setAttribute(ATTR.rssBytes, event.rssAfterBytes);
+          span.setAttribute(ATTR.rssFreedBytes, Math.max(0, event.rssBeforeBytes - event.rssAfterBytes));
+          span.setStatus({ code: SpanStatusCode.OK });
+          span.end();
+        }
+        this.options.metrics?.swapped(event.model, event.reason.cause);
         return;
       }
-    }
-  }
-
-  /** Placement's residency events (the core's publish effect). */
-  event(event: ResidencyEvent): void {
-    switch (event.kind) {
-      case "evicted":
-        return this.evicted(event);
-      case "unloaded":
-        return this.unloaded(event);
-      case "runner_exited":
-        this.finishLoad(event.runnerId, `runner exited: ${event.reason}`, "runner_exited");
-        this.finishUnload(event.runnerId, `runner exited: ${event.reason}`);
-        this.lastRss.delete(event.runnerId);
+      case "runner_exited": {
+        const why = `runner exited: ${event.expected ? "stopped" : `crashed (exit code ${event.exitCode})`}`;
+        for (const model of event.models) {
+          this.endLoad(replicaKey(event.runnerId, model), why, model, "runner_exited");
+          this.endUnload(replicaKey(event.runnerId, model), why);
+        }
         return;
+      }
     }
   }
 
   /** Ends every open span (placement is stopping). */
   close(): void {
     for (const id of [...this.waiters.keys()]) this.ended(id, "cancelled", new Error("placement stopped"));
-    for (const id of [...this.loads.keys()]) this.finishLoad(id, "placement stopped");
-    for (const id of [...this.unloads.keys()]) this.finishUnload(id, "placement stopped");
+    for (const key of [...this.loads.keys()]) this.endLoad(key, "placement stopped");
+    for (const key of [...this.unloads.keys()]) this.endUnload(key, "placement stopped");
   }
 
-  private evicted(event: ResidencyEvent): void {
-    // The core names the model it evicts for: "evicted by <policy> for <model>".
-    const match = /^evicted by (\S+) for (.+)$/.exec(event.reason);
-    const forModel = match?.[2];
-    const parent = (forModel ? this.firstWaiterContext(forModel) : undefined) ?? this.firstWaiterContext() ?? ROOT_CONTEXT;
-    // The core sends the unload command just before it publishes "evicted": the eviction starts with it.
-    const pending = this.unloads.get(event.runnerId);
-    const startTime = pending && pending.model === event.model ? pending.startedMs : performance.now();
-    const evictSpan = tracer().startSpan(
-      SPAN.evict,
-      {
-        startTime,
-        attributes: {
-          [ATTR.evictedModel]: event.model,
-          [ATTR.evictReason]: event.reason,
-          [ATTR.evictBytesFreed]: event.bytes,
-          [ATTR.runnerId]: event.runnerId,
-          ...(match ? { [ATTR.evictPolicy]: match[1]!, [ATTR.evictForModel]: match[2]! } : {}),
-        },
-      },
-      parent,
-    );
-    let unload = this.unloads.get(event.runnerId);
-    if (!unload || unload.model !== event.model) {
-      unload = { model: event.model, startedMs: performance.now(), reason: undefined, unloadSpan: undefined, evictSpan: undefined, rssBefore: this.lastRss.get(event.runnerId), rssAfter: undefined };
-      this.unloads.set(event.runnerId, unload);
-    }
-    unload.reason = event.reason;
-    unload.evictSpan = evictSpan;
-    unload.unloadSpan = this.startUnloadSpan(unload, event.runnerId, trace.setSpan(parent, evictSpan));
-  }
-
-  private unloaded(event: ResidencyEvent): void {
-    const unload = this.unloads.get(event.runnerId);
-    if (!unload) return;
-    this.unloads.delete(event.runnerId);
-    unload.reason ??= event.reason;
-    unload.unloadSpan ??= this.startUnloadSpan(unload, event.runnerId, ROOT_CONTEXT);
-    const rssAfter = unload.rssAfter ?? event.bytes;
-    const rssFreed = unload.rssBefore !== undefined ? Math.max(0, unload.rssBefore - rssAfter) : undefined;
-    for (const span of [unload.unloadSpan, unload.evictSpan]) {
-      if (!span) continue;
-      span.setAttribute(ATTR.rssBytes, rssAfter);
-      if (rssFreed !== undefined) span.setAttribute(ATTR.rssFreedBytes, rssFreed);
-      span.setStatus({ code: SpanStatusCode.OK });
-      span.end();
-    }
-    this.options.metrics?.swapped(unload.model, unload.reason ?? event.reason);
-  }
-
-  private startUnloadSpan(unload: OpenUnload, runnerId: string, parent: Context): Span {
-    return tracer().startSpan(
-      SPAN.unload,
-      {
-        startTime: unload.startedMs,
-        attributes: { [ATTR.model]: unload.model, [ATTR.runnerId]: runnerId, [ATTR.unloadReason]: unload.reason ?? "" },
-      },
-      parent,
-    );
-  }
-
-  private finishLoad(runnerId: string, reason: string, outcome?: "failed" | "runner_exited"): void {
-    const load = this.loads.get(runnerId);
+  private endLoad(key: string, reason: string, model?: string, outcome?: "failed" | "runner_exited"): void {
+    const load = this.loads.get(key);
     if (!load) return;
-    this.loads.delete(runnerId);
+    this.loads.delete(key);
     load.span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
     load.span.end();
-    if (outcome) this.options.metrics?.loaded(load.model, outcome, undefined, load.source);
+    if (outcome && model) this.options.metrics?.loaded(model, outcome, undefined, load.source);
   }
 
-  private finishUnload(runnerId: string, reason: string): void {
-    const unload = this.unloads.get(runnerId);
+  private endUnload(key: string, reason: string): void {
+    const unload = this.unloads.get(key);
     if (!unload) return;
-    this.unloads.delete(runnerId);
+    this.unloads.delete(key);
     for (const span of [unload.unloadSpan, unload.evictSpan]) {
       if (!span) continue;
       span.setStatus({ code: SpanStatusCode.ERROR, message: reason });
@@ -307,9 +243,42 @@ export class PlacementTracing {
     }
   }
 
-  /** The context of the oldest Acquire still waiting for `model` (any model when omitted). */
-  private firstWaiterContext(model?: string): Context | undefined {
-    for (const waiter of this.waiters.values()) if (model === undefined || waiter.model === model) return waiter.context;
-    return undefined;
+  /** The context of the waiter a swap serves; else of the oldest waiter for `model`; else a trace of its own. */
+  private waiterContext(waiterId: string | undefined, model: string | undefined): Context {
+    const named = waiterId === undefined ? undefined : this.waiters.get(waiterId);
+    if (named) return named.context;
+    for (const waiter of this.waiters.values()) if (model !== undefined && waiter.model === model) return waiter.context;
+    return ROOT_CONTEXT;
   }
+}
+
+function replicaKey(runnerId: string, model: string): string {
+  return `${runnerId}\u0000${model}`;
+}
+
+/** Decorates placement's effects with spans: what the core tells waiters and its residency events. */
+export function withTracing(effects: PlacementEffects, tracing: PlacementTracing): PlacementEffects {
+  return {
+    ...effects,
+    grant: (waiterId, lease) => {
+      tracing.granted(waiterId, lease);
+      effects.grant(waiterId, lease);
+    },
+    notifyQueued: (waiterId, model, position) => {
+      tracing.queued(waiterId, position);
+      effects.notifyQueued(waiterId, model, position);
+    },
+    notifyLoading: (waiterId, model, progress) => {
+      tracing.loading(waiterId);
+      effects.notifyLoading(waiterId, model, progress);
+    },
+    reject: (waiterId, error) => {
+      tracing.ended(waiterId, "rejected", error);
+      effects.reject(waiterId, error);
+    },
+    publish: (event) => {
+      tracing.event(event);
+      effects.publish(event);
+    },
+  };
 }

@@ -3,9 +3,9 @@ import { formatBytes } from "../../common/format-bytes.js";
 import { footprint, type ModelRecord, type RunnerRecord } from "./records.js";
 
 /**
- * What the budget is charged with: every runner's own memory (RSS with no model) plus
- * the footprint of each model a runner holds or loads. Reads the core's records; owns
- * only what it learned about runners' own size.
+ * What the budget is charged with: every runner's own memory (RSS with no model, retained
+ * heap included) plus the footprint of each model a runner holds, loads or unloads. Reads
+ * the core's records; owns only what it learned about a fresh runner's size.
  */
 export class MemoryLedger {
   private learnedRunnerBaseBytes: number | undefined;
@@ -17,21 +17,27 @@ export class MemoryLedger {
     private readonly models: ReadonlyMap<string, ModelRecord>,
   ) {}
 
-  /** A runner reported its RSS with no model loaded. */
+  /** A fresh runner reported its RSS with no model loaded. */
   learnRunnerBase(bytes: number): void {
     this.learnedRunnerBaseBytes = bytes;
   }
 
+  /** What a runner process costs before any model: learned from the last fresh runner. */
+  runnerBaseBytes(): number {
+    return this.learnedRunnerBaseBytes ?? this.runnerBaseBytesGuess;
+  }
+
   /** Bytes in use or reserved: every runner's base plus the models they hold or load. */
   committedBytes(): number {
-    let total = this.runnerOverheadBytes();
-    for (const runner of this.runners.values()) if (runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
+    let total = 0;
+    for (const runner of this.runners.values()) total += this.runnerBytes(runner);
     return total;
   }
 
-  runnerOverheadBytes(): number {
-    let total = 0;
-    for (const runner of this.runners.values()) total += runner.registered ? runner.baseBytes : this.runnerBaseBytes();
+  /** One runner's charge: its own base plus each hosted model. */
+  runnerBytes(runner: RunnerRecord): number {
+    let total = runner.registered ? runner.baseBytes : this.runnerBaseBytes();
+    for (const hosted of runner.hosted.values()) total += this.modelBytes(hosted.model);
     return total;
   }
 
@@ -39,14 +45,21 @@ export class MemoryLedger {
   bytesBeingFreed(): number {
     let total = 0;
     for (const runner of this.runners.values()) {
-      if (runner.state === "unloading" && runner.model) total += this.accountedBytes(this.models.get(runner.model)!);
-      if (runner.state === "stopping") total += runner.baseBytes + (runner.model ? this.accountedBytes(this.models.get(runner.model)!) : 0);
+      if (runner.state === "stopping") {
+        total += this.runnerBytes(runner);
+        continue;
+      }
+      for (const hosted of runner.hosted.values()) if (hosted.state === "unloading") total += this.modelBytes(hosted.model);
     }
     return total;
   }
 
-  runnerBaseBytes(): number {
-    return this.learnedRunnerBaseBytes ?? this.runnerBaseBytesGuess;
+  freeBytes(): number {
+    return this.budgetBytes - this.committedBytes();
+  }
+
+  modelBytes(name: string): number {
+    return this.accountedBytes(this.models.get(name)!);
   }
 
   /** Bytes charged against the budget for one replica; an overcommitted model may charge less than it maps. */

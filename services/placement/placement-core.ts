@@ -1,52 +1,52 @@
-import { deadlineExceeded, failedPrecondition, notFound, resourceExhausted, unavailable } from "../../common/errors.js";
+import { failedPrecondition, notFound, resourceExhausted, unavailable, type ModelswapError } from "../../common/errors.js";
 import type { ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import type { ModelLoaded, RunnerReady } from "../../gen/modelswap/v1/runner.js";
-import { formatBytes } from "../../common/format-bytes.js";
-import { availableReplicas, pickReplica } from "../router/replica-picker.js";
 import { MemoryLedger } from "./memory-ledger.js";
+import type { PlacementAction, PlacementView } from "./placement-actions.js";
+import { planStep, replicasOf } from "./placement-plan.js";
 import { describeModel, describeStatus } from "./placement-status.js";
-import type { ResidentModel } from "./policies/eviction-policy.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
-import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, WaiterKind } from "./placement-types.js";
-import { footprint, type LeaseRecord, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
+import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, ResidencyChange, WaiterKind } from "./placement-types.js";
+import { footprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason } from "./records.js";
+import { WaitQueue } from "./wait-queue.js";
+
+/** More planning rounds than this in one event means the planner does not converge: a bug. */
+const MAX_PLAN_ROUNDS = 10_000;
 
 /**
- * The placement state machine. Events come in as method calls (request, release,
- * runner events, tick); every decision is taken here, synchronously, and acted on
- * through `effects`. Invariants:
- * - a load starts only when committed bytes + its footprint fit the budget;
- * - a model with leases, queued work (within the fairness bound), or pinned is never evicted;
- * - concurrent requests for one cold model share one load.
+ * The placement state machine. Events come in as method calls (a request, a release, a
+ * runner's report, a timer tick); each updates the records, then the planner
+ * (placement-plan.ts, pure) decides the next actions from the records and `apply` carries
+ * them out through `effects`, until the planner has nothing left to do. All of it runs
+ * synchronously: nothing is decided across an await.
  */
-/** Memory a spare may keep from its last model before it is replaced to make room. */
-const RETAINED_SLACK_BYTES = 8 * 1024 * 1024;
-
-export class PlacementCore {
-  private readonly models = new Map<string, ModelRecord>();
+export class PlacementCore implements PlacementView {
+  readonly models = new Map<string, ModelRecord>();
+  readonly runners = new Map<string, RunnerRecord>();
+  readonly queue: WaitQueue;
+  readonly memory: MemoryLedger;
+  readonly policy: AnyEvictionPolicy;
+  policyState: unknown;
+  spawnBackoffUntilMs = 0;
   private readonly aliases = new Map<string, string>();
-  private readonly runners = new Map<string, RunnerRecord>();
-  private readonly queue: WaiterRecord[] = [];
   private readonly leases = new Map<string, LeaseRecord>();
-  private readonly policy: AnyEvictionPolicy;
-  private policyState: unknown;
   private runnerSerial = 0;
   private leaseSerial = 0;
-  private spawnBackoffUntilMs = 0;
   private consecutiveRunnerCrashes = 0;
-  private readonly memory: MemoryLedger;
   private stopped = false;
 
   constructor(
     catalog: readonly CatalogModel[],
-    private readonly settings: PlacementSettings,
+    readonly settings: PlacementSettings,
     private readonly clock: Clock,
     private readonly effects: PlacementEffects,
     private readonly runnerIdPrefix = "r",
   ) {
     this.policy = policyByName(settings.policyName);
-    this.memory = new MemoryLedger(settings.budgetBytes, settings.runnerBaseBytesGuess, this.runners, this.models);
     this.policyState = this.policy.initialState();
+    this.queue = new WaitQueue(settings.fairnessMs);
+    this.memory = new MemoryLedger(settings.budgetBytes, settings.runnerBaseBytesGuess, this.runners, this.models);
     for (const entry of catalog) {
       const fresh = entry.learned && entry.learned.fileBytes === entry.fileBytes && entry.learned.fileMtimeMs === entry.fileMtimeMs;
       this.models.set(entry.config.name, {
@@ -68,13 +68,15 @@ export class PlacementCore {
     }
   }
 
-  /** Starts spare runners and loads the models marked preload (and min replicas). */
+  get nowMs(): number {
+    return this.clock.now();
+  }
+
+  /** Starts the warm runner and loads the models marked preload (and min replicas). */
   start(): void {
     for (const model of this.models.values()) {
       const config = model.catalog.config;
-      if (config.preload || config.pin || config.replicas.min > 1) {
-        this.enqueue(`preload:${config.name}`, config.name, "load", Number.POSITIVE_INFINITY, new Set());
-      }
+      if (config.preload || config.pin || config.replicas.min > 1) this.enqueue(`preload:${config.name}`, config.name, "load", Number.POSITIVE_INFINITY, new Set());
     }
     this.reconcile();
   }
@@ -91,8 +93,7 @@ export class PlacementCore {
     if (this.models.has(name)) return name;
     const target = this.aliases.get(name);
     if (target) return target;
-    const known = [...this.models.keys()].join(", ");
-    throw notFound(`model "${name}" is not in the catalog; known models: ${known}`);
+    throw notFound(`model "${name}" is not in the catalog; known models: ${[...this.models.keys()].join(", ")}`);
   }
 
   /**
@@ -101,8 +102,7 @@ export class PlacementCore {
    */
   request(waiterId: string, name: string, kind: WaiterKind, deadlineMs: number, excludeRunners: ReadonlySet<string> = new Set()): void {
     const modelName = this.resolve(name);
-    const model = this.models.get(modelName)!;
-    const tooBig = this.memory.tooBigError(model);
+    const tooBig = this.memory.tooBigError(this.models.get(modelName)!);
     if (tooBig) throw tooBig;
     if (this.queue.length >= this.settings.queueMax) {
       throw resourceExhausted(
@@ -110,16 +110,16 @@ export class PlacementCore {
         2,
       );
     }
-    this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.clock.now() + this.settings.queueTimeoutMs), excludeRunners);
+    this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.nowMs + this.settings.queueTimeoutMs), excludeRunners);
     this.reconcile();
   }
 
   /** The caller gave up waiting (cancelled or disconnected). */
   cancel(waiterId: string): void {
-    const index = this.queue.findIndex((waiter) => waiter.id === waiterId);
-    if (index === -1) return;
-    const [waiter] = this.queue.splice(index, 1);
-    this.publish("dequeued", waiter!.model, "cancelled");
+    const waiter = this.queue.find(waiterId);
+    if (!waiter) return;
+    this.queue.remove(waiter);
+    this.publish({ kind: "dequeued", model: waiter.model, waiterId });
     this.reconcile();
   }
 
@@ -127,20 +127,18 @@ export class PlacementCore {
     const lease = this.leases.get(leaseId);
     if (!lease) return;
     this.leases.delete(leaseId);
-    const runner = this.runners.get(lease.runnerId);
-    runner?.leases.delete(leaseId);
+    this.runners.get(lease.runnerId)?.hosted.get(lease.model)?.leases.delete(leaseId);
     const model = this.models.get(lease.model);
-    if (model) model.lastUsedMs = this.clock.now();
+    if (model) model.lastUsedMs = this.nowMs;
     this.reconcile();
   }
 
   pin(name: string, pinned: boolean): ModelInfo {
     const model = this.models.get(this.resolve(name))!;
+    const modelName = model.catalog.config.name;
     model.pinned = pinned;
-    this.publish(pinned ? "pinned" : "unpinned", model.catalog.config.name, "admin");
-    if (pinned && this.replicasOf(model.catalog.config.name).length === 0) {
-      this.enqueue(`pin:${model.catalog.config.name}:${this.clock.now()}`, model.catalog.config.name, "load", Number.POSITIVE_INFINITY, new Set());
-    }
+    this.publish({ kind: pinned ? "pinned" : "unpinned", model: modelName });
+    if (pinned && replicasOf(this, modelName).length === 0) this.enqueue(`pin:${modelName}:${this.nowMs}`, modelName, "load", Number.POSITIVE_INFINITY, new Set());
     this.reconcile();
     return this.modelInfo(model);
   }
@@ -163,56 +161,67 @@ export class PlacementCore {
       runner = this.newRunnerRecord(hello.runnerId);
       this.runners.set(runner.id, runner);
     }
-    const fresh = runner.state === "starting" && !hello.loadedModel;
+    const fresh = runner.state === "starting" && hello.hosted.length === 0;
     runner.registered = true;
+    runner.state = "ready";
     runner.pid = hello.pid;
     runner.address = hello.address;
     runner.rssBytes = hello.rssBytes;
-    const adopted = hello.loadedModel ? this.models.get(hello.loadedModel) : undefined;
-    if (adopted) {
-      runner.state = "ready";
-      runner.model = hello.loadedModel;
-      runner.baseBytes = Math.max(0, hello.rssBytes - hello.loadedModelBytes);
-      runner.initialBaseBytes = runner.baseBytes;
-      adopted.measuredBytes ??= hello.loadedModelBytes;
-      this.publish("loaded", hello.loadedModel, "runner re-registered", hello.loadedModelBytes, runner.id);
-    } else {
-      if (hello.loadedModel) this.effects.sendToRunner(runner.id, { command: { $case: "unload", value: { model: hello.loadedModel } } });
-      runner.state = "spare";
-      runner.model = undefined;
-      if (fresh) {
-        runner.baseBytes = hello.rssBytes;
-        runner.initialBaseBytes = hello.rssBytes;
-        this.memory.learnRunnerBase(hello.rssBytes);
+    let adoptedBytes = 0;
+    for (const held of hello.hosted) {
+      const model = this.models.get(held.model);
+      if (!model) {
+        this.effects.sendToRunner(runner.id, { command: { $case: "unload", value: { model: held.model } } });
+        continue;
       }
-      this.publish("runner_started", "", "", hello.rssBytes, runner.id);
+      if (!runner.hosted.has(held.model)) runner.hosted.set(held.model, this.newHosted(held.model, "ready"));
+      model.measuredBytes ??= held.measuredBytes;
+      adoptedBytes += held.measuredBytes;
+      if (model.catalog.config.isolation === "process") runner.isolatedFor = held.model;
+      this.publish({ kind: "loaded", model: held.model, runnerId: runner.id, measuredBytes: held.measuredBytes, rssBytes: hello.rssBytes, fileBytes: model.catalog.fileBytes, timings: undefined });
     }
+    if (fresh) {
+      runner.baseBytes = hello.rssBytes;
+      runner.initialBaseBytes = hello.rssBytes;
+      this.memory.learnRunnerBase(hello.rssBytes);
+    } else {
+      runner.baseBytes = Math.max(0, hello.rssBytes - adoptedBytes);
+      runner.initialBaseBytes = Math.min(runner.baseBytes, this.memory.runnerBaseBytes());
+    }
+    this.publish({ kind: "runner_started", runnerId: runner.id, rssBytes: hello.rssBytes });
     this.consecutiveRunnerCrashes = 0;
     this.reconcile();
   }
 
-  runnerProgress(runnerId: string, progress: number): void {
-    const runner = this.runners.get(runnerId);
-    if (runner?.state !== "loading" || !runner.model) return;
-    for (const waiter of this.queue) if (waiter.model === runner.model) this.effects.notifyLoading(waiter.id, runner.model, progress);
+  runnerProgress(runnerId: string, model: string, progress: number): void {
+    if (this.runners.get(runnerId)?.hosted.get(model)?.state !== "loading") return;
+    for (const waiter of this.queue.of(model)) this.effects.notifyLoading(waiter.id, model, progress);
   }
 
   runnerLoaded(runnerId: string, loaded: ModelLoaded): void {
     const runner = this.runners.get(runnerId);
     const model = this.models.get(loaded.model);
-    if (!runner || !model || runner.model !== loaded.model) return;
-    runner.state = "ready";
+    const hosted = runner?.hosted.get(loaded.model);
+    if (!runner || !model || hosted?.state !== "loading") return;
+    hosted.state = "ready";
     runner.rssBytes = loaded.rssBytes;
     model.measuredBytes = loaded.measuredBytes;
     model.reloadCostMs = loaded.loadMs;
     model.loads++;
     model.consecutiveLoadFailures = 0;
     model.prefetched = false;
-    const now = this.clock.now();
-    model.lastUsedMs = now;
-    this.policyState = this.policy.onAccess(this.policyState, this.accessed(model), now);
-    for (const waiter of this.queue) if (waiter.model === loaded.model) this.effects.notifyLoading(waiter.id, loaded.model, 1);
-    this.publish("loaded", loaded.model, `${Math.round(loaded.loadMs)} ms`, loaded.measuredBytes, runnerId);
+    model.lastUsedMs = this.nowMs;
+    this.policyState = this.policy.onAccess(this.policyState, this.accessed(model), this.nowMs);
+    for (const waiter of this.queue.of(loaded.model)) this.effects.notifyLoading(waiter.id, loaded.model, 1);
+    this.publish({
+      kind: "loaded",
+      model: loaded.model,
+      runnerId,
+      measuredBytes: loaded.measuredBytes,
+      rssBytes: loaded.rssBytes,
+      fileBytes: loaded.fileBytes,
+      timings: { loadMs: loaded.loadMs, modelLoadMs: loaded.modelLoadMs, contextMs: loaded.contextMs, warmUpMs: loaded.warmUpMs },
+    });
     this.effects.learned(loaded.model, this.learnedFacts(model));
     this.reconcile();
   }
@@ -220,32 +229,27 @@ export class PlacementCore {
   runnerLoadFailed(runnerId: string, modelName: string, reason: string): void {
     const runner = this.runners.get(runnerId);
     const model = this.models.get(modelName);
-    if (!runner || runner.model !== modelName) return;
-    runner.state = "spare";
-    runner.model = undefined;
-    this.publish("load_failed", modelName, reason, 0, runnerId);
-    if (model) {
-      this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
-    }
+    if (!runner || runner.hosted.get(modelName)?.state !== "loading") return;
+    this.removeHosted(runner, modelName);
+    this.publish({ kind: "load_failed", model: modelName, runnerId, reason });
+    if (model) this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
     this.reconcile();
   }
 
-  runnerUnloaded(runnerId: string, rssBytes: number): void {
+  runnerUnloaded(runnerId: string, modelName: string, rssBeforeBytes: number, rssAfterBytes: number): void {
     const runner = this.runners.get(runnerId);
-    if (!runner || runner.state !== "unloading") return;
-    const modelName = runner.model ?? "";
-    runner.model = undefined;
-    runner.rssBytes = rssBytes;
-    this.publish("unloaded", modelName, runner.unloadReason, rssBytes, runnerId);
-    // Unloading must really free memory: a runner that kept it is ended instead.
-    // Against the size at registration, so that small retentions cannot add up swap after swap.
+    const hosted = runner?.hosted.get(modelName);
+    if (!runner || hosted?.state !== "unloading") return;
+    this.removeHosted(runner, modelName);
+    runner.rssBytes = rssAfterBytes;
+    this.publish({ kind: "unloaded", model: modelName, runnerId, reason: hosted.unload ?? { cause: "admin_unload" }, rssBeforeBytes, rssAfterBytes });
+    // The ledger charges what is really there: memory the runner kept counts as its own.
+    let stillHosted = 0;
+    for (const other of runner.hosted.values()) stillHosted += this.memory.modelBytes(other.model);
+    runner.baseBytes = Math.max(runner.initialBaseBytes, rssAfterBytes - stillHosted);
+    // An empty runner that kept far more than it should is ended at once (nothing to move).
     const slack = Math.max(64 * 1024 * 1024, runner.initialBaseBytes * 0.25);
-    if (rssBytes > runner.initialBaseBytes + slack) {
-      this.stopRunner(runner, true);
-    } else {
-      runner.state = "spare";
-      runner.baseBytes = rssBytes; // what it really holds now, retained heap included
-    }
+    if (runner.hosted.size === 0 && runner.baseBytes > runner.initialBaseBytes + slack) this.stopRunner(runner, true, undefined);
     this.reconcile();
   }
 
@@ -269,37 +273,42 @@ export class PlacementCore {
     this.reconcile();
   }
 
+  /** A runner process ended (or its control stream broke): every model in it leaves at once. */
   runnerExited(runnerId: string, exitCode: number | null): void {
     const runner = this.runners.get(runnerId);
     if (!runner) return;
     this.runners.delete(runnerId);
-    for (const leaseId of runner.leases) this.leases.delete(leaseId);
-    const now = this.clock.now();
     const expected = runner.state === "stopping";
+    const models = [...runner.hosted.keys()];
+    const loading = [...runner.hosted.values()].filter((hosted) => hosted.state === "loading").map((hosted) => hosted.model);
+    for (const hosted of runner.hosted.values()) {
+      for (const leaseId of hosted.leases) this.leases.delete(leaseId);
+      if (expected && hosted.unload) {
+        this.publish({ kind: "unloaded", model: hosted.model, runnerId, reason: hosted.unload, rssBeforeBytes: runner.rssBytes, rssAfterBytes: 0 });
+      }
+    }
     if (!expected) {
       this.consecutiveRunnerCrashes++;
-      const backoff = Math.min(30_000, 250 * 2 ** Math.min(this.consecutiveRunnerCrashes - 1, 7));
-      this.spawnBackoffUntilMs = now + backoff;
+      this.spawnBackoffUntilMs = this.nowMs + Math.min(30_000, 250 * 2 ** Math.min(this.consecutiveRunnerCrashes - 1, 7));
     }
     // Estimates sent to this runner are lost with it; they are asked again.
     for (const model of this.models.values()) model.estimating = false;
-    const modelName = runner.model;
     if (!runner.registered && this.consecutiveRunnerCrashes >= this.settings.maxLoadAttempts) {
       // Runners die before they even register: nothing queued for a cold model can be served.
-      for (const waiter of [...this.queue]) {
-        if (this.replicasOf(waiter.model).some((replica) => replica.state === "ready")) continue;
-        this.removeWaiter(waiter);
+      for (const waiter of this.queue.all()) {
+        if (replicasOf(this, waiter.model).some((replica) => replica.hosted.state === "ready")) continue;
+        this.queue.remove(waiter);
         this.effects.reject(waiter.id, unavailable(`runner processes exit at start (${this.consecutiveRunnerCrashes} in a row); check the runner logs and the node-llama-cpp build`, 10));
       }
     }
-    if (modelName && runner.state === "loading") {
+    for (const modelName of loading) {
       const model = this.models.get(modelName);
       if (model && ++model.consecutiveLoadFailures >= this.settings.maxLoadAttempts) {
         model.consecutiveLoadFailures = 0;
         this.rejectWaitersOf(modelName, unavailable(`runners crashed ${this.settings.maxLoadAttempts} times loading "${modelName}"; check the model file and the runner logs`, 5));
       }
     }
-    this.publish("runner_exited", modelName ?? "", expected ? "stopped" : `crashed (exit code ${exitCode})`, 0, runnerId);
+    this.publish({ kind: "runner_exited", runnerId, models, loading, expected, exitCode });
     this.reconcile();
   }
 
@@ -310,305 +319,126 @@ export class PlacementCore {
 
   /** When tick() should next be called; undefined when nothing is timed. */
   nextWakeMs(): number | undefined {
-    const now = this.clock.now();
-    let next = Number.POSITIVE_INFINITY;
+    const now = this.nowMs;
     // Only moments still ahead: a passed one has been acted on (or waits for an event).
-    const consider = (at: number) => {
-      if (at > now) next = Math.min(next, at);
-    };
-    for (const waiter of this.queue) {
-      consider(waiter.deadlineMs);
-      consider(waiter.enqueuedMs + this.settings.fairnessMs);
-    }
+    const ahead = [...this.queue.wakeTimes(), this.spawnBackoffUntilMs].filter((at) => at > now);
     for (const runner of this.runners.values()) {
-      if (runner.state !== "ready" || !runner.model) continue;
-      const model = this.models.get(runner.model)!;
-      const ttl = model.catalog.config.ttlMs;
-      if (ttl !== undefined && !model.pinned) consider(model.lastUsedMs + ttl);
+      if (runner.state !== "ready") continue;
+      for (const hosted of runner.hosted.values()) {
+        const model = this.models.get(hosted.model)!;
+        const ttl = model.catalog.config.ttlMs;
+        if (hosted.state === "ready" && ttl !== undefined && !model.pinned && model.lastUsedMs + ttl > now) ahead.push(model.lastUsedMs + ttl);
+      }
     }
-    consider(this.spawnBackoffUntilMs);
-    return Number.isFinite(next) ? next : undefined;
+    return ahead.length > 0 ? Math.min(...ahead) : undefined;
   }
 
-  // ---- the one decision loop ---------------------------------------------------
+  // ---- deciding and acting ----------------------------------------------------------
 
   private reconcile(): void {
     if (this.stopped) return;
-    const now = this.clock.now();
-    this.expireWaiters(now);
-    this.enforceBudget(now);
-    this.grantLeases(now);
-    this.planLoads(now);
-    this.keepMinReplicas(now);
-    this.unloadIdle(now);
-    this.maintainSpares(now);
-    this.notifyPositions();
-  }
-
-  private expireWaiters(now: number): void {
-    for (const waiter of [...this.queue]) {
-      if (waiter.deadlineMs > now) continue;
-      this.removeWaiter(waiter);
-      const waited = Math.round(now - waiter.enqueuedMs);
-      this.effects.reject(
-        waiter.id,
-        deadlineExceeded(`waited ${waited} ms for model "${waiter.model}" to become resident; retry later, raise the deadline, or free memory (UnloadModel)`),
-      );
+    for (let round = 0; ; round++) {
+      if (round > MAX_PLAN_ROUNDS) throw new Error("placement planner did not converge");
+      const actions = planStep(this);
+      if (actions.length === 0) break;
+      for (const action of actions) this.apply(action);
     }
+    for (const { waiter, position } of this.queue.positionChanges()) this.effects.notifyQueued(waiter.id, waiter.model, position);
   }
 
-  private grantLeases(now: number): void {
-    // A request for a cold model that waited past the fairness bound becomes a barrier:
-    // requests queued behind it get no new streams, so busy models drain and can be evicted.
-    let barrier = false;
-    for (const waiter of [...this.queue]) {
-      if (!this.queue.includes(waiter)) continue; // served or failed by an effect meanwhile
-      const model = this.models.get(waiter.model)!;
-      const replicas = this.replicasOf(waiter.model);
-      const ready = replicas.filter((runner) => runner.state === "ready");
-      if (barrier) continue;
-      if (replicas.length === 0 && now - waiter.enqueuedMs >= this.settings.fairnessMs) barrier = true;
-      if (waiter.kind === "load") {
-        if (ready.length === 0) continue;
-        this.removeWaiter(waiter);
-        this.effects.loadDone(waiter.id, waiter.model, model.reloadCostMs ?? 0);
-        continue;
+  private apply(action: PlacementAction): void {
+    switch (action.kind) {
+      case "reject": {
+        const waiter = this.queue.find(action.waiterId);
+        if (waiter) this.queue.remove(waiter);
+        return this.effects.reject(action.waiterId, action.error);
       }
-      const capacity = model.catalog.config.sequences;
-      const views = ready.map((runner) => ({ id: runner.id, outstanding: runner.leases.size, capacity }));
-      // Runners that failed this request are avoided, unless no other replica can come.
-      const noOtherReplica = ready.length >= model.catalog.config.replicas.max && ready.every((runner) => waiter.excludeRunners.has(runner.id));
-      const chosen = pickReplica(availableReplicas(views, noOtherReplica ? new Set() : waiter.excludeRunners));
-      if (!chosen) continue;
-      const runner = this.runners.get(chosen.id)!;
-      this.removeWaiter(waiter);
-      const leaseId = `lease-${++this.leaseSerial}`;
-      this.leases.set(leaseId, { id: leaseId, model: waiter.model, runnerId: runner.id });
-      runner.leases.add(leaseId);
-      model.lastUsedMs = now;
-      model.useCount++;
-      this.policyState = this.policy.onAccess(this.policyState, this.accessed(model), now);
-      const loadMs = waiter.loadStartedMs === undefined ? 0 : Math.max(0, now - waiter.loadStartedMs);
-      const config = model.catalog.config;
-      this.effects.grant(waiter.id, {
-        leaseId,
-        model: waiter.model,
-        runnerId: runner.id,
-        runnerAddress: runner.address,
-        queueMs: Math.max(0, now - waiter.enqueuedMs - loadMs),
-        loadMs,
-        contextSize: config.contextSize,
-        defaultSampling: {
-          temperature: config.sampling.temperature,
-          topK: config.sampling.topK,
-          topP: config.sampling.topP,
-          minP: config.sampling.minP,
-          repeatPenalty: config.sampling.repeatPenalty,
-          stop: [],
-          ignoreEos: false,
-        },
-      });
-    }
-  }
-
-  private planLoads(now: number): void {
-    const considered = new Set<string>();
-    let coldLoadBlocked = false;
-    for (const waiter of [...this.queue]) {
-      if (considered.has(waiter.model) || !this.queue.includes(waiter)) continue;
-      considered.add(waiter.model);
-      const model = this.models.get(waiter.model)!;
-      const replicas = this.replicasOf(waiter.model);
-      if (replicas.some((runner) => runner.state === "loading")) continue;
-      const ready = replicas.filter((runner) => runner.state === "ready");
-      if (ready.length > 0) {
-        // All replicas are busy: add one when memory allows without evicting.
-        if (ready.length < model.catalog.config.replicas.max && !coldLoadBlocked) this.tryLoad(model, waiter, now, false);
-        continue;
+      case "grant":
+        return this.grant(action.waiterId, action.runnerId);
+      case "load_done": {
+        const waiter = this.queue.find(action.waiterId)!;
+        this.queue.remove(waiter);
+        return this.effects.loadDone(waiter.id, waiter.model, this.models.get(waiter.model)!.reloadCostMs ?? 0);
       }
-      if (replicas.length > 0 || coldLoadBlocked) continue; // unloading: it comes back cold first
-      if (footprint(model) === undefined) {
-        this.requestEstimate(model);
-        coldLoadBlocked = true;
-        continue;
-      }
-      if (!this.tryLoad(model, waiter, now, true)) {
-        coldLoadBlocked = true; // later cold models wait their turn: no overtaking for memory
-        if (this.settings.prefetch && !model.prefetched) {
-          model.prefetched = true;
-          this.effects.prefetch(model.catalog.config.path);
+      case "load":
+        return this.startLoad(this.runners.get(action.runnerId)!, this.models.get(action.model)!, action.forWaiter);
+      case "spawn_runner":
+        return this.spawnRunner();
+      case "unload":
+        return this.beginUnload(this.runners.get(action.runnerId)!, action.model, action.reason, action.forWaiter);
+      case "evict":
+        for (const victim of action.victims) {
+          this.models.get(victim)!.evictions++;
+          for (const { runner, hosted } of replicasOf(this, victim)) {
+            if (hosted.state === "ready" && hosted.leases.size === 0) this.beginUnload(runner, victim, action.reason, action.forWaiter);
+          }
         }
+        this.policyState = this.policy.onEvict(this.policyState, action.victims);
+        return;
+      case "stop_runner":
+        return this.stopRunner(this.runners.get(action.runnerId)!, action.kill, action.reason);
+      case "estimate": {
+        const model = this.models.get(action.model)!;
+        model.estimating = true;
+        const config = model.catalog.config;
+        return this.effects.sendToRunner(action.runnerId, {
+          command: { $case: "estimate", value: { requestId: config.name, path: config.path, contextSize: config.contextSize, sequences: config.sequences } },
+        });
+      }
+      case "prefetch": {
+        const model = this.models.get(action.model)!;
+        model.prefetched = true;
+        return this.effects.prefetch(model.catalog.config.path);
       }
     }
   }
 
-  /** Starts a load when memory and a runner allow, or prepares one (evicts, spawns); true when it started. */
-  private tryLoad(model: ModelRecord, waiter: WaiterRecord, now: number, mayEvict: boolean): boolean {
-    const need = this.memory.accountedBytes(model);
-    const spare = [...this.runners.values()].find((runner) => runner.state === "spare" && runner.registered);
-    const starting = [...this.runners.values()].some((runner) => runner.state === "starting");
-    const newRunnerBytes = spare || starting ? 0 : this.memory.runnerBaseBytes();
-    const free = this.settings.budgetBytes - this.memory.committedBytes();
-    if (need + newRunnerBytes <= free) {
-      if (spare) {
-        this.startLoad(spare, model, now);
-        return true;
-      }
-      if (!starting) this.spawnRunner(now);
-      return false;
-    }
-    if (need + newRunnerBytes <= free + this.memory.bytesBeingFreed()) return false;
-    if (!mayEvict) return false;
-    if (this.unloadIdleExtraReplica()) return false;
-
-    // Evicting frees a runner that then loads this model: no new runner is needed. With a
-    // spare already there, a victim's runner becomes surplus and is stopped too, so its
-    // own memory counts as freed with the model (residentModels includes it).
-    const protectQueued = now - waiter.enqueuedMs < this.settings.fairnessMs;
-    const withRunners = spare !== undefined;
-    const resident = this.residentModels(protectQueued, withRunners);
-    const heldByResident = withRunners ? resident.reduce((sum, entry) => sum + entry.runnerBytes, 0) : 0;
-    const policyBudget = this.settings.budgetBytes - (this.memory.runnerOverheadBytes() - heldByResident) - this.memory.bytesBeingFreed();
-    const request = { needBytes: need, budgetBytes: policyBudget, resident, nowMs: now, minResidencyMs: this.settings.minResidencyMs };
-    let decision = this.policy.decide(this.policyState, request);
-    if (decision.kind === "fits") {
-      // The model fits but no runner can be started beside it: free one by evicting the
-      // policy's cheapest model (its runner then loads this one).
-      const free = policyBudget - resident.reduce((sum, entry) => sum + entry.bytes, 0);
-      decision = this.policy.decide(this.policyState, { ...request, needBytes: Math.max(need, free + 1) });
-    }
-    if (decision.kind !== "evict") {
-      // A spare that kept memory from an earlier model (heap it did not return) is replaced
-      // by a fresh process: its exit gives that memory back.
-      const retaining = [...this.runners.values()].find(
-        (runner) => runner.state === "spare" && runner.registered && runner.baseBytes > runner.initialBaseBytes + RETAINED_SLACK_BYTES,
-      );
-      if (retaining) {
-        this.stopRunner(retaining, false);
-        return false;
-      }
-      const pinned = this.pinnedHoldBytes();
-      if (need + this.memory.runnerBaseBytes() > this.settings.budgetBytes - pinned) {
-        this.rejectWaitersOf(
-          model.catalog.config.name,
-          failedPrecondition(
-            `model "${model.catalog.config.name}" needs about ${formatBytes(need)} but pinned models hold ${formatBytes(pinned)} of the ` +
-              `${formatBytes(this.settings.budgetBytes)} budget; unpin a model (PinModel pinned=false) or raise budget`,
-          ),
-        );
-      }
-      return false;
-    }
-    this.evict(decision.victims, `evicted by ${this.policy.name} for ${model.catalog.config.name}`);
-    return false;
-  }
-
-  private evict(victims: readonly string[], reason: string): void {
-    for (const victim of victims) {
-      const victimModel = this.models.get(victim)!;
-      victimModel.evictions++;
-      for (const runner of this.replicasOf(victim)) {
-        if (runner.state === "ready" && runner.leases.size === 0) {
-          this.beginUnload(runner, reason);
-          this.publish("evicted", victim, reason, this.memory.accountedBytes(victimModel), runner.id);
-        }
-      }
-    }
-    this.policyState = this.policy.onEvict(this.policyState, victims);
-  }
-
-  /**
-   * A load can measure more than its estimate. When that pushes the committed bytes
-   * over the budget, idle models are evicted at once to get back under it.
-   */
-  private enforceBudget(now: number): void {
-    const overshoot = this.memory.committedBytes() - this.memory.bytesBeingFreed() - this.settings.budgetBytes;
-    if (overshoot <= 0) return;
-    const resident = this.residentModels(true, false);
-    const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
-    const decision = this.policy.decide(this.policyState, {
-      needBytes: 0,
-      budgetBytes: residentBytes - overshoot,
-      resident,
-      nowMs: now,
-      minResidencyMs: 0,
-    });
-    if (decision.kind === "evict") this.evict(decision.victims, `over budget by ${formatBytes(overshoot)} after a load measured more than estimated`);
-  }
-
-  /** Memory that no eviction can free: pinned models and the runners holding them. */
-  private pinnedHoldBytes(): number {
-    let total = 0;
-    for (const runner of this.runners.values()) {
-      const model = runner.model ? this.models.get(runner.model) : undefined;
-      if (model?.pinned) total += runner.baseBytes + this.memory.accountedBytes(model);
-    }
-    return total;
-  }
-
-  /** A resident model with replicas.min > 1 gets its other replicas when memory allows (never by evicting). */
-  private keepMinReplicas(now: number): void {
-    for (const model of this.models.values()) {
-      const name = model.catalog.config.name;
-      const replicas = this.replicasOf(name);
-      if (!replicas.some((runner) => runner.state === "ready") || replicas.some((runner) => runner.state === "loading")) continue;
-      const serving = replicas.filter((runner) => runner.state === "ready").length;
-      if (serving >= model.catalog.config.replicas.min) continue;
-      const spare = [...this.runners.values()].find((runner) => runner.state === "spare" && runner.registered);
-      if (spare && this.memory.accountedBytes(model) <= this.settings.budgetBytes - this.memory.committedBytes()) this.startLoad(spare, model, now);
-    }
-  }
-
-  private unloadIdle(now: number): void {
-    for (const runner of this.runners.values()) {
-      if (runner.state !== "ready" || !runner.model || runner.leases.size > 0) continue;
-      const model = this.models.get(runner.model)!;
-      if (this.queue.some((waiter) => waiter.model === runner.model)) continue;
-      const ttl = model.catalog.config.ttlMs;
-      if (model.unloadRequested) {
-        this.beginUnload(runner, "admin unload");
-      } else if (!model.pinned && ttl !== undefined && now - model.lastUsedMs >= ttl) {
-        this.beginUnload(runner, "idle ttl");
-      }
-    }
-    for (const model of this.models.values()) {
-      if (model.unloadRequested && !this.replicasOf(model.catalog.config.name).some((runner) => runner.state === "ready")) {
-        model.unloadRequested = false;
-      }
-    }
-  }
-
-  private maintainSpares(now: number): void {
-    const spares = [...this.runners.values()].filter((runner) => runner.state === "spare" || runner.state === "starting");
-    // While a cold model waits, one spare is kept to load it (and answer its estimate).
-    const loadsWanted = this.queue.some((waiter) => !this.replicasOf(waiter.model).some((runner) => runner.state === "ready"));
-    const allowed = loadsWanted ? Math.max(1, this.settings.spareRunners) : this.settings.spareRunners;
-    if (spares.length > allowed) {
-      for (const extra of spares.slice(allowed)) if (extra.state === "spare") this.stopRunner(extra, false);
-      return;
-    }
-    // A replacement spare starts after a load, not during it: on a small box its start-up
-    // would take CPU from the load on the request path.
-    const loading = [...this.runners.values()].some((runner) => runner.state === "loading");
-    if (spares.length < this.settings.spareRunners && now >= this.spawnBackoffUntilMs && !loading) {
-      if (this.memory.committedBytes() + this.memory.runnerBaseBytes() <= this.settings.budgetBytes) this.spawnRunner(now);
-    }
-  }
-
-  // ---- actions ----------------------------------------------------------------
-
-  private startLoad(runner: RunnerRecord, model: ModelRecord, now: number): void {
+  private grant(waiterId: string, runnerId: string): void {
+    const waiter = this.queue.find(waiterId)!;
+    const runner = this.runners.get(runnerId)!;
+    const hosted = runner.hosted.get(waiter.model)!;
+    const model = this.models.get(waiter.model)!;
+    const now = this.nowMs;
+    this.queue.remove(waiter);
+    const leaseId = `lease-${++this.leaseSerial}`;
+    this.leases.set(leaseId, { id: leaseId, model: waiter.model, runnerId });
+    hosted.leases.add(leaseId);
+    model.lastUsedMs = now;
+    model.useCount++;
+    this.policyState = this.policy.onAccess(this.policyState, this.accessed(model), now);
+    const loadMs = waiter.loadStartedMs === undefined ? 0 : Math.max(0, now - waiter.loadStartedMs);
     const config = model.catalog.config;
-    runner.state = "loading";
-    runner.model = config.name;
-    runner.loadStartedMs = now;
-    for (const waiter of this.queue) {
-      if (waiter.model !== config.name) continue;
+    this.effects.grant(waiter.id, {
+      leaseId,
+      model: waiter.model,
+      runnerId,
+      runnerAddress: runner.address,
+      queueMs: Math.max(0, now - waiter.enqueuedMs - loadMs),
+      loadMs,
+      contextSize: config.contextSize,
+      defaultSampling: { ...config.sampling, stop: [], ignoreEos: false },
+    });
+  }
+
+  private startLoad(runner: RunnerRecord, model: ModelRecord, forWaiter: string | undefined): void {
+    const config = model.catalog.config;
+    const now = this.nowMs;
+    runner.hosted.set(config.name, this.newHosted(config.name, "loading"));
+    if (config.isolation === "process") runner.isolatedFor = config.name;
+    for (const waiter of this.queue.of(config.name)) {
       waiter.loadStartedMs ??= now;
       this.effects.notifyLoading(waiter.id, config.name, 0);
     }
-    const overcommitted = config.allowOvercommit && (footprint(model) ?? 0) > this.memory.accountedBytes(model);
-    this.publish("loading", config.name, overcommitted ? `overcommitted: ${formatBytes(footprint(model)!)} served from mmap and swap` : "", this.memory.accountedBytes(model), runner.id);
+    const bytes = this.memory.accountedBytes(model);
+    this.publish({
+      kind: "loading",
+      model: config.name,
+      runnerId: runner.id,
+      path: config.path,
+      bytes,
+      overcommittedBytes: config.allowOvercommit ? Math.max(0, (footprint(model) ?? 0) - bytes) : 0,
+      forWaiter,
+    });
     this.effects.sendToRunner(runner.id, {
       command: {
         $case: "load",
@@ -626,136 +456,63 @@ export class PlacementCore {
     });
   }
 
-  private beginUnload(runner: RunnerRecord, reason: string): void {
-    runner.state = "unloading";
-    runner.unloadReason = reason;
-    this.effects.sendToRunner(runner.id, { command: { $case: "unload", value: { model: runner.model ?? "" } } });
+  private beginUnload(runner: RunnerRecord, modelName: string, reason: UnloadReason, forWaiter: string | undefined): void {
+    const hosted = runner.hosted.get(modelName)!;
+    hosted.state = "unloading";
+    hosted.unload = reason;
+    this.publish({ kind: "unloading", model: modelName, runnerId: runner.id, bytes: this.memory.modelBytes(modelName), reason, forWaiter });
+    this.effects.sendToRunner(runner.id, { command: { $case: "unload", value: { model: modelName } } });
   }
 
-  private spawnRunner(now: number): void {
-    if (now < this.spawnBackoffUntilMs) return; // nextWakeMs() wakes us when the backoff ends
+  private spawnRunner(): void {
     const runner = this.newRunnerRecord(`${this.runnerIdPrefix}${++this.runnerSerial}`);
     this.runners.set(runner.id, runner);
     this.effects.spawnRunner(runner.id);
   }
 
-  private stopRunner(runner: RunnerRecord, kill: boolean): void {
+  /** Ends a runner; models still in it leave with it (announced as unloading for `reason`). */
+  private stopRunner(runner: RunnerRecord, kill: boolean, reason: UnloadReason | undefined): void {
     runner.state = "stopping";
+    for (const hosted of runner.hosted.values()) {
+      if (hosted.state === "unloading") continue;
+      hosted.state = "unloading";
+      hosted.unload = reason ?? { cause: "runner_recycled" };
+      this.publish({ kind: "unloading", model: hosted.model, runnerId: runner.id, bytes: this.memory.modelBytes(hosted.model), reason: hosted.unload, forWaiter: undefined });
+    }
     if (kill) this.effects.killRunner(runner.id);
     else this.effects.sendToRunner(runner.id, { command: { $case: "shutdown", value: {} } });
   }
 
-  private requestEstimate(model: ModelRecord): void {
-    if (model.estimating) return;
-    const runner = [...this.runners.values()].find((candidate) => candidate.registered && candidate.state !== "stopping");
-    if (!runner) {
-      if (![...this.runners.values()].some((candidate) => candidate.state === "starting")) this.spawnRunner(this.clock.now());
-      return;
-    }
-    model.estimating = true;
-    const config = model.catalog.config;
-    this.effects.sendToRunner(runner.id, {
-      command: { $case: "estimate", value: { requestId: config.name, path: config.path, contextSize: config.contextSize, sequences: config.sequences } },
-    });
-  }
-
-  /** Idle extra replicas go first when memory is needed. */
-  private unloadIdleExtraReplica(): boolean {
-    for (const model of this.models.values()) {
-      const ready = this.replicasOf(model.catalog.config.name).filter((runner) => runner.state === "ready");
-      const idle = ready.find((runner) => runner.leases.size === 0);
-      if (ready.length > Math.max(1, model.catalog.config.replicas.min) && idle) {
-        this.beginUnload(idle, "idle extra replica");
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** Models holding memory, as the policy sees them; `withRunners` adds their runners' own bytes. */
-  private residentModels(protectQueued: boolean, withRunners: boolean): (ResidentModel & { runnerBytes: number })[] {
-    const resident: (ResidentModel & { runnerBytes: number })[] = [];
-    for (const model of this.models.values()) {
-      const name = model.catalog.config.name;
-      const replicas = this.replicasOf(name).filter((runner) => runner.state === "ready" || runner.state === "loading");
-      if (replicas.length === 0) continue;
-      const loading = replicas.some((runner) => runner.state === "loading");
-      const queued = protectQueued ? this.queue.filter((waiter) => waiter.model === name).length : 0;
-      // Queued work counts as a lease (anti-thrash) until a cold request has waited past the fairness bound.
-      const leases = replicas.reduce((sum, runner) => sum + runner.leases.size, 0) + queued + (loading ? 1 : 0);
-      const runnerBytes = withRunners ? replicas.reduce((sum, runner) => sum + runner.baseBytes, 0) : 0;
-      resident.push({
-        name,
-        runnerBytes,
-        bytes: this.memory.accountedBytes(model) * replicas.length + runnerBytes,
-        pinned: model.pinned,
-        leases,
-        loadedAtMs: Math.max(...replicas.map((runner) => runner.loadStartedMs)),
-        lastUsedMs: model.lastUsedMs,
-        useCount: model.useCount,
-        reloadCostMs: model.reloadCostMs ?? 1000,
-        priority: model.catalog.config.priority,
-      });
-    }
-    return resident;
+  private removeHosted(runner: RunnerRecord, modelName: string): void {
+    runner.hosted.delete(modelName);
+    if (runner.isolatedFor === modelName) runner.isolatedFor = undefined;
   }
 
   // ---- helpers ----------------------------------------------------------------------
 
   private enqueue(id: string, model: string, kind: WaiterKind, deadlineMs: number, excludeRunners: ReadonlySet<string>): void {
-    this.queue.push({ id, kind, model, enqueuedMs: this.clock.now(), deadlineMs, excludeRunners, lastPosition: 0, loadStartedMs: undefined });
-    this.publish("queued", model, kind, 0);
+    this.queue.add(id, model, kind, this.nowMs, deadlineMs, excludeRunners);
+    this.publish({ kind: "queued", model, waiterId: id, waiterKind: kind });
   }
 
-  private removeWaiter(waiter: WaiterRecord): void {
-    const index = this.queue.indexOf(waiter);
-    if (index !== -1) this.queue.splice(index, 1);
-  }
-
-  private rejectWaitersOf(modelName: string, error: ReturnType<typeof failedPrecondition>): void {
-    for (const waiter of [...this.queue]) {
-      if (waiter.model !== modelName) continue;
-      this.removeWaiter(waiter);
+  private rejectWaitersOf(modelName: string, error: ModelswapError): void {
+    for (const waiter of this.queue.of(modelName)) {
+      this.queue.remove(waiter);
       this.effects.reject(waiter.id, error);
     }
   }
 
-  private notifyPositions(): void {
-    this.queue.forEach((waiter, index) => {
-      if (waiter.lastPosition === index + 1) return;
-      waiter.lastPosition = index + 1;
-      this.effects.notifyQueued(waiter.id, waiter.model, index + 1);
-    });
-  }
-
-  private replicasOf(modelName: string): RunnerRecord[] {
-    return [...this.runners.values()].filter((runner) => runner.model === modelName);
-  }
-
   private newRunnerRecord(id: string): RunnerRecord {
-    return {
-      id,
-      state: "starting",
-      pid: 0,
-      address: "",
-      model: undefined,
-      leases: new Set(),
-      rssBytes: 0,
-      baseBytes: this.memory.runnerBaseBytes(),
-      initialBaseBytes: this.memory.runnerBaseBytes(),
-      loadStartedMs: 0,
-      unloadReason: "",
-      registered: false,
-    };
+    const base = this.memory.runnerBaseBytes();
+    return { id, state: "starting", pid: 0, address: "", hosted: new Map(), isolatedFor: undefined, rssBytes: 0, baseBytes: base, initialBaseBytes: base, registered: false };
+  }
+
+  private newHosted(model: string, state: HostedModel["state"]): HostedModel {
+    return { model, state, leases: new Set(), loadStartedMs: this.nowMs, unload: undefined };
   }
 
   private accessed(model: ModelRecord) {
-    return {
-      name: model.catalog.config.name,
-      bytes: this.memory.accountedBytes(model),
-      reloadCostMs: model.reloadCostMs ?? 1000,
-      priority: model.catalog.config.priority,
-    };
+    return { name: model.catalog.config.name, bytes: this.memory.accountedBytes(model), reloadCostMs: model.reloadCostMs ?? 1000, priority: model.catalog.config.priority };
   }
 
   private learnedFacts(model: ModelRecord) {
@@ -768,25 +525,22 @@ export class PlacementCore {
     };
   }
 
-  private publish(kind: string, model: string, reason: string, bytes = 0, runnerId = ""): void {
-    this.effects.publish({ timeUnixMs: this.clock.now(), kind, model, reason, bytes, queueDepth: this.queue.length, runnerId });
+  private publish(change: ResidencyChange): void {
+    this.effects.publish({ ...change, timeMs: this.nowMs, queueDepth: this.queue.length });
   }
 
   // ---- read side --------------------------------------------------------------------
 
   listModels(): ModelInfo[] {
-    return [...this.models.values()].map((model) => describeModel(model, this.replicasOf(model.catalog.config.name), this.queuedFor(model.catalog.config.name)));
+    return [...this.models.values()].map((model) => this.modelInfo(model));
   }
 
   modelInfo(model: ModelRecord): ModelInfo {
-    return describeModel(model, this.replicasOf(model.catalog.config.name), this.queuedFor(model.catalog.config.name));
+    const name = model.catalog.config.name;
+    return describeModel(model, replicasOf(this, name).map((replica) => replica.hosted), this.queue.countOf(name));
   }
 
   status(): StatusResponse {
-    return describeStatus(this.clock.now(), this.memory, this.policy.name, this.models, this.runners, (name) => this.queuedFor(name));
-  }
-
-  private queuedFor(modelName: string): number {
-    return this.queue.filter((waiter) => waiter.model === modelName).length;
+    return describeStatus(this.nowMs, this.memory, this.policy.name, this.models, this.runners, (name) => this.queue.countOf(name));
   }
 }

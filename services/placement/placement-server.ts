@@ -1,20 +1,21 @@
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Config } from "../../common/config/config-types.js";
-import { HealthStatus } from "../../common/grpc/health.js";
 import { reflectionBindings } from "../../common/grpc/reflection.js";
-import { startServer, type StartedServer } from "../../common/grpc/start-server.js";
-import { PlacementMetrics } from "../../common/telemetry/placement-metrics.js";
-import { PlacementTracing } from "../../common/telemetry/placement-tracing.js";
+import { startServer } from "../../common/grpc/start-server.js";
+import { PlacementMetrics, registerPlacementGauges } from "../../common/telemetry/placement-metrics.js";
+import { PlacementTracing, withTracing } from "../../common/telemetry/placement-tracing.js";
 import type { Logger } from "../../common/logger.js";
 import { availableMemoryBytes } from "../../common/system/memory.js";
-import type { ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import { LearnedState } from "./learned-state.js";
 import { readIntoPageCache } from "./page-cache.js";
+import { CoreDriver } from "./core-driver.js";
 import { PlacementCore } from "./placement-core.js";
+import { PlacementHealth, withHealth } from "./placement-health.js";
 import { PlacementGrpc } from "./placement-service.js";
-import type { CatalogModel, PlacementSettings } from "./placement-types.js";
+import type { CatalogModel, PlacementEffects, PlacementSettings, ResidencyEventRecord } from "./placement-types.js";
+import { toWireEvent } from "./residency-events.js";
 import { RunnerProcesses } from "./runner-processes.js";
 
 export interface PlacementServerOptions {
@@ -23,7 +24,7 @@ export interface PlacementServerOptions {
   /** Overrides config.placement.listen (tests use port 0). */
   listen?: string;
   runnerEnv?: NodeJS.ProcessEnv;
-  onEvent?: (event: ResidencyEvent) => void;
+  onEvent?: (event: ResidencyEventRecord) => void;
   onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
 }
 
@@ -58,110 +59,57 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     maxLoadAttempts: 3,
   };
 
-  // Telemetry around the core: spans for acquires and swaps, Prometheus metrics (no-ops without the SDK).
+  // Telemetry around the core: spans for acquires and swaps, Prometheus counters (no-ops without the SDK).
   const prefetchedFiles = new Set<string>();
-  const metrics = new PlacementMetrics(() => core.status());
+  const metrics = new PlacementMetrics();
   const tracing = new PlacementTracing({
     metrics,
     fileBytes: (file) => statOrZero(file).size,
     loadSource: (file) => (prefetchedFiles.delete(file) ? "page_cache" : "unknown"),
   });
-  let markReadyIfSettled = () => {};
+  const health = new PlacementHealth(config, logger);
   const grpc = new PlacementGrpc(logger, clock, {
     onEvent: (event) => {
-      logger.info(`residency_${event.kind}`, { model: event.model, reason: event.reason, bytes: event.bytes, runnerId: event.runnerId, queueDepth: event.queueDepth });
-      tracing.event(event);
-      markReadyIfSettled();
+      logger.info(`residency_${event.kind}`, logFields(event));
       options.onEvent?.(event);
     },
-    onRunnerEvent: (runnerId, event) => {
-      tracing.runnerEvent(runnerId, event);
-      options.onRunnerEvent?.(runnerId, event);
-    },
-    onAcquire: (waiterId, call) => {
-      let model = call.request.model;
-      try {
-        model = core.resolve(model);
-      } catch {
-        // unknown model: the core refuses it next, and onAcquireEnd ends the span
-      }
-      tracing.acquireStarted(waiterId, call.metadata, call.request.model, model);
-    },
+    onRunnerEvent: options.onRunnerEvent,
+    onAcquire: (waiterId, call, model) => tracing.acquireStarted(waiterId, call.metadata, call.request.model, model),
     onAcquireEnd: (waiterId, outcome, error) => tracing.ended(waiterId, outcome, error),
   });
-  const calls = grpc.callEffects();
-  let server: StartedServer | undefined;
-  const processes = new RunnerProcesses({
-    placementAddress: () => server!.address,
-    gpu: config.models[0]?.gpu ?? "auto",
-    logger,
-    env: options.runnerEnv,
-    onExit: (runnerId, code) => grpc.run(() => core.runnerExited(runnerId, code)),
-  });
+  const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", logger, env: options.runnerEnv });
   const prefetches = new AbortController();
-  const core = new PlacementCore(catalog, settings, clock, {
-    ...calls,
-    sendToRunner: (runnerId, command) => {
-      tracing.command(runnerId, command);
-      calls.sendToRunner(runnerId, command);
+  const effects: PlacementEffects = withTracing(
+    {
+      ...grpc.callEffects(),
+      spawnRunner: (runnerId) => processes.spawn(runnerId, server.address),
+      killRunner: (runnerId) => {
+        if (!processes.kill(runnerId)) grpc.shutdownRunners([runnerId]);
+      },
+      prefetch: (file) => {
+        const started = performance.now();
+        readIntoPageCache(file, prefetches.signal).then(
+          (bytes) => {
+            if (!prefetches.signal.aborted) prefetchedFiles.add(file);
+            logger.info("prefetched", { file, bytes, ms: Math.round(performance.now() - started) });
+          },
+          (error: unknown) => logger.warn("prefetch_failed", { file, error }),
+        );
+      },
+      learned: (model, facts) => learned.set(model, facts),
     },
-    grant: (waiterId, lease) => {
-      tracing.granted(waiterId, lease);
-      calls.grant(waiterId, lease);
-    },
-    notifyQueued: (waiterId, model, position) => {
-      tracing.queued(waiterId, position);
-      calls.notifyQueued(waiterId, model, position);
-    },
-    notifyLoading: (waiterId, model, progress) => {
-      tracing.loading(waiterId);
-      calls.notifyLoading(waiterId, model, progress);
-    },
-    reject: (waiterId, error) => {
-      tracing.ended(waiterId, "rejected", error);
-      calls.reject(waiterId, error);
-    },
-    spawnRunner: (runnerId) => processes.spawn(runnerId),
-    killRunner: (runnerId) => {
-      if (!processes.kill(runnerId)) grpc.shutdownRunners([runnerId]);
-    },
-    prefetch: (file) => {
-      const started = performance.now();
-      readIntoPageCache(file, prefetches.signal).then(
-        (bytes) => {
-          if (!prefetches.signal.aborted) prefetchedFiles.add(file);
-          logger.info("prefetched", { file, bytes, ms: Math.round(performance.now() - started) });
-        },
-        (error: unknown) => logger.warn("prefetch_failed", { file, error }),
-      );
-    },
-    learned: (model, facts) => learned.set(model, facts),
-  }, `r${process.pid}-${randomBytes(2).toString("hex")}-`);
-  grpc.attach(core);
+    tracing,
+  );
+  const core = new PlacementCore(catalog, settings, clock, withHealth(effects, health), `r${process.pid}-${randomBytes(2).toString("hex")}-`);
+  const driver = new CoreDriver(core, clock);
+  registerPlacementGauges(() => core.status());
+  processes.onExit((runnerId, code) => driver.run((placement) => placement.runnerExited(runnerId, code)));
 
-  const services = [grpc.placementService(), grpc.runnerControlService()];
-  // grpc.health.v1: NOT_SERVING until spare runners are up and preloaded models are resident (or failed).
-  const health = new HealthStatus(services);
-  const preloads = config.models.filter((model) => model.preload || model.pin || model.replicas.min > 1).map((model) => model.name);
-  let ready = false;
-  let draining = false;
-  markReadyIfSettled = () => {
-    if (ready || draining) return;
-    const status = core.status();
-    const settled = preloads.every((name) => {
-      const info = status.models.find((model) => model.info?.name === name)?.info;
-      return !info || info.replicas > 0 || info.queued === 0;
-    });
-    const runnerUp = settings.spareRunners === 0 || status.runners.some((runner) => runner.pid > 0);
-    if (!settled || !runnerUp) return;
-    ready = true;
-    health.setServing(true);
-    logger.info("placement_ready", {});
-  };
-  server = await startServer(options.listen ?? config.placement.listen, [...services, health.binding(), ...reflectionBindings(services)]);
+  const services = [grpc.placementService(driver), grpc.runnerControlService(driver)];
+  const server = await startServer(options.listen ?? config.placement.listen, [...services, health.binding(services), ...reflectionBindings(services)]);
   logger.info("placement_listening", { address: server.address, budgetBytes, policy: settings.policyName });
-  grpc.run(() => core.start());
-  markReadyIfSettled();
+  driver.run((placement) => placement.start());
+  health.check();
 
   return {
     address: server.address,
@@ -170,14 +118,14 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     budgetBytes,
     stop: async () => {
       core.stop();
-      draining = true;
-      health.setServing(false);
+      health.drain();
+      driver.stop();
       prefetches.abort();
       tracing.close();
       grpc.stop();
       grpc.shutdownRunners();
       await processes.stopAll();
-      await server!.shutdown(500);
+      await server.shutdown(500);
     },
   };
 }
@@ -189,4 +137,10 @@ function statOrZero(file: string): { size: number; mtimeMs: number } {
   } catch {
     return { size: 0, mtimeMs: 0 };
   }
+}
+
+/** The few fields of a residency event a log line needs (the wire form: flat, readable). */
+function logFields(event: ResidencyEventRecord) {
+  const wire = toWireEvent(event);
+  return { model: wire.model, reason: wire.reason, bytes: wire.bytes, runnerId: wire.runnerId, queueDepth: wire.queueDepth };
 }

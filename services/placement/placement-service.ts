@@ -3,59 +3,57 @@ import { ModelswapError, toGrpcStatus } from "../../common/errors.js";
 import { unaryHandler } from "../../common/grpc/handlers.js";
 import type { Logger } from "../../common/logger.js";
 import type { LoadModelResponse, ResidencyEvent, WatchStatusRequest } from "../../gen/modelswap/v1/admin.js";
+import type { ResidencyEventRecord } from "./placement-types.js";
+import { toWireEvent } from "./residency-events.js";
 import { PlacementService, type AcquireEvent, type AcquireRequest, type Lease } from "../../gen/modelswap/v1/placement.js";
 import { RunnerControlService, type RunnerCommand, type RunnerEvent } from "../../gen/modelswap/v1/runner.js";
-import type { PlacementCore } from "./placement-core.js";
+import type { CoreDriver } from "./core-driver.js";
 import type { PlacementEffects } from "./placement-types.js";
 
 type AcquireCall = ServerWritableStream<AcquireRequest, AcquireEvent>;
 
 interface PendingLoad {
-  resolve: (response: LoadModelResponse) => void;
+  /** With the load time of the model (LoadModel's answer is completed by the service). */
+  resolve: (loadMs: number) => void;
   reject: (error: ModelswapError) => void;
 }
 
 /**
  * The gRPC face of placement: Acquire/Release leases, admin calls, and the runners'
  * control streams. It translates between calls and PlacementCore events; it decides
- * nothing itself.
+ * nothing itself. Built in two steps without late binding: `callEffects()` (what the core
+ * does to callers) exists before the core; `bind(core)` returns the services that feed it.
  */
 export class PlacementGrpc {
-  private core!: PlacementCore;
   private serial = 0;
   private readonly acquireCalls = new Map<string, AcquireCall>();
   private readonly leaseCalls = new Map<string, AcquireCall>();
   private readonly pendingLoads = new Map<string, PendingLoad>();
   private readonly controlStreams = new Map<string, ServerDuplexStream<RunnerEvent, RunnerCommand>>();
   private readonly watchers = new Set<ServerWritableStream<WatchStatusRequest, ResidencyEvent>>();
-  private tickTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly logger: Logger,
     private readonly clock: { now(): number },
     private readonly hooks: {
-      onEvent?: (event: ResidencyEvent) => void;
+      onEvent?: (event: ResidencyEventRecord) => void;
       onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
       /** An Acquire call arrived (telemetry), before the core sees its request. */
-      onAcquire?: (waiterId: string, call: AcquireCall) => void;
+      onAcquire?: (waiterId: string, call: AcquireCall, model: string) => void;
       /** An Acquire call ended by the caller (before or after its grant), or refused at once. */
       onAcquireEnd?: (waiterId: string, outcome: "cancelled" | "rejected", error?: unknown) => void;
     } = {},
   ) {}
-
-  attach(core: PlacementCore): void {
-    this.core = core;
-  }
 
   /** The effects that talk to callers and runners; process and file effects are added by the caller. */
   callEffects(): Pick<PlacementEffects, "sendToRunner" | "grant" | "loadDone" | "notifyQueued" | "notifyLoading" | "reject" | "publish"> {
     return {
       sendToRunner: (runnerId, command) => this.controlStreams.get(runnerId)?.write(command),
       grant: (waiterId, lease) => this.onGrant(waiterId, lease),
-      loadDone: (waiterId, model, loadMs) => {
+      loadDone: (waiterId, _model, loadMs) => {
         const pending = this.pendingLoads.get(waiterId);
         this.pendingLoads.delete(waiterId);
-        pending?.resolve({ model: this.core.listModels().find((info) => info.name === model), loadMs });
+        pending?.resolve(loadMs);
       },
       notifyQueued: (waiterId, model, position) => this.acquireCalls.get(waiterId)?.write({ event: { $case: "queued", value: { position, model } } }),
       notifyLoading: (waiterId, model, progress) => this.acquireCalls.get(waiterId)?.write({ event: { $case: "loading", value: { model, progress } } }),
@@ -69,22 +67,14 @@ export class PlacementGrpc {
       },
       publish: (event) => {
         this.hooks.onEvent?.(event);
-        for (const watcher of this.watchers) watcher.write(event);
+        if (this.watchers.size === 0) return;
+        const wire = toWireEvent(event);
+        for (const watcher of this.watchers) watcher.write(wire);
       },
     };
   }
 
-  /** Runs a core event, then re-arms the timer for the core's next deadline. */
-  run<T>(step: () => T): T {
-    try {
-      return step();
-    } finally {
-      this.armTimer();
-    }
-  }
-
   stop(): void {
-    clearTimeout(this.tickTimer);
     for (const watcher of this.watchers) watcher.end();
   }
 
@@ -93,46 +83,35 @@ export class PlacementGrpc {
     for (const runnerId of runnerIds) this.controlStreams.get(runnerId)?.write({ command: { $case: "shutdown", value: {} } });
   }
 
-  private armTimer(): void {
-    clearTimeout(this.tickTimer);
-    const wake = this.core.nextWakeMs();
-    if (wake === undefined) return;
-    this.tickTimer = setTimeout(() => this.run(() => this.core.tick()), Math.max(0, wake - this.clock.now()) + 1);
-    this.tickTimer.unref();
-  }
-
   private onGrant(waiterId: string, lease: Lease): void {
     const call = this.acquireCalls.get(waiterId);
     this.acquireCalls.delete(waiterId);
-    if (!call || call.cancelled) {
-      // Not from inside the core's grant loop: the release runs as its own event.
-      queueMicrotask(() => this.run(() => this.core.release(lease.leaseId)));
-      return;
-    }
+    if (!call) return;
+    // A call cancelled just now still has its "cancelled" handler to run: it releases this lease.
     this.leaseCalls.set(lease.leaseId, call);
-    call.write({ event: { $case: "granted", value: lease } });
+    if (!call.cancelled) call.write({ event: { $case: "granted", value: lease } });
   }
 
-  placementService() {
+  placementService(driver: CoreDriver) {
     const logger = this.logger;
     const acquire = (call: AcquireCall) => {
       const waiterId = `w${++this.serial}`;
       this.acquireCalls.set(waiterId, call);
-      this.hooks.onAcquire?.(waiterId, call);
+      this.hooks.onAcquire?.(waiterId, call, resolvedName(driver, call.request.model));
       call.on("cancelled", () => {
         this.hooks.onAcquireEnd?.(waiterId, "cancelled");
         this.acquireCalls.delete(waiterId);
-        this.run(() => this.core.cancel(waiterId));
+        driver.run((core) => core.cancel(waiterId));
         for (const [id, leaseCall] of this.leaseCalls) {
           if (leaseCall !== call) continue;
           this.leaseCalls.delete(id);
-          this.run(() => this.core.release(id));
+          driver.run((core) => core.release(id));
         }
       });
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? this.clock.now() + (deadline.getTime() - Date.now()) : Number.isFinite(deadline) ? this.clock.now() + (Number(deadline) - Date.now()) : Number.POSITIVE_INFINITY;
       try {
-        this.run(() => this.core.request(waiterId, call.request.model, "lease", deadlineMs, new Set(call.request.excludeRunners)));
+        driver.run((core) => core.request(waiterId, call.request.model, "lease", deadlineMs, new Set(call.request.excludeRunners)));
       } catch (error) {
         this.hooks.onAcquireEnd?.(waiterId, "rejected", error);
         this.acquireCalls.delete(waiterId);
@@ -142,20 +121,24 @@ export class PlacementGrpc {
     const release = unaryHandler(logger, async (request: { leaseId: string }) => {
       const call = this.leaseCalls.get(request.leaseId);
       this.leaseCalls.delete(request.leaseId);
-      this.run(() => this.core.release(request.leaseId));
+      driver.run((core) => core.release(request.leaseId));
       call?.end();
       return {};
     });
     const loadModel = unaryHandler(logger, (request: { model: string }, signal) =>
       new Promise<LoadModelResponse>((resolve, reject) => {
         const waiterId = `load${++this.serial}`;
-        this.pendingLoads.set(waiterId, { resolve, reject });
+        const model = request.model;
+        this.pendingLoads.set(waiterId, {
+          resolve: (loadMs) => resolve({ model: driver.core.listModels().find((info) => info.name === model || info.aliases.includes(model)), loadMs }),
+          reject,
+        });
         signal.addEventListener("abort", () => {
           this.pendingLoads.delete(waiterId);
-          this.run(() => this.core.cancel(waiterId));
+          driver.run((core) => core.cancel(waiterId));
         });
         try {
-          this.run(() => this.core.request(waiterId, request.model, "load", Number.POSITIVE_INFINITY));
+          driver.run((core) => core.request(waiterId, request.model, "load", Number.POSITIVE_INFINITY));
         } catch (error) {
           this.pendingLoads.delete(waiterId);
           reject(error);
@@ -174,15 +157,15 @@ export class PlacementGrpc {
         release,
         loadModel,
         watchStatus,
-        listModels: unaryHandler(logger, async () => ({ models: this.core.listModels() })),
-        unloadModel: unaryHandler(logger, async (request: { model: string }) => ({ model: this.run(() => this.core.unload(request.model)) })),
-        pinModel: unaryHandler(logger, async (request: { model: string; pinned: boolean }) => ({ model: this.run(() => this.core.pin(request.model, request.pinned)) })),
-        getStatus: unaryHandler(logger, async () => this.core.status()),
+        listModels: unaryHandler(logger, async () => ({ models: driver.core.listModels() })),
+        unloadModel: unaryHandler(logger, async (request: { model: string }) => ({ model: driver.run((core) => core.unload(request.model)) })),
+        pinModel: unaryHandler(logger, async (request: { model: string; pinned: boolean }) => ({ model: driver.run((core) => core.pin(request.model, request.pinned)) })),
+        getStatus: unaryHandler(logger, async () => driver.core.status()),
       },
     };
   }
 
-  runnerControlService() {
+  runnerControlService(driver: CoreDriver) {
     const connect = (stream: ServerDuplexStream<RunnerEvent, RunnerCommand>) => {
       // Headers at once: the runner learns the stream is up even before any command.
       stream.sendMetadata(new Metadata());
@@ -197,22 +180,22 @@ export class PlacementGrpc {
         if (!runnerId) return;
         this.hooks.onRunnerEvent?.(runnerId, message);
         const id = runnerId;
-        this.run(() => {
+        driver.run((core) => {
           switch (event.$case) {
             case "ready":
-              return this.core.runnerConnected(event.value);
+              return core.runnerConnected(event.value);
             case "loaded":
-              return this.core.runnerLoaded(id, event.value);
+              return core.runnerLoaded(id, event.value);
             case "failed":
-              return this.core.runnerLoadFailed(id, event.value.model, event.value.reason);
+              return core.runnerLoadFailed(id, event.value.model, event.value.reason);
             case "unloaded":
-              return this.core.runnerUnloaded(id, event.value.rssBytes);
+              return core.runnerUnloaded(id, event.value.model, event.value.rssBeforeBytes, event.value.rssBytes);
             case "progress":
-              return this.core.runnerProgress(id, event.value.progress);
+              return core.runnerProgress(id, event.value.model, event.value.progress);
             case "heartbeat":
-              return this.core.runnerHeartbeat(id, event.value.rssBytes);
+              return core.runnerHeartbeat(id, event.value.rssBytes);
             case "estimate":
-              return this.core.runnerEstimate(event.value.requestId, event.value.bytes, event.value.error);
+              return core.runnerEstimate(event.value.requestId, event.value.bytes, event.value.error);
           }
         });
       });
@@ -220,7 +203,7 @@ export class PlacementGrpc {
         if (!runnerId || this.controlStreams.get(runnerId) !== stream) return;
         this.controlStreams.delete(runnerId);
         const id = runnerId;
-        this.run(() => this.core.runnerExited(id, null));
+        driver.run((core) => core.runnerExited(id, null));
       };
       stream.on("end", () => {
         gone();
@@ -230,5 +213,14 @@ export class PlacementGrpc {
       stream.on("cancelled", gone);
     };
     return { definition: RunnerControlService, implementation: { connect } };
+  }
+}
+
+/** The catalog name for a name or alias; the name itself when unknown (the core refuses it next). */
+function resolvedName(driver: CoreDriver, name: string): string {
+  try {
+    return driver.core.resolve(name);
+  } catch {
+    return name;
   }
 }

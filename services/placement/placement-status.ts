@@ -1,17 +1,17 @@
 import { ModelState, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import type { ModelStatus, RunnerInfo, StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import type { MemoryLedger } from "./memory-ledger.js";
-import type { ModelRecord, RunnerRecord } from "./records.js";
+import type { HostedModel, ModelRecord, RunnerRecord } from "./records.js";
 
 /** Placement's read side: what ListModels, GetStatus and `modelswap ps` show. Pure. */
 
-export function describeModel(model: ModelRecord, replicas: readonly RunnerRecord[], queued: number): ModelInfo {
+export function describeModel(model: ModelRecord, replicas: readonly HostedModel[], queued: number): ModelInfo {
   const config = model.catalog.config;
-  const state = replicas.some((runner) => runner.state === "ready")
+  const state = replicas.some((replica) => replica.state === "ready")
     ? ModelState.MODEL_STATE_RESIDENT
-    : replicas.some((runner) => runner.state === "loading")
+    : replicas.some((replica) => replica.state === "loading")
       ? ModelState.MODEL_STATE_LOADING
-      : replicas.some((runner) => runner.state === "unloading")
+      : replicas.some((replica) => replica.state === "unloading")
         ? ModelState.MODEL_STATE_UNLOADING
         : ModelState.MODEL_STATE_NOT_LOADED;
   return {
@@ -24,9 +24,9 @@ export function describeModel(model: ModelRecord, replicas: readonly RunnerRecor
     measuredBytes: model.measuredBytes ?? 0,
     contextSize: config.contextSize,
     pinned: model.pinned,
-    inFlight: replicas.reduce((sum, runner) => sum + runner.leases.size, 0),
+    inFlight: replicas.reduce((sum, replica) => sum + replica.leases.size, 0),
     queued,
-    replicas: replicas.filter((runner) => runner.state === "ready").length,
+    replicas: replicas.filter((replica) => replica.state === "ready").length,
   };
 }
 
@@ -41,7 +41,8 @@ export function describeStatus(
   const allRunners = [...runners.values()];
   const modelStatuses: ModelStatus[] = [...models.values()].map((model) => {
     const name = model.catalog.config.name;
-    const info = describeModel(model, allRunners.filter((runner) => runner.model === name), queuedFor(name));
+    const replicas = allRunners.flatMap((runner) => (runner.hosted.has(name) ? [runner.hosted.get(name)!] : []));
+    const info = describeModel(model, replicas, queuedFor(name));
     const ttl = model.catalog.config.ttlMs;
     const idleMs = model.lastUsedMs === 0 ? 0 : now - model.lastUsedMs;
     return {
@@ -53,16 +54,22 @@ export function describeStatus(
       lastLoadMs: model.reloadCostMs ?? 0,
     };
   });
-  const runnerInfos: RunnerInfo[] = allRunners.map((runner) => ({
-    id: runner.id,
-    pid: runner.pid,
-    model: runner.model ?? "",
-    state: runner.state,
-    rssBytes: runner.rssBytes,
-    inFlight: runner.leases.size,
-    address: runner.address,
-  }));
+  const runnerInfos: RunnerInfo[] = allRunners.map((runner) => {
+    const hosted = [...runner.hosted.values()];
+    return {
+      id: runner.id,
+      pid: runner.pid,
+      model: hosted.map((entry) => entry.model).join(","),
+      state: runner.state === "ready" && hosted.length === 0 ? "spare" : runner.state,
+      rssBytes: runner.rssBytes,
+      inFlight: hosted.reduce((sum, entry) => sum + entry.leases.size, 0),
+      address: runner.address,
+      models: hosted.map((entry) => ({ name: entry.model, state: entry.state, inFlight: entry.leases.size, bytes: memory.modelBytes(entry.model) })),
+      isolated: runner.isolatedFor !== undefined,
+      baseBytes: runner.registered ? runner.baseBytes : memory.runnerBaseBytes(),
+    };
+  });
   let residentBytes = 0;
-  for (const runner of allRunners) if (runner.model && runner.state === "ready") residentBytes += memory.accountedBytes(models.get(runner.model)!);
+  for (const runner of allRunners) for (const hosted of runner.hosted.values()) if (hosted.state === "ready") residentBytes += memory.modelBytes(hosted.model);
   return { budgetBytes: memory.budgetBytes, residentBytes, evictionPolicy: policyName, models: modelStatuses, runners: runnerInfos };
 }

@@ -1,8 +1,8 @@
 import type { ModelswapError } from "../../common/errors.js";
 import type { ModelConfig } from "../../common/config/config-types.js";
-import type { ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
 import type { Lease } from "../../gen/modelswap/v1/placement.js";
 import type { RunnerCommand } from "../../gen/modelswap/v1/runner.js";
+import type { UnloadReason } from "./records.js";
 
 export interface Clock {
   now(): number;
@@ -20,7 +20,8 @@ export interface PlacementEffects {
   notifyQueued(waiterId: string, model: string, position: number): void;
   notifyLoading(waiterId: string, model: string, progress: number): void;
   reject(waiterId: string, error: ModelswapError): void;
-  publish(event: ResidencyEvent): void;
+  /** A residency change happened (typed: tracing, metrics, logs and `watch` read the same events). */
+  publish(event: ResidencyEventRecord): void;
   /** Reads a model file into page cache ahead of its load. */
   prefetch(path: string): void;
   /** Persists what was learned about a model (measured bytes, load time). */
@@ -58,6 +59,37 @@ export interface CatalogModel {
   learned?: LearnedFacts;
 }
 
-export type RunnerState = "starting" | "spare" | "loading" | "ready" | "unloading" | "stopping";
+/** A runner process's own life; what it does with models is in its hosted models. */
+export type RunnerState = "starting" | "ready" | "stopping";
+
+/** Why a model leaves a runner. */
+export type UnloadCause = "evicted" | "idle_ttl" | "admin_unload" | "extra_replica" | "over_budget" | "runner_recycled";
 
 export type WaiterKind = "lease" | "load";
+
+/** Load timings a runner measured: total, then weights, context creation, warm-up. */
+export interface LoadTimings {
+  loadMs: number;
+  modelLoadMs: number;
+  contextMs: number;
+  warmUpMs: number;
+}
+
+/**
+ * Everything placement reports about residency, as typed events. Every consumer (watch,
+ * logs, traces, metrics) reads these and parses nothing.
+ */
+export type ResidencyChange =
+  | { kind: "queued"; model: string; waiterId: string; waiterKind: WaiterKind }
+  | { kind: "dequeued"; model: string; waiterId: string }
+  | { kind: "loading"; model: string; runnerId: string; path: string; bytes: number; overcommittedBytes: number; forWaiter: string | undefined }
+  | { kind: "loaded"; model: string; runnerId: string; measuredBytes: number; rssBytes: number; fileBytes: number; timings: LoadTimings | undefined }
+  | { kind: "load_failed"; model: string; runnerId: string; reason: string }
+  | { kind: "unloading"; model: string; runnerId: string; bytes: number; reason: UnloadReason; forWaiter: string | undefined }
+  | { kind: "unloaded"; model: string; runnerId: string; reason: UnloadReason; rssBeforeBytes: number; rssAfterBytes: number }
+  | { kind: "runner_started"; runnerId: string; rssBytes: number }
+  | { kind: "runner_exited"; runnerId: string; models: string[]; loading: string[]; expected: boolean; exitCode: number | null }
+  | { kind: "pinned" | "unpinned"; model: string };
+
+/** A residency change with when it happened and the queue depth then. */
+export type ResidencyEventRecord = ResidencyChange & { timeMs: number; queueDepth: number };

@@ -1,4 +1,4 @@
-import type { CatalogModel, RunnerState, WaiterKind } from "./placement-types.js";
+import type { CatalogModel, RunnerState, UnloadCause, WaiterKind } from "./placement-types.js";
 
 /** Placement's mutable bookkeeping, owned by PlacementCore alone. */
 
@@ -20,21 +20,39 @@ export interface ModelRecord {
   prefetched: boolean;
 }
 
+/** Why a hosted model is leaving its runner, for events, traces and metrics. */
+export interface UnloadReason {
+  cause: UnloadCause;
+  /** For `evicted`: the policy that chose it and the model it made room for. */
+  policy?: string;
+  forModel?: string;
+  /** For `over_budget`: by how much the committed bytes exceeded the budget. */
+  overBytes?: number;
+}
+
+/** One model inside one runner: a replica. */
+export interface HostedModel {
+  readonly model: string;
+  state: "loading" | "ready" | "unloading";
+  readonly leases: Set<string>;
+  loadStartedMs: number;
+  unload: UnloadReason | undefined;
+}
+
 export interface RunnerRecord {
   readonly id: string;
   state: RunnerState;
   pid: number;
   address: string;
-  model: string | undefined;
-  leases: Set<string>;
+  /** The models this runner holds or is loading or unloading. */
+  readonly hosted: Map<string, HostedModel>;
+  /** Set while it hosts a model marked `isolation: process`: no other model joins it. */
+  isolatedFor: string | undefined;
   rssBytes: number;
-  /** RSS with no model loaded: at registration, then as measured after each unload. */
+  /** The runner's own memory (RSS with no model): at registration, then RSS minus its models after each unload. */
   baseBytes: number;
-  /** RSS with no model loaded at registration; an unload must get back near it. */
+  /** RSS with no model at registration; memory kept above it is retained heap. */
   initialBaseBytes: number;
-  loadStartedMs: number;
-  /** Why it is unloading: "evicted by lru for X", "idle ttl", "admin". */
-  unloadReason: string;
   /** It has connected its control stream (after its spawn, or adopted after a placement restart). */
   registered: boolean;
 }
@@ -60,4 +78,17 @@ export interface LeaseRecord {
 /** Bytes a model takes when resident: measured once known, else estimated. */
 export function footprint(model: ModelRecord): number | undefined {
   return model.measuredBytes ?? model.estimatedBytes;
+}
+
+/** A runner's replica of `model` in the given state, if any. */
+export function hostedIn(runner: RunnerRecord, model: string, state?: HostedModel["state"]): HostedModel | undefined {
+  const hosted = runner.hosted.get(model);
+  return hosted && (state === undefined || hosted.state === state) ? hosted : undefined;
+}
+
+/** Streams in flight on a runner, over all its models. */
+export function runnerLeases(runner: RunnerRecord): number {
+  let total = 0;
+  for (const hosted of runner.hosted.values()) total += hosted.leases.size;
+  return total;
 }

@@ -16,10 +16,8 @@ const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url))
 const RUNNER_MALLOC_TUNING = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576" };
 
 export interface RunnerProcessOptions {
-  placementAddress: () => string;
   gpu: string;
   logger: Logger;
-  onExit: (runnerId: string, code: number | null) => void;
   /** Extra environment for runners (e.g. telemetry settings). */
   env?: NodeJS.ProcessEnv;
 }
@@ -27,11 +25,18 @@ export interface RunnerProcessOptions {
 /** Starts and ends runner OS processes; knows nothing about models. */
 export class RunnerProcesses {
   private readonly children = new Map<string, ChildProcess>();
+  private readonly exitListeners: ((runnerId: string, code: number | null) => void)[] = [];
 
   constructor(private readonly options: RunnerProcessOptions) {}
 
-  spawn(runnerId: string): void {
-    const child = spawn(process.execPath, [RUNNER_MAIN, "--id", runnerId, "--placement", this.options.placementAddress(), "--gpu", this.options.gpu], {
+  /** Calls `listener` when a runner this placement started exits. */
+  onExit(listener: (runnerId: string, code: number | null) => void): void {
+    this.exitListeners.push(listener);
+  }
+
+  /** Starts a runner that dials placement at `placementAddress`. */
+  spawn(runnerId: string, placementAddress: string): void {
+    const child = spawn(process.execPath, [RUNNER_MAIN, "--id", runnerId, "--placement", placementAddress, "--gpu", this.options.gpu], {
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, ...RUNNER_MALLOC_TUNING, ...this.options.env },
     });
@@ -39,7 +44,7 @@ export class RunnerProcesses {
     child.once("exit", (code, signal) => {
       this.children.delete(runnerId);
       this.options.logger.info("runner_exit", { runnerId, code, signal });
-      this.options.onExit(runnerId, code);
+      for (const listener of this.exitListeners) listener(runnerId, code);
     });
     child.once("error", (error) => this.options.logger.error("runner_spawn_failed", { runnerId, error }));
   }

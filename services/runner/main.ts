@@ -34,7 +34,8 @@ const runner = new Runner({
 const services = [
   runnerDataService({
     logger,
-    currentModel: () => runner.currentModel(),
+    model: (name) => runner.model(name),
+    modelNames: () => runner.modelNames(),
     onStreamStart: () => runner.streamStarted(),
     onStreamEnd: () => runner.streamEnded(),
     onToken: () => runner.tokenGenerated(),

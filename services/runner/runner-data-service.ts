@@ -1,5 +1,5 @@
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { failedPrecondition, invalidArgument, unavailable } from "../../common/errors.js";
+import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import { serverStreamHandler } from "../../common/grpc/handlers.js";
 import { writeWithBackpressure } from "../../common/grpc/stream-writer.js";
 import type { Logger } from "../../common/logger.js";
@@ -13,23 +13,25 @@ const TOKEN_WINDOW_MS = 5;
 
 export interface RunnerDataDeps {
   logger: Logger;
-  /** The model loaded now, if any. */
-  currentModel(): LoadedModel | undefined;
+  /** The loaded model of that name, if this runner holds it. */
+  model(name: string): LoadedModel | undefined;
+  /** The models it holds (for messages). */
+  modelNames(): string[];
   onStreamStart(): void;
   onStreamEnd(): void;
   onToken(): void;
 }
 
-/** The runner's token stream: one gRPC call = one sequence of the loaded model. */
+/** The runner's token stream: one gRPC call = one sequence of one of the models it holds. */
 export function runnerDataService(deps: RunnerDataDeps) {
   const generate = serverStreamHandler(deps.logger, (call: ServerWritableStream<RunnerGenerateRequest, RunnerGenerateResponse>, signal) =>
     // `runner.generate` span, a child of the caller's trace context (from the call's metadata).
     traceRunnerGenerate(call.metadata, call.request, async (span) => {
     const request = call.request;
-    const model = deps.currentModel();
-    if (!model) throw unavailable("this runner has no model loaded; ask placement for a lease again");
-    if (model.spec.model !== request.model) {
-      throw failedPrecondition(`this runner serves "${model.spec.model}", not "${request.model}"; ask placement for a lease again`);
+    const model = deps.model(request.model);
+    if (!model) {
+      const held = deps.modelNames();
+      throw failedPrecondition(`this runner does not hold "${request.model}" (it holds ${held.length > 0 ? held.join(", ") : "no model"}); ask placement for a lease again`);
     }
     const input = toGenerateInput(request);
     deps.onStreamStart();

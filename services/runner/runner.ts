@@ -15,11 +15,13 @@ export interface RunnerOptions {
 }
 
 /**
- * One runner process: executes placement's commands (load, unload,
- * estimate, shutdown) and reports what it did. At most one model is loaded.
+ * One runner process: executes placement's commands (load, unload, estimate, shutdown)
+ * and reports what it did. It hosts any number of models, each with its own model and
+ * context objects; placement decides which. Loads and unloads run one at a time, so that
+ * the RSS a load adds is that model's alone.
  */
 export class Runner {
-  private model: LoadedModel | undefined;
+  private readonly models = new Map<string, { loaded: LoadedModel; measuredBytes: number }>();
   private inFlight = 0;
   private tokensGenerated = 0;
   private commands: Promise<void> = Promise.resolve();
@@ -29,8 +31,14 @@ export class Runner {
     this.rss = options.rssBytes ?? (() => process.memoryUsage.rss());
   }
 
-  currentModel(): LoadedModel | undefined {
-    return this.model;
+  /** The loaded model of that name, if this runner holds it. */
+  model(name: string): LoadedModel | undefined {
+    return this.models.get(name)?.loaded;
+  }
+
+  /** Names of the models it holds (for messages). */
+  modelNames(): string[] {
+    return [...this.models.keys()];
   }
 
   streamStarted(): void {
@@ -53,9 +61,8 @@ export class Runner {
           runnerId: this.options.runnerId,
           pid: process.pid,
           address: this.options.dataAddress(),
-          loadedModel: this.model?.spec.model ?? "",
           rssBytes: this.rss(),
-          loadedModelBytes: this.loadedBytes,
+          hosted: [...this.models].map(([model, entry]) => ({ model, measuredBytes: entry.measuredBytes })),
         },
       },
     };
@@ -64,8 +71,6 @@ export class Runner {
   heartbeat(): RunnerEvent {
     return { event: { $case: "heartbeat", value: { rssBytes: this.rss(), inFlight: this.inFlight, tokensGenerated: this.tokensGenerated } } };
   }
-
-  private loadedBytes = 0;
 
   /** Load, unload and shutdown run strictly in arrival order; estimates run beside them (they do not wait behind a load). */
   handle(command: RunnerCommand): void {
@@ -89,7 +94,7 @@ export class Runner {
 
   private async load(spec: Extract<NonNullable<RunnerCommand["command"]>, { $case: "load" }>["value"]): Promise<void> {
     const { send, engine, logger } = this.options;
-    if (this.model) await this.unload(this.model.spec.model);
+    if (this.models.has(spec.model)) await this.unload(spec.model);
     const rssBefore = this.rss();
     const started = performance.now();
     let reportedProgress = 0;
@@ -112,18 +117,18 @@ export class Runner {
           send({ event: { $case: "progress", value: { model: spec.model, progress } } });
         },
       );
-      this.model = loaded;
       const rssAfter = this.rss();
       // Host memory the load added, plus what it took on the GPU (not in RSS).
-      this.loadedBytes = Math.max(0, rssAfter - rssBefore) + loaded.deviceBytes;
+      const measuredBytes = Math.max(0, rssAfter - rssBefore) + loaded.deviceBytes;
+      this.models.set(spec.model, { loaded, measuredBytes });
       const loadMs = performance.now() - started;
-      logger.info("model_loaded", { model: spec.model, loadMs, measuredBytes: this.loadedBytes });
+      logger.info("model_loaded", { model: spec.model, loadMs, measuredBytes, models: this.models.size });
       send({
         event: {
           $case: "loaded",
           value: {
             model: spec.model,
-            measuredBytes: this.loadedBytes,
+            measuredBytes,
             rssBytes: rssAfter,
             loadMs,
             modelLoadMs: loaded.timings.modelLoadMs,
@@ -141,13 +146,13 @@ export class Runner {
   }
 
   private async unload(modelName: string): Promise<void> {
-    const model = this.model;
-    if (model && model.spec.model === modelName) {
-      this.model = undefined;
-      this.loadedBytes = 0;
-      await model.dispose();
+    const rssBeforeBytes = this.rss();
+    const entry = this.models.get(modelName);
+    if (entry) {
+      this.models.delete(modelName);
+      await entry.loaded.dispose();
     }
-    this.options.send({ event: { $case: "unloaded", value: { model: modelName, rssBytes: this.rss() } } });
+    this.options.send({ event: { $case: "unloaded", value: { model: modelName, rssBytes: this.rss(), rssBeforeBytes } } });
   }
 
   private async estimate(requestId: string, path: string, contextSize: number, sequences: number): Promise<void> {
@@ -161,8 +166,9 @@ export class Runner {
   }
 
   private async shutdown(): Promise<void> {
-    await this.model?.dispose();
-    this.model = undefined;
+    const entries = [...this.models.values()];
+    this.models.clear();
+    await Promise.all(entries.map((entry) => entry.loaded.dispose()));
     this.options.exit(0);
   }
 }

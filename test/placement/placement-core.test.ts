@@ -5,10 +5,10 @@ import { MiB, modelConfig, PlacementHarness } from "./placement-harness.js";
 const loadsOf = (harness: PlacementHarness) =>
   harness.commands.filter((entry) => entry.command.command?.$case === "load").map((entry) => (entry.command.command as { value: { model: string } }).value.model);
 
-/** Three 150 MiB models under a 500 MiB budget with 50 MiB runners: two fit at once. */
+/** Three 200 MiB models under a 500 MiB budget with one shared 50 MiB runner: two fit at once. */
 function threeModels(settings = {}) {
   const harness = new PlacementHarness([modelConfig("a"), modelConfig("b"), modelConfig("c"), modelConfig("huge")], settings);
-  for (const name of ["a", "b", "c"]) harness.sizes.set(name, 150 * MiB);
+  for (const name of ["a", "b", "c"]) harness.sizes.set(name, 200 * MiB);
   harness.sizes.set("huge", 900 * MiB);
   return harness.start();
 }
@@ -85,7 +85,7 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
 
     it("never evicts a pinned model", () => {
       const harness = new PlacementHarness([modelConfig("a", { pin: true }), modelConfig("b"), modelConfig("c")]);
-      for (const name of ["a", "b", "c"]) harness.sizes.set(name, 150 * MiB);
+      for (const name of ["a", "b", "c"]) harness.sizes.set(name, 200 * MiB);
       harness.start();
       harness.request("w1", "b");
       harness.advance(10).release("w1");
@@ -126,9 +126,9 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       assert.ok(committed <= 500 * MiB, `runners hold ${committed / MiB} MiB`);
     });
 
-    it("evicts to free a runner when the model fits but a new runner would not", () => {
-      // arrange: no spares; a holds the only runner; b fits in memory but not beside a second runner
-      const harness = new PlacementHarness([modelConfig("a"), modelConfig("b")], { spareRunners: 0, budgetBytes: 300 * MiB });
+    it("evicts to free a runner for a model that needs a process of its own (isolation: process)", () => {
+      // arrange: a fills the shared runner; b fits in memory but not beside a second runner
+      const harness = new PlacementHarness([modelConfig("a"), modelConfig("b", { isolation: "process" })], { budgetBytes: 300 * MiB });
       harness.sizes.set("a", 150 * MiB);
       harness.sizes.set("b", 100 * MiB);
       harness.start();
@@ -136,12 +136,15 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       harness.advance(10).release("w1");
       // act
       const outcome = harness.request("w2", "b");
-      // assert
+      // assert: a went, and b got a runner to itself
       assert.equal(outcome.lease?.model, "b");
       assert.deepEqual(harness.kinds("evicted"), ["a"]);
+      const runner = harness.core.status().runners.find((entry) => entry.id === outcome.lease!.runnerId)!;
+      assert.deepEqual({ isolated: runner.isolated, models: runner.models.map((model) => model.name) }, { isolated: true, models: ["b"] });
+      assert.ok(harness.committed() <= 300 * MiB);
     });
 
-    it("replaces a spare that kept memory from its last model when a load needs that memory", () => {
+    it("recycles a runner that kept memory from a model it unloaded, when a load needs that memory", () => {
       // arrange: one runner's worth of budget; unloading a leaves 40 MiB of heap behind
       const harness = new PlacementHarness([modelConfig("a"), modelConfig("b")], { spareRunners: 1, budgetBytes: 300 * MiB });
       harness.sizes.set("a", 150 * MiB);
@@ -150,7 +153,7 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       harness.start();
       harness.request("w1", "a");
       harness.advance(10).release("w1");
-      // act: b fits beside a fresh runner (50 + 220), not beside the one that kept 40 MiB (90 + 220)
+      // act: b fits in a fresh runner (50 + 220), not in the one that kept 40 MiB (90 + 220), nor beside the spare
       const b = harness.request("w2", "b");
       // assert
       assert.equal(b.lease?.model, "b");
@@ -311,7 +314,7 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       harness.autoFinishLoads = false;
       const waiting = harness.request("w1", "a");
       for (let attempt = 0; attempt < 3; attempt++) {
-        const loading = harness.core.status().runners.find((runner) => runner.state === "loading");
+        const loading = harness.loadingRunner();
         assert.ok(loading, `attempt ${attempt} is loading`);
         harness.crash(loading.id);
         harness.advance(2_000); // past the spawn backoff
@@ -323,7 +326,7 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       const harness = threeModels();
       harness.autoFinishLoads = false;
       const waiting = harness.request("w1", "a");
-      const loading = harness.core.status().runners.find((runner) => runner.state === "loading")!;
+      const loading = harness.loadingRunner()!;
       harness.core.runnerLoadFailed(loading.id, "a", "invalid magic");
       harness.settle();
       assert.equal(waiting.error?.code, status.FAILED_PRECONDITION);
@@ -345,6 +348,82 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
     it("preloads models marked preload at start", () => {
       const harness = new PlacementHarness([modelConfig("a", { preload: true }), modelConfig("b")]).start();
       assert.deepEqual(harness.kinds("loaded"), ["a"]);
+    });
+  });
+
+  describe("shared runners", () => {
+    it("hosts several shared models in one runner, and gives an isolation: process model its own", () => {
+      const harness = new PlacementHarness([modelConfig("a"), modelConfig("b"), modelConfig("c"), modelConfig("solo", { isolation: "process" })], { budgetBytes: 1000 * MiB });
+      for (const name of ["a", "b", "c", "solo"]) harness.sizes.set(name, 100 * MiB);
+      harness.start();
+      for (const name of ["a", "b", "c", "solo"]) harness.request(`w-${name}`, name);
+      const runners = harness.core.status().runners;
+      const shared = runners.filter((runner) => !runner.isolated && runner.models.length > 0);
+      assert.equal(shared.length, 1, "one shared runner");
+      assert.deepEqual(shared[0]!.models.map((model) => model.name).sort(), ["a", "b", "c"]);
+      const isolated = runners.filter((runner) => runner.isolated);
+      assert.deepEqual(isolated.map((runner) => runner.models.map((model) => model.name)), [["solo"]]);
+      // the budget is charged each runner's own memory once, plus each model
+      assert.equal(harness.committed(), 2 * 50 * MiB + 4 * 100 * MiB);
+    });
+
+    it("takes every model of a crashed shared runner out at once; their next requests reload them", () => {
+      const harness = new PlacementHarness([modelConfig("a"), modelConfig("b")], { budgetBytes: 1000 * MiB });
+      harness.start();
+      harness.request("w1", "a");
+      harness.request("w2", "b");
+      const runner = harness.runnerOf("a")!;
+      assert.equal(harness.runnerOf("b"), runner);
+      // act
+      harness.crash(runner);
+      // assert
+      const exited = harness.records.find((event) => event.kind === "runner_exited");
+      assert.deepEqual(exited?.kind === "runner_exited" && exited.models.sort(), ["a", "b"]);
+      assert.equal(harness.core.status().residentBytes, 0);
+      assert.equal(harness.committed(), harness.core.status().runners.length * 50 * MiB, "only runners' own memory is left");
+      harness.advance(1_000);
+      assert.ok(harness.request("w3", "a").lease);
+      assert.ok(harness.request("w4", "b").lease);
+      assert.equal(harness.runnerOf("a"), harness.runnerOf("b"));
+    });
+
+    /** a and b share a runner; d evicts a, which leaves 80 MiB of heap behind in that runner. */
+    function retainingRunner() {
+      const harness = new PlacementHarness(["a", "b", "c", "d"].map((name) => modelConfig(name)), { budgetBytes: 400 * MiB });
+      for (const [name, size] of [["a", 150], ["b", 100], ["c", 280], ["d", 150]] as const) harness.sizes.set(name, size * MiB);
+      harness.retainedAfterUnload = 80 * MiB;
+      harness.start();
+      for (const name of ["a", "b", "d"]) {
+        harness.request(`w-${name}`, name);
+        harness.advance(10).release(`w-${name}`);
+      }
+      harness.retainedAfterUnload = 0;
+      return harness;
+    }
+
+    it("charges a shared runner what it kept after an unload, and recycles it between requests when that memory is needed", () => {
+      const harness = retainingRunner();
+      assert.equal(harness.core.status().runners[0]!.baseBytes, 130 * MiB, "the ledger charges the 80 MiB the runner kept");
+      // act: c (280 MiB) fits in a fresh runner (50 + 280), not in this one (130 + 280)
+      const c = harness.request("w-c", "c");
+      // assert: the runner was recycled (b and d went with it, no stream cut), c is served
+      assert.equal(c.lease?.model, "c");
+      const unloaded = harness.records.flatMap((event) => (event.kind === "unloaded" ? [`${event.model}:${event.reason.cause}`] : []));
+      assert.deepEqual(unloaded.sort(), ["a:evicted", "b:runner_recycled", "d:runner_recycled"]);
+      assert.ok(harness.committed() <= 400 * MiB);
+      // b comes back on its next request
+      harness.release("w-c");
+      assert.equal(harness.request("w-b2", "b").lease?.model, "b");
+    });
+
+    it("never recycles a runner with a stream in flight", () => {
+      const harness = retainingRunner();
+      harness.request("w-b", "b"); // b keeps streaming
+      const c = harness.request("w-c", "c");
+      assert.equal(c.lease, undefined, "c waits");
+      assert.deepEqual(harness.kinds("runner_exited"), []);
+      harness.release("w-b");
+      assert.equal(harness.outcome("w-c").lease?.model, "c", "c is served once b's stream ended");
     });
   });
 });

@@ -4,7 +4,8 @@ import type { ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
 import type { Lease } from "../../gen/modelswap/v1/placement.js";
 import type { RunnerCommand } from "../../gen/modelswap/v1/runner.js";
 import { PlacementCore } from "../../services/placement/placement-core.js";
-import type { PlacementEffects, PlacementSettings } from "../../services/placement/placement-types.js";
+import type { PlacementEffects, PlacementSettings, ResidencyEventRecord } from "../../services/placement/placement-types.js";
+import { toWireEvent } from "../../services/placement/residency-events.js";
 
 export const MiB = 1024 * 1024;
 export const RUNNER_BASE = 50 * MiB;
@@ -27,6 +28,7 @@ export function modelConfig(name: string, overrides: Partial<ModelConfig> = {}):
     replicas: { min: 1, max: 1 },
     sampling: { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1.1 },
     forgeSizeBytes: undefined,
+    isolation: "shared",
     ...overrides,
   };
 }
@@ -47,7 +49,9 @@ export class PlacementHarness {
   now = 1_000_000;
   readonly core: PlacementCore;
   readonly outcomes = new Map<string, Outcome>();
+  /** Residency events as WatchStatus shows them, and as the core published them (typed). */
   readonly events: ResidencyEvent[] = [];
+  readonly records: ResidencyEventRecord[] = [];
   readonly commands: { runnerId: string; command: RunnerCommand }[] = [];
   readonly spawned: string[] = [];
   readonly killed: string[] = [];
@@ -63,6 +67,9 @@ export class PlacementHarness {
   private readonly pending: (() => void)[] = [];
   private readonly inFlightLoads: { runnerId: string; model: string }[] = [];
   private readonly connected = new Set<string>();
+  /** What each fake runner holds: model -> bytes; and heap it kept after unloads. */
+  private readonly held = new Map<string, Map<string, number>>();
+  private readonly retained = new Map<string, number>();
 
   constructor(models: ModelConfig[], settings: Partial<PlacementSettings> = {}) {
     const effects: PlacementEffects = {
@@ -71,7 +78,7 @@ export class PlacementHarness {
         if (!this.runnersConnect) return;
         this.pending.push(() => {
           this.connected.add(runnerId);
-          this.core.runnerConnected({ runnerId, pid: 100 + this.spawned.length, address: `fake:${runnerId}`, loadedModel: "", rssBytes: RUNNER_BASE, loadedModelBytes: 0 });
+          this.core.runnerConnected({ runnerId, pid: 100 + this.spawned.length, address: `fake:${runnerId}`, rssBytes: RUNNER_BASE, hosted: [] });
         });
       },
       sendToRunner: (runnerId, command) => {
@@ -87,7 +94,10 @@ export class PlacementHarness {
       notifyQueued: (waiterId, _model, position) => this.outcome(waiterId).queued.push(position),
       notifyLoading: (waiterId, _model, progress) => this.outcome(waiterId).loading.push(progress),
       reject: (waiterId, error) => (this.outcome(waiterId).error = error),
-      publish: (event) => this.events.push(event),
+      publish: (event) => {
+        this.records.push(event);
+        this.events.push(toWireEvent(event));
+      },
       prefetch: (path) => this.prefetched.push(path),
       learned: () => undefined,
     };
@@ -96,7 +106,7 @@ export class PlacementHarness {
       {
         budgetBytes: 500 * MiB,
         policyName: "lru",
-        spareRunners: 1,
+        spareRunners: 0,
         queueMax: 16,
         queueTimeoutMs: 60_000,
         minResidencyMs: 0,
@@ -167,8 +177,19 @@ export class PlacementHarness {
     return this.settle();
   }
 
+  /** The runner where `model` is ready. */
   runnerOf(model: string): string | undefined {
-    return this.core.status().runners.find((runner) => runner.model === model && runner.state === "ready")?.id;
+    return this.core.status().runners.find((runner) => runner.models.some((hosted) => hosted.name === model && hosted.state === "ready"))?.id;
+  }
+
+  /** A runner with a load in progress. */
+  loadingRunner() {
+    return this.core.status().runners.find((runner) => runner.models.some((hosted) => hosted.state === "loading"));
+  }
+
+  /** The committed bytes the ledger charges now. */
+  committed(): number {
+    return this.core.memory.committedBytes();
   }
 
   kinds(kind: string): string[] {
@@ -186,9 +207,14 @@ export class PlacementHarness {
         if (this.autoFinishLoads) this.finishLoad(runnerId, c.value.model);
         else this.inFlightLoads.push({ runnerId, model: c.value.model });
         return;
-      case "unload":
-        this.core.runnerUnloaded(runnerId, RUNNER_BASE + this.retainedAfterUnload);
+      case "unload": {
+        // The fake runner's RSS: its base, what it kept, and the models it still holds.
+        const before = this.rssOf(runnerId);
+        this.held.get(runnerId)?.delete(c.value.model);
+        this.retained.set(runnerId, (this.retained.get(runnerId) ?? 0) + this.retainedAfterUnload);
+        this.core.runnerUnloaded(runnerId, c.value.model, before, this.rssOf(runnerId));
         return;
+      }
       case "shutdown":
         this.connected.delete(runnerId);
         this.core.runnerExited(runnerId, 0);
@@ -198,6 +224,15 @@ export class PlacementHarness {
 
   private finishLoad(runnerId: string, model: string): void {
     const bytes = this.sizes.get(model) ?? 100 * MiB;
-    this.core.runnerLoaded(runnerId, { model, measuredBytes: bytes, rssBytes: RUNNER_BASE + bytes, loadMs: 200, modelLoadMs: 150, contextMs: 40, warmUpMs: 10, fileBytes: bytes });
+    let held = this.held.get(runnerId);
+    if (!held) this.held.set(runnerId, (held = new Map()));
+    held.set(model, bytes);
+    this.core.runnerLoaded(runnerId, { model, measuredBytes: bytes, rssBytes: this.rssOf(runnerId), loadMs: 200, modelLoadMs: 150, contextMs: 40, warmUpMs: 10, fileBytes: bytes });
+  }
+
+  private rssOf(runnerId: string): number {
+    let rss = RUNNER_BASE + (this.retained.get(runnerId) ?? 0);
+    for (const bytes of this.held.get(runnerId)?.values() ?? []) rss += bytes;
+    return rss;
   }
 }

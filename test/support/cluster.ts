@@ -7,6 +7,7 @@ import { AdminClient, type ResidencyEvent } from "../../gen/modelswap/v1/admin.j
 import { InferenceClient, type GenerateRequest, type GenerateResponse, type Done } from "../../gen/modelswap/v1/inference.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import { startPlacement, type RunningPlacement } from "../../services/placement/placement-server.js";
+import { toWireEvent } from "../../services/placement/residency-events.js";
 
 /** A real gateway + placement (+ runner processes) on loopback, for tests that tell a user's story. */
 export interface TestCluster {
@@ -15,7 +16,7 @@ export interface TestCluster {
   gateway: RunningGateway;
   inference: InferenceClient;
   admin: AdminClient;
-  /** Every residency event placement published, in order. */
+  /** Every residency event placement published, in order (as WatchStatus shows them). */
   events: ResidencyEvent[];
   /** Resolves when an event matching `predicate` has been (or is) published. */
   waitForEvent(predicate: (event: ResidencyEvent) => boolean, timeoutMs?: number): Promise<ResidencyEvent>;
@@ -33,7 +34,8 @@ export async function startCluster(document: Record<string, unknown>, baseDir = 
     config,
     logger,
     runnerEnv: { MODELSWAP_LOG: "silent" },
-    onEvent: (event) => {
+    onEvent: (record) => {
+      const event = toWireEvent(record);
       events.push(event);
       for (const waiter of waiting) {
         if (!waiter.predicate(event)) continue;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../../common/config/config-error.js";
 import { parseConfig } from "../../common/config/parse-config.js";
 import { metricsEndpoint } from "../../common/telemetry/telemetry.js";
-import { normaliseUnloadReason } from "../../common/telemetry/placement-metrics.js";
+import { describeUnloadReason, toWireEvent } from "../../services/placement/residency-events.js";
 
 const withTelemetry = (telemetry: unknown) => parseConfig({ models: [{ name: "m", path: "/m.gguf" }], ...(telemetry === undefined ? {} : { telemetry }) }, "/");
 
@@ -25,10 +25,19 @@ describe("telemetry configuration", () => {
     assert.throws(() => withTelemetry({ metrics_path: "/m" }), ConfigError);
   });
 
-  it("labels swaps with a small set of reasons", () => {
-    assert.equal(normaliseUnloadReason("evicted by lru for big2"), "evicted");
-    assert.equal(normaliseUnloadReason("idle ttl"), "idle_ttl");
-    assert.equal(normaliseUnloadReason("admin unload"), "admin_unload");
-    assert.equal(normaliseUnloadReason("idle extra replica"), "extra_replica");
+  it("describes typed unload reasons for people, and keeps the cause as a small label set", () => {
+    const cases = [
+      { reason: { cause: "evicted", policy: "lru", forModel: "big2" }, text: "evicted by lru for big2" },
+      { reason: { cause: "idle_ttl" }, text: "idle ttl" },
+      { reason: { cause: "admin_unload" }, text: "admin unload" },
+      { reason: { cause: "extra_replica" }, text: "idle extra replica" },
+      { reason: { cause: "runner_recycled", forModel: "c" }, text: "runner recycled to return memory it kept, for c" },
+    ] as const;
+    for (const { reason, text } of cases) assert.equal(describeUnloadReason(reason), text);
+    const wire = toWireEvent({ kind: "unloading", model: "big", runnerId: "r1", bytes: 10, reason: { cause: "evicted", policy: "lru", forModel: "big2" }, forWaiter: undefined, timeMs: 5, queueDepth: 1 });
+    assert.deepEqual(
+      { kind: wire.kind, cause: wire.cause, policy: wire.policy, forModel: wire.forModel, reason: wire.reason },
+      { kind: "evicted", cause: "evicted", policy: "lru", forModel: "big2", reason: "evicted by lru for big2" },
+    );
   });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { availableReplicas, loadScore, pickReplica, type ReplicaView } from "../../services/router/replica-picker.js";
+import { availableReplicas, loadScore, pickReplica, type ReplicaView } from "../../services/placement/replica-picker.js";
 
 const replica = (id: string, outstanding: number, capacity = 4): ReplicaView => ({ id, outstanding, capacity });
 

@@ -80,13 +80,27 @@ export interface ModelStatus {
 export interface RunnerInfo {
   id: string;
   pid: number;
-  /** Model loaded in this runner, empty for a warm spare. */
+  /** Models in this runner, comma-separated (see `models`); empty for a warm spare. */
   model: string;
-  /** "starting", "spare", "loading", "ready", "unloading", "stopped". */
+  /** "starting", "spare" (no model), "ready", "stopping". */
   state: string;
   rssBytes: number;
   inFlight: number;
   address: string;
+  /** Each model this runner hosts and its state there. */
+  models: RunnerModel[];
+  /** The runner hosts one model marked `isolation: process` (its own crash domain). */
+  isolated: boolean;
+  /** The runner's own memory (RSS with no model), as charged to the budget. */
+  baseBytes: number;
+}
+
+export interface RunnerModel {
+  name: string;
+  /** "loading", "ready", "unloading". */
+  state: string;
+  inFlight: number;
+  bytes: number;
 }
 
 export interface WatchStatusRequest {
@@ -95,16 +109,24 @@ export interface WatchStatusRequest {
 export interface ResidencyEvent {
   timeUnixMs: number;
   /**
-   * "loading", "loaded", "load_failed", "evicted", "unloaded", "queued", "dequeued",
-   * "runner_started", "runner_exited", "pinned", "unpinned".
+   * "loading", "loaded", "load_failed", "evicted", "unloading", "unloaded", "queued",
+   * "dequeued", "runner_started", "runner_exited", "pinned", "unpinned".
    */
   kind: string;
   model: string;
-  /** Why it happened: for "evicted" the policy and the model it made room for. */
+  /** Why it happened, for people (e.g. "evicted by lru for big2"). */
   reason: string;
   bytes: number;
   queueDepth: number;
   runnerId: string;
+  /**
+   * For "evicted", "unloading", "unloaded": evicted, idle_ttl, admin_unload,
+   * extra_replica, over_budget, runner_recycled.
+   */
+  cause: string;
+  /** For "evicted": the policy that chose the victim and the model it made room for. */
+  policy: string;
+  forModel: string;
 }
 
 function createBaseLoadModelRequest(): LoadModelRequest {
@@ -914,7 +936,18 @@ export const ModelStatus: MessageFns<ModelStatus> = {
 };
 
 function createBaseRunnerInfo(): RunnerInfo {
-  return { id: "", pid: 0, model: "", state: "", rssBytes: 0, inFlight: 0, address: "" };
+  return {
+    id: "",
+    pid: 0,
+    model: "",
+    state: "",
+    rssBytes: 0,
+    inFlight: 0,
+    address: "",
+    models: [],
+    isolated: false,
+    baseBytes: 0,
+  };
 }
 
 export const RunnerInfo: MessageFns<RunnerInfo> = {
@@ -939,6 +972,15 @@ export const RunnerInfo: MessageFns<RunnerInfo> = {
     }
     if (message.address !== "") {
       writer.uint32(58).string(message.address);
+    }
+    for (const v of message.models) {
+      RunnerModel.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.isolated !== false) {
+      writer.uint32(72).bool(message.isolated);
+    }
+    if (message.baseBytes !== 0) {
+      writer.uint32(80).uint64(message.baseBytes);
     }
     return writer;
   },
@@ -1012,6 +1054,30 @@ export const RunnerInfo: MessageFns<RunnerInfo> = {
             message.address = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.models.push(RunnerModel.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.isolated = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.baseBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1041,6 +1107,13 @@ export const RunnerInfo: MessageFns<RunnerInfo> = {
         ? globalThis.Number(object.in_flight)
         : 0,
       address: isSet(object.address) ? globalThis.String(object.address) : "",
+      models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => RunnerModel.fromJSON(e)) : [],
+      isolated: isSet(object.isolated) ? globalThis.Boolean(object.isolated) : false,
+      baseBytes: isSet(object.baseBytes)
+        ? globalThis.Number(object.baseBytes)
+        : isSet(object.base_bytes)
+        ? globalThis.Number(object.base_bytes)
+        : 0,
     };
   },
 
@@ -1067,6 +1140,15 @@ export const RunnerInfo: MessageFns<RunnerInfo> = {
     if (message.address !== "") {
       obj.address = message.address;
     }
+    if (message.models?.length) {
+      obj.models = message.models.map((e) => RunnerModel.toJSON(e));
+    }
+    if (message.isolated !== false) {
+      obj.isolated = message.isolated;
+    }
+    if (message.baseBytes !== 0) {
+      obj.baseBytes = Math.round(message.baseBytes);
+    }
     return obj;
   },
 
@@ -1082,6 +1164,130 @@ export const RunnerInfo: MessageFns<RunnerInfo> = {
     message.rssBytes = object.rssBytes ?? 0;
     message.inFlight = object.inFlight ?? 0;
     message.address = object.address ?? "";
+    message.models = object.models?.map((e) => RunnerModel.fromPartial(e)) || [];
+    message.isolated = object.isolated ?? false;
+    message.baseBytes = object.baseBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseRunnerModel(): RunnerModel {
+  return { name: "", state: "", inFlight: 0, bytes: 0 };
+}
+
+export const RunnerModel: MessageFns<RunnerModel> = {
+  encode(message: RunnerModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(24).uint32(message.inFlight);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(32).uint64(message.bytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunnerModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunnerModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunnerModel {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+    };
+  },
+
+  toJSON(message: RunnerModel): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RunnerModel>): RunnerModel {
+    return RunnerModel.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RunnerModel>): RunnerModel {
+    const message = createBaseRunnerModel();
+    message.name = object.name ?? "";
+    message.state = object.state ?? "";
+    message.inFlight = object.inFlight ?? 0;
+    message.bytes = object.bytes ?? 0;
     return message;
   },
 };
@@ -1139,7 +1345,18 @@ export const WatchStatusRequest: MessageFns<WatchStatusRequest> = {
 };
 
 function createBaseResidencyEvent(): ResidencyEvent {
-  return { timeUnixMs: 0, kind: "", model: "", reason: "", bytes: 0, queueDepth: 0, runnerId: "" };
+  return {
+    timeUnixMs: 0,
+    kind: "",
+    model: "",
+    reason: "",
+    bytes: 0,
+    queueDepth: 0,
+    runnerId: "",
+    cause: "",
+    policy: "",
+    forModel: "",
+  };
 }
 
 export const ResidencyEvent: MessageFns<ResidencyEvent> = {
@@ -1164,6 +1381,15 @@ export const ResidencyEvent: MessageFns<ResidencyEvent> = {
     }
     if (message.runnerId !== "") {
       writer.uint32(58).string(message.runnerId);
+    }
+    if (message.cause !== "") {
+      writer.uint32(66).string(message.cause);
+    }
+    if (message.policy !== "") {
+      writer.uint32(74).string(message.policy);
+    }
+    if (message.forModel !== "") {
+      writer.uint32(82).string(message.forModel);
     }
     return writer;
   },
@@ -1237,6 +1463,30 @@ export const ResidencyEvent: MessageFns<ResidencyEvent> = {
             message.runnerId = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.cause = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.forModel = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1270,6 +1520,13 @@ export const ResidencyEvent: MessageFns<ResidencyEvent> = {
         : isSet(object.runner_id)
         ? globalThis.String(object.runner_id)
         : "",
+      cause: isSet(object.cause) ? globalThis.String(object.cause) : "",
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      forModel: isSet(object.forModel)
+        ? globalThis.String(object.forModel)
+        : isSet(object.for_model)
+        ? globalThis.String(object.for_model)
+        : "",
     };
   },
 
@@ -1296,6 +1553,15 @@ export const ResidencyEvent: MessageFns<ResidencyEvent> = {
     if (message.runnerId !== "") {
       obj.runnerId = message.runnerId;
     }
+    if (message.cause !== "") {
+      obj.cause = message.cause;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.forModel !== "") {
+      obj.forModel = message.forModel;
+    }
     return obj;
   },
 
@@ -1311,6 +1577,9 @@ export const ResidencyEvent: MessageFns<ResidencyEvent> = {
     message.bytes = object.bytes ?? 0;
     message.queueDepth = object.queueDepth ?? 0;
     message.runnerId = object.runnerId ?? "";
+    message.cause = object.cause ?? "";
+    message.policy = object.policy ?? "";
+    message.forModel = object.forModel ?? "";
     return message;
   },
 };

@@ -92,7 +92,7 @@ export interface LoadCommand {
   model: string;
   path: string;
   contextSize: number;
-  /** Parallel sequences in the one context (streams at once). */
+  /** Parallel sequences in the model's own context (streams at once). */
   sequences: number;
   threads: number;
   /** "auto", "cpu" (and "cuda" where built). */
@@ -140,10 +140,15 @@ export interface RunnerReady {
   pid: number;
   /** host:port of this runner's RunnerData service. */
   address: string;
-  /** Model already loaded (re-registration after placement restarted), else empty. */
-  loadedModel: string;
   rssBytes: number;
-  loadedModelBytes: number;
+  /** Models already loaded (re-registration after placement restarted), else empty. */
+  hosted: HostedModel[];
+}
+
+/** A model a runner holds, with the memory its load measured. */
+export interface HostedModel {
+  model: string;
+  measuredBytes: number;
 }
 
 export interface ModelLoaded {
@@ -169,7 +174,10 @@ export interface ModelLoadFailed {
 
 export interface ModelUnloaded {
   model: string;
+  /** The runner's RSS after the unload (the models it still holds included). */
   rssBytes: number;
+  /** Its RSS just before the unload began. */
+  rssBeforeBytes: number;
 }
 
 export interface LoadProgress {
@@ -1847,7 +1855,7 @@ export const RunnerEvent: MessageFns<RunnerEvent> = {
 };
 
 function createBaseRunnerReady(): RunnerReady {
-  return { runnerId: "", pid: 0, address: "", loadedModel: "", rssBytes: 0, loadedModelBytes: 0 };
+  return { runnerId: "", pid: 0, address: "", rssBytes: 0, hosted: [] };
 }
 
 export const RunnerReady: MessageFns<RunnerReady> = {
@@ -1861,14 +1869,11 @@ export const RunnerReady: MessageFns<RunnerReady> = {
     if (message.address !== "") {
       writer.uint32(26).string(message.address);
     }
-    if (message.loadedModel !== "") {
-      writer.uint32(34).string(message.loadedModel);
-    }
     if (message.rssBytes !== 0) {
       writer.uint32(40).uint64(message.rssBytes);
     }
-    if (message.loadedModelBytes !== 0) {
-      writer.uint32(48).uint64(message.loadedModelBytes);
+    for (const v of message.hosted) {
+      HostedModel.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1910,14 +1915,6 @@ export const RunnerReady: MessageFns<RunnerReady> = {
             message.address = reader.string();
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.loadedModel = reader.string();
-            continue;
-          }
           case 5: {
             if (tag !== 40) {
               break;
@@ -1926,12 +1923,12 @@ export const RunnerReady: MessageFns<RunnerReady> = {
             message.rssBytes = longToNumber(reader.uint64());
             continue;
           }
-          case 6: {
-            if (tag !== 48) {
+          case 7: {
+            if (tag !== 58) {
               break;
             }
 
-            message.loadedModelBytes = longToNumber(reader.uint64());
+            message.hosted.push(HostedModel.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1955,21 +1952,12 @@ export const RunnerReady: MessageFns<RunnerReady> = {
         : "",
       pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
       address: isSet(object.address) ? globalThis.String(object.address) : "",
-      loadedModel: isSet(object.loadedModel)
-        ? globalThis.String(object.loadedModel)
-        : isSet(object.loaded_model)
-        ? globalThis.String(object.loaded_model)
-        : "",
       rssBytes: isSet(object.rssBytes)
         ? globalThis.Number(object.rssBytes)
         : isSet(object.rss_bytes)
         ? globalThis.Number(object.rss_bytes)
         : 0,
-      loadedModelBytes: isSet(object.loadedModelBytes)
-        ? globalThis.Number(object.loadedModelBytes)
-        : isSet(object.loaded_model_bytes)
-        ? globalThis.Number(object.loaded_model_bytes)
-        : 0,
+      hosted: globalThis.Array.isArray(object?.hosted) ? object.hosted.map((e: any) => HostedModel.fromJSON(e)) : [],
     };
   },
 
@@ -1984,14 +1972,11 @@ export const RunnerReady: MessageFns<RunnerReady> = {
     if (message.address !== "") {
       obj.address = message.address;
     }
-    if (message.loadedModel !== "") {
-      obj.loadedModel = message.loadedModel;
-    }
     if (message.rssBytes !== 0) {
       obj.rssBytes = Math.round(message.rssBytes);
     }
-    if (message.loadedModelBytes !== 0) {
-      obj.loadedModelBytes = Math.round(message.loadedModelBytes);
+    if (message.hosted?.length) {
+      obj.hosted = message.hosted.map((e) => HostedModel.toJSON(e));
     }
     return obj;
   },
@@ -2004,9 +1989,97 @@ export const RunnerReady: MessageFns<RunnerReady> = {
     message.runnerId = object.runnerId ?? "";
     message.pid = object.pid ?? 0;
     message.address = object.address ?? "";
-    message.loadedModel = object.loadedModel ?? "";
     message.rssBytes = object.rssBytes ?? 0;
-    message.loadedModelBytes = object.loadedModelBytes ?? 0;
+    message.hosted = object.hosted?.map((e) => HostedModel.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseHostedModel(): HostedModel {
+  return { model: "", measuredBytes: 0 };
+}
+
+export const HostedModel: MessageFns<HostedModel> = {
+  encode(message: HostedModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== "") {
+      writer.uint32(10).string(message.model);
+    }
+    if (message.measuredBytes !== 0) {
+      writer.uint32(16).uint64(message.measuredBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostedModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostedModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.measuredBytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostedModel {
+    return {
+      model: isSet(object.model) ? globalThis.String(object.model) : "",
+      measuredBytes: isSet(object.measuredBytes)
+        ? globalThis.Number(object.measuredBytes)
+        : isSet(object.measured_bytes)
+        ? globalThis.Number(object.measured_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: HostedModel): unknown {
+    const obj: any = {};
+    if (message.model !== "") {
+      obj.model = message.model;
+    }
+    if (message.measuredBytes !== 0) {
+      obj.measuredBytes = Math.round(message.measuredBytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HostedModel>): HostedModel {
+    return HostedModel.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HostedModel>): HostedModel {
+    const message = createBaseHostedModel();
+    message.model = object.model ?? "";
+    message.measuredBytes = object.measuredBytes ?? 0;
     return message;
   },
 };
@@ -2315,7 +2388,7 @@ export const ModelLoadFailed: MessageFns<ModelLoadFailed> = {
 };
 
 function createBaseModelUnloaded(): ModelUnloaded {
-  return { model: "", rssBytes: 0 };
+  return { model: "", rssBytes: 0, rssBeforeBytes: 0 };
 }
 
 export const ModelUnloaded: MessageFns<ModelUnloaded> = {
@@ -2325,6 +2398,9 @@ export const ModelUnloaded: MessageFns<ModelUnloaded> = {
     }
     if (message.rssBytes !== 0) {
       writer.uint32(16).uint64(message.rssBytes);
+    }
+    if (message.rssBeforeBytes !== 0) {
+      writer.uint32(24).uint64(message.rssBeforeBytes);
     }
     return writer;
   },
@@ -2358,6 +2434,14 @@ export const ModelUnloaded: MessageFns<ModelUnloaded> = {
             message.rssBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rssBeforeBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2378,6 +2462,11 @@ export const ModelUnloaded: MessageFns<ModelUnloaded> = {
         : isSet(object.rss_bytes)
         ? globalThis.Number(object.rss_bytes)
         : 0,
+      rssBeforeBytes: isSet(object.rssBeforeBytes)
+        ? globalThis.Number(object.rssBeforeBytes)
+        : isSet(object.rss_before_bytes)
+        ? globalThis.Number(object.rss_before_bytes)
+        : 0,
     };
   },
 
@@ -2389,6 +2478,9 @@ export const ModelUnloaded: MessageFns<ModelUnloaded> = {
     if (message.rssBytes !== 0) {
       obj.rssBytes = Math.round(message.rssBytes);
     }
+    if (message.rssBeforeBytes !== 0) {
+      obj.rssBeforeBytes = Math.round(message.rssBeforeBytes);
+    }
     return obj;
   },
 
@@ -2399,6 +2491,7 @@ export const ModelUnloaded: MessageFns<ModelUnloaded> = {
     const message = createBaseModelUnloaded();
     message.model = object.model ?? "";
     message.rssBytes = object.rssBytes ?? 0;
+    message.rssBeforeBytes = object.rssBeforeBytes ?? 0;
     return message;
   },
 };
@@ -2706,7 +2799,7 @@ export const EstimateResult: MessageFns<EstimateResult> = {
   },
 };
 
-/** RunnerData is served by each runner process: the token stream. */
+/** RunnerData is served by each runner process: the token stream of any model it holds. */
 export type RunnerDataService = typeof RunnerDataService;
 export const RunnerDataService = {
   generate: {

@@ -1,6 +1,6 @@
 /**
  * Which replica serves a new stream: filter -> score -> pick, each a small pure step.
- * Placement applies it when it grants a lease, because it holds the slot counts.
+ * Placement applies it when it grants a lease: it holds the slot counts.
  */
 export interface ReplicaView {
   id: string;
