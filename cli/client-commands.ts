@@ -111,7 +111,26 @@ export async function psCommand(address: string, out: NodeJS.WritableStream): Pr
     );
     out.write(`\nbudget ${formatBytes(status.budgetBytes)}, resident ${formatBytes(status.residentBytes)}, policy ${status.evictionPolicy}\n`);
     if (status.runners.length > 0) {
-      out.write("\n" + table(["RUNNER", "PID", "STATE", "MODEL", "RSS", "IN-FLIGHT"], status.runners.map((runner) => [runner.id, String(runner.pid), runner.state, runner.model || "-", formatBytes(runner.rssBytes), String(runner.inFlight)])) + "\n");
+      // One line per runner: the models it hosts (shared runners host several; "isolated" ones one).
+      const hostedModels = (runner: (typeof status.runners)[number]) =>
+        runner.models.length === 0 ? "-" : runner.models.map((model) => (model.state === "ready" ? model.name : `${model.name} (${model.state})`)).join(", ");
+      out.write(
+        "\n" +
+          table(
+            ["RUNNER", "PID", "STATE", "KIND", "MODELS", "RSS", "OWN", "IN-FLIGHT"],
+            status.runners.map((runner) => [
+              runner.id,
+              String(runner.pid),
+              runner.state,
+              runner.isolated ? "isolated" : "shared",
+              hostedModels(runner),
+              formatBytes(runner.rssBytes),
+              formatBytes(runner.baseBytes),
+              String(runner.inFlight),
+            ]),
+          ) +
+          "\n",
+      );
     }
     return 0;
   } finally {

@@ -321,7 +321,7 @@ export class PlacementCore implements PlacementView {
   nextWakeMs(): number | undefined {
     const now = this.nowMs;
     // Only moments still ahead: a passed one has been acted on (or waits for an event).
-    const ahead = [...this.queue.wakeTimes(), this.spawnBackoffUntilMs].filter((at) => at > now);
+    const ahead = [...this.queue.wakeTimes(), this.spawnBackoffUntilMs].filter((at) => at > now && Number.isFinite(at));
     for (const runner of this.runners.values()) {
       if (runner.state !== "ready") continue;
       for (const hosted of runner.hosted.values()) {

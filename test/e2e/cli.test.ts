@@ -67,7 +67,7 @@ describe("the modelswap CLI against a running server", function () {
     assert.equal(ps.code, 0, ps.stderr);
     assert.match(ps.stdout, /^stories\s+resident\s+[\d.]+ \w?i?B\s+[\d.]+ \w?i?B\s+1\s+0\s+0/m);
     assert.match(ps.stdout, /budget 1\.0 GiB, resident [\d.]+ \w+, policy cost/);
-    assert.match(ps.stdout, /^RUNNER\s+PID\s+STATE\s+MODEL\s+RSS/m);
+    assert.match(ps.stdout, /^RUNNER\s+PID\s+STATE\s+KIND\s+MODELS\s+RSS/m);
   });
 
   it("watch streams residency events as admin commands act", async () => {

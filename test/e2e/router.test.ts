@@ -38,7 +38,7 @@ describe("the router: replicas, failover, cancellation, deadlines (2 real replic
       placement: { spare_runners: 1 },
       models: [{ name: "stories", path: storiesModel, context: 512, threads: 1, sequences: 4, tasks: ["story"], preload: true, replicas: { min: 2, max: 2 } }],
     });
-    await until(() => runners(cluster), (ready) => ready.length === 2);
+    await until(() => runners(cluster), (ready) => ready.length === 2, 90_000);
   });
   afterEach(async () => cluster?.stop());
 
