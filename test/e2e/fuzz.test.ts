@@ -34,23 +34,24 @@ function random(seed: number) {
 }
 type Random = ReturnType<typeof random>;
 
-const ODD_STRINGS = (r: Random): string[] => [
-  "",
-  "stories",
-  "tiny",
-  "constructor",
-  "__proto__",
-  "toString",
-  "hasOwnProperty",
-  "../../etc/passwd",
-  "\u0000\u0001\u0002",
-  "\ud800",
-  "🙂".repeat(r.int(1, 200)),
-  "x".repeat(r.int(200, 400)),
-  "m".repeat(r.int(10_000, 120_000)),
-  "m".repeat(r.chance(0.2) ? 1024 * 1024 : 300),
-  r.bytes(r.int(1, 64)).toString("latin1"),
-];
+/** One odd string: empty, catalog names, Object.prototype names, control characters, lone surrogates, long and huge. */
+function oddString(r: Random): string {
+  const makers: (() => string)[] = [
+    () => "",
+    () => "stories",
+    () => "tiny",
+    () => r.pick(["constructor", "__proto__", "toString", "hasOwnProperty"]),
+    () => "../../etc/passwd",
+    () => "\u0000\u0001\u0002",
+    () => "\ud800",
+    () => "🙂".repeat(r.int(1, 200)),
+    () => "x".repeat(r.int(200, 400)),
+    () => "m".repeat(r.int(10_000, 120_000)),
+    () => "m".repeat(r.chance(0.2) ? 1024 * 1024 : 300),
+    () => r.bytes(r.int(1, 64)).toString("latin1"),
+  ];
+  return r.pick(makers)();
+}
 
 async function pool(count: number, concurrency: number, run: (index: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -61,7 +62,7 @@ async function pool(count: number, concurrency: number, run: (index: number) => 
 
 /** Malformed gRPC calls: random bytes, wrong wire types, odd and huge strings, bad numbers, bad metadata. */
 function grpcCase(r: Random): { path: string; body: Buffer; metadata: Metadata; streaming: boolean } {
-  const odd = () => r.pick(ODD_STRINGS(r));
+  const odd = () => oddString(r);
   const oddNumber = () => r.pick([0, -1, 1, 3, 2 ** 31 - 1, -(2 ** 31), NaN, Infinity, -Infinity, 1e-30, 0.5, 2.5]);
   const sampling = () =>
     r.chance(0.5)
@@ -81,7 +82,7 @@ function grpcCase(r: Random): { path: string; body: Buffer; metadata: Metadata; 
   const kind = r.int(0, 9);
   if (kind <= 2) body = r.bytes(r.int(0, 2048)); // random bytes
   else if (path.endsWith("/Chat")) {
-    body = Buffer.from(ChatRequest.encode({ model: r.chance(0.5) ? "stories" : odd(), task: r.chance(0.3) ? odd() : "", messages: Array.from({ length: r.pick([0, 1, 2, 300]) }, () => ({ role: r.pick(["user", "system", "assistant", odd()]), content: r.chance(0.9) ? "Once upon a time" : odd() })), maxTokens: r.pick([1, 2, 4, oddNumber() | 0]), sampling: sampling(), resumable: r.chance(0.5) }).finish());
+    body = Buffer.from(ChatRequest.encode({ model: r.chance(0.5) ? "stories" : odd(), task: r.chance(0.3) ? odd() : "", messages: r.chance(0.1) ? Array.from({ length: 300 }, () => ({ role: "user", content: "hi" })) : Array.from({ length: r.int(0, 2) }, () => ({ role: r.chance(0.7) ? r.pick(["user", "system", "assistant"]) : odd(), content: r.chance(0.9) ? "Once upon a time" : odd() })), maxTokens: r.pick([1, 2, 4, oddNumber() | 0]), sampling: sampling(), resumable: r.chance(0.5) }).finish());
   } else if (path.endsWith("/LoadModel")) body = Buffer.from(LoadModelRequest.encode({ model: odd() === "stories" ? "nope" : odd() }).finish());
   else if (path.endsWith("/PinModel")) body = Buffer.from(PinModelRequest.encode({ model: "nope-" + r.int(0, 9), pinned: r.chance(0.5) }).finish());
   else body = Buffer.from(GenerateRequest.encode({ model: r.chance(0.5) ? "stories" : odd(), task: r.chance(0.3) ? odd() : "", prompt: r.chance(0.8) ? "Once upon a time" : odd(), maxTokens: r.pick([1, 2, 4, oddNumber() | 0]), sampling: sampling(), resumable: r.chance(0.5) }).finish());
