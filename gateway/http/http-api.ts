@@ -10,6 +10,9 @@ import { registerCompletionRoutes } from "./completion-routes.js";
 import { registerModelsRoutes } from "./models-routes.js";
 import { httpError, httpErrorOf, type HttpError } from "./openai-errors.js";
 
+/** Routes that answer without a key (like gRPC health). */
+const OPEN_ROUTES = new Set(["/health"]);
+
 export interface HttpApiOptions {
   /** host:port (port 0 = any free port). */
   listen: string;
@@ -51,9 +54,11 @@ export async function startHttpApi(options: HttpApiOptions): Promise<RunningHttp
 
   const keys = options.keys;
   if (keys) {
+    // Every route but the open ones needs a key, decided on the matched route (not the raw URL, which may be encoded).
     app.addHook("onRequest", async (request) => {
-      if (!request.url.startsWith("/v1/") && request.url !== "/v1") return;
-      keys.authorize(request.headers.authorization, "infer", `${request.method} ${request.routeOptions.url ?? "/v1"}`);
+      const route = request.routeOptions.url;
+      if (route !== undefined && OPEN_ROUTES.has(route)) return;
+      keys.authorize(request.headers.authorization, "infer", `${request.method} ${route ?? "the HTTP API"}`);
     });
   }
   app.setErrorHandler((error: FastifyError, _request, reply) => {

@@ -111,6 +111,17 @@ describe("the OpenAI-compatible HTTP API (official openai client, real runner)",
     const body = JSON.parse(missing.text) as { error: { type: string; message: string } };
     assert.equal(body.error.type, "authentication_error");
     assert.match(body.error.message, /Bearer <key>/);
+    // an encoded path that routes to /v1/models still needs the key
+    const encoded = await new Promise<number>((resolve, reject) => {
+      const [host, port] = address.split(":");
+      httpRequest({ host, port: Number(port), path: "/%761/models" }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      })
+        .on("error", reject)
+        .end();
+    });
+    assert.ok(encoded === 401 || encoded === 404, `status ${encoded}`);
   });
 
   it("answers non-streamed chat and text completions with usage, finish_reason, stop and max_tokens", async () => {
@@ -154,7 +165,7 @@ describe("the OpenAI-compatible HTTP API (official openai client, real runner)",
     assert.equal(chunks.at(-2)!.choices[0]!.finish_reason, "length");
   });
 
-  it("answers mistakes in OpenAI's error shape with the matching status, before any work", async () => {
+  it("answers mistakes in OpenAI's error shape with the matching status", async () => {
     const cases: [string, unknown, number, RegExp][] = [
       ["unknown model", { model: "llama-70b", messages: [{ role: "user", content: "hi" }] }, 404, /not in the catalog/],
       ["task constructor", { task: "constructor", messages: [{ role: "user", content: "hi" }] }, 404, /task "constructor" has no route/],
