@@ -1,8 +1,9 @@
-import { credentials, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
 import { AdminClient, type ResidencyEvent } from "../gen/modelswap/v1/admin.js";
 import { InferenceClient, type GenerateResponse, type SamplingParams } from "../gen/modelswap/v1/inference.js";
 import { formatBytes, formatDuration, stateName, table } from "./format.js";
 import { callUnary } from "../common/grpc/call-unary.js";
+import type { GatewayTarget } from "./gateway-target.js";
 
 /** Commands that talk to a running gateway. Each resolves to the process exit code. */
 
@@ -22,12 +23,12 @@ export interface GenerateOptions {
   timeoutMs: number | undefined;
 }
 
-export async function generateCommand(address: string, options: GenerateOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const client = new InferenceClient(address, credentials.createInsecure());
+export async function generateCommand(target: GatewayTarget, options: GenerateOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const client = new InferenceClient(target.address, target.credentials);
   const deadline = options.timeoutMs ? { deadline: new Date(Date.now() + options.timeoutMs) } : {};
   const call = options.chat
-    ? client.chat({ model: options.model, task: options.task, messages: [{ role: "user", content: options.prompt }], maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, deadline)
-    : client.generate({ model: options.model, task: options.task, prompt: options.prompt, maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, deadline);
+    ? client.chat({ model: options.model, task: options.task, messages: [{ role: "user", content: options.prompt }], maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, target.metadata(), deadline)
+    : client.generate({ model: options.model, task: options.task, prompt: options.prompt, maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, target.metadata(), deadline);
   process.once("SIGINT", () => call.cancel());
   let lastLoadingShown = -1;
   return new Promise<number>((resolve) => {
@@ -72,10 +73,10 @@ export async function generateCommand(address: string, options: GenerateOptions,
   });
 }
 
-export async function modelsCommand(address: string, out: NodeJS.WritableStream): Promise<number> {
-  const client = new InferenceClient(address, credentials.createInsecure());
+export async function modelsCommand(target: GatewayTarget, out: NodeJS.WritableStream): Promise<number> {
+  const client = new InferenceClient(target.address, target.credentials);
   try {
-    const { models } = await callUnary<{ models: import("../gen/modelswap/v1/inference.js").ModelInfo[] }>((cb) => client.listModels({}, cb));
+    const { models } = await callUnary<{ models: import("../gen/modelswap/v1/inference.js").ModelInfo[] }>((cb) => client.listModels({}, target.metadata(), cb));
     out.write(
       table(
         ["NAME", "ALIASES", "TASKS", "STATE", "FILE", "CONTEXT"],
@@ -88,10 +89,10 @@ export async function modelsCommand(address: string, out: NodeJS.WritableStream)
   }
 }
 
-export async function psCommand(address: string, out: NodeJS.WritableStream): Promise<number> {
-  const client = new AdminClient(address, credentials.createInsecure());
+export async function psCommand(target: GatewayTarget, out: NodeJS.WritableStream): Promise<number> {
+  const client = new AdminClient(target.address, target.credentials);
   try {
-    const status = await callUnary<import("../gen/modelswap/v1/admin.js").StatusResponse>((cb) => client.getStatus({}, cb));
+    const status = await callUnary<import("../gen/modelswap/v1/admin.js").StatusResponse>((cb) => client.getStatus({}, target.metadata(), cb));
     out.write(
       table(
         ["MODEL", "STATE", "MEASURED", "ESTIMATED", "REPLICAS", "IN-FLIGHT", "QUEUED", "IDLE", "TTL LEFT", "PINNED"],
@@ -138,11 +139,11 @@ export async function psCommand(address: string, out: NodeJS.WritableStream): Pr
   }
 }
 
-export function watchCommand(address: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const client = new AdminClient(address, credentials.createInsecure());
-  const call = client.watchStatus({});
+export function watchCommand(target: GatewayTarget, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const client = new AdminClient(target.address, target.credentials);
+  const call = client.watchStatus({}, target.metadata());
   process.once("SIGINT", () => call.cancel());
-  call.on("metadata", () => err.write(`watching residency events at ${address} (Ctrl-C stops)\n`));
+  call.on("metadata", () => err.write(`watching residency events at ${target.address} (Ctrl-C stops)\n`));
   return new Promise((resolve) => {
     call.on("data", (event: ResidencyEvent) => {
       const time = new Date(event.timeUnixMs).toISOString().slice(11, 23);
@@ -162,17 +163,17 @@ export function watchCommand(address: string, out: NodeJS.WritableStream, err: N
   });
 }
 
-export async function adminCommand(address: string, action: "load" | "unload" | "pin" | "unpin", model: string, out: NodeJS.WritableStream): Promise<number> {
-  const client = new AdminClient(address, credentials.createInsecure());
+export async function adminCommand(target: GatewayTarget, action: "load" | "unload" | "pin" | "unpin", model: string, out: NodeJS.WritableStream): Promise<number> {
+  const client = new AdminClient(target.address, target.credentials);
   try {
     if (action === "load") {
-      const response = await callUnary<{ loadMs: number }>((cb) => client.loadModel({ model }, cb));
+      const response = await callUnary<{ loadMs: number }>((cb) => client.loadModel({ model }, target.metadata(), cb));
       out.write(`${model} is resident (last load ${formatDuration(response.loadMs)})\n`);
     } else if (action === "unload") {
-      await callUnary((cb) => client.unloadModel({ model }, cb));
+      await callUnary((cb) => client.unloadModel({ model }, target.metadata(), cb));
       out.write(`${model} will be unloaded when its streams end\n`);
     } else {
-      await callUnary((cb) => client.pinModel({ model, pinned: action === "pin" }, cb));
+      await callUnary((cb) => client.pinModel({ model, pinned: action === "pin" }, target.metadata(), cb));
       out.write(`${model} ${action === "pin" ? "pinned" : "unpinned"}\n`);
     }
     return 0;

@@ -4,6 +4,7 @@ import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
 import { cliEnv } from "./cli-env.js";
+import { gatewayTarget } from "./gateway-target.js";
 import { gatewayCommand, placementCommand, serveCommand } from "./serve-commands.js";
 
 const HELP: Record<string, string> = {
@@ -16,7 +17,8 @@ Server:
   placement -c FILE    placement alone (starts runners); prints its address
   gateway -c FILE --placement HOST:PORT   the public gateway alone
 
-Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051):
+Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051;
+        key from --api-key or $MODELSWAP_API_KEY; TLS with --tls-ca FILE or $MODELSWAP_TLS_CA):
   generate -m MODEL "prompt"   stream a completion and print its timings
   chat -m MODEL "message"      one chat turn with the model's chat template
   models               list the catalog
@@ -41,15 +43,17 @@ Tools:
   --stop STRING          may repeat
   --ignore-eos           generate exactly max-tokens
   --timeout SECONDS      deadline for the whole request
-  --address HOST:PORT    gateway address`,
+  --address HOST:PORT    gateway address
+  --api-key KEY          API key (prefer $MODELSWAP_API_KEY: arguments show in ps)
+  --tls-ca FILE          PEM CA certificate of a TLS gateway (or $MODELSWAP_TLS_CA)`,
   chat: `modelswap chat -m MODEL [options as generate] "message"`,
-  models: `modelswap models [--address HOST:PORT]`,
-  ps: `modelswap ps [--address HOST:PORT]`,
-  watch: `modelswap watch [--address HOST:PORT]`,
-  load: `modelswap load MODEL [--address HOST:PORT]`,
-  unload: `modelswap unload MODEL [--address HOST:PORT]`,
-  pin: `modelswap pin MODEL [--address HOST:PORT]`,
-  unpin: `modelswap unpin MODEL [--address HOST:PORT]`,
+  models: `modelswap models [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
+  ps: `modelswap ps [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
+  watch: `modelswap watch [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
+  load: `modelswap load MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
+  unload: `modelswap unload MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
+  pin: `modelswap pin MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
+  unpin: `modelswap unpin MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
   forge: `modelswap forge --size SIZE --out FILE [--type q8_0|f16] [--seed N] [--tokenizer GGUF|builtin:byte]
   --size SIZE     e.g. 50MB, 200MB, 1.5GiB (file size within a few percent)
   --type          weight type, default q8_0
@@ -62,6 +66,8 @@ const options = {
   "forge-missing": { type: "boolean" },
   placement: { type: "string" },
   address: { type: "string" },
+  "api-key": { type: "string" },
+  "tls-ca": { type: "string" },
   model: { type: "string", short: "m" },
   task: { type: "string" },
   "max-tokens": { type: "string", short: "n" },
@@ -95,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP[command] + "\n");
     return 0;
   }
-  const address = values.address ?? cliEnv.gatewayAddress;
+  const target = () => gatewayTarget(values.address ?? cliEnv.gatewayAddress, values["api-key"] ?? cliEnv.apiKey, values["tls-ca"] ?? cliEnv.tlsCa);
   const number = (name: keyof typeof values): number | undefined => {
     const raw = values[name];
     if (raw === undefined) return undefined;
@@ -125,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
       if (!values.model && !values.task) throw new UsageError(`${command} needs -m MODEL or --task TASK\n\n${HELP[command]}`);
       const timeout = number("timeout");
       return generateCommand(
-        address,
+        target(),
         {
           model: values.model ?? "",
           task: values.task ?? "",
@@ -149,18 +155,18 @@ async function main(argv: string[]): Promise<number> {
       );
     }
     case "models":
-      return modelsCommand(address, process.stdout);
+      return modelsCommand(target(), process.stdout);
     case "ps":
-      return psCommand(address, process.stdout);
+      return psCommand(target(), process.stdout);
     case "watch":
-      return watchCommand(address, process.stdout, process.stderr);
+      return watchCommand(target(), process.stdout, process.stderr);
     case "load":
     case "unload":
     case "pin":
     case "unpin": {
       const model = positionals[0];
       if (!model) throw new UsageError(`${command} needs a MODEL\n\n${HELP[command]}`);
-      return adminCommand(address, command, model, process.stdout);
+      return adminCommand(target(), command, model, process.stdout);
     }
     case "forge": {
       if (!values.size || !values.out) throw new UsageError(`forge needs --size and --out\n\n${HELP.forge}`);

@@ -25,6 +25,8 @@ export const resourceExhausted = (message: string, retryAfterSeconds?: number) =
   new ModelswapError(GrpcStatus.RESOURCE_EXHAUSTED, message, retryAfterSeconds);
 export const deadlineExceeded = (message: string) => new ModelswapError(GrpcStatus.DEADLINE_EXCEEDED, message);
 export const cancelled = (message: string) => new ModelswapError(GrpcStatus.CANCELLED, message);
+export const unauthenticated = (message: string) => new ModelswapError(GrpcStatus.UNAUTHENTICATED, message);
+export const permissionDenied = (message: string) => new ModelswapError(GrpcStatus.PERMISSION_DENIED, message);
 
 /** True for errors that came over the wire from a gRPC peer. */
 export function isServiceError(error: unknown): error is ServiceError {
@@ -37,13 +39,18 @@ export function fromServiceError(error: ServiceError): ModelswapError {
   return new ModelswapError(error.code, error.details || error.message, retry === undefined ? undefined : Number(retry));
 }
 
+/** A ModelswapError, or a peer's status as one; undefined for anything unexpected. */
+export function asModelswapError(error: unknown): ModelswapError | undefined {
+  return error instanceof ModelswapError ? error : isServiceError(error) ? fromServiceError(error) : undefined;
+}
+
 /**
  * Maps anything thrown in a handler to what the client receives. ModelswapErrors
  * and peer statuses pass through; everything else becomes UNKNOWN and is reported
  * to `onUnexpected` (the one place unexpected errors are logged).
  */
 export function toGrpcStatus(error: unknown, onUnexpected: (error: unknown) => void): Partial<ServiceError> {
-  const known = error instanceof ModelswapError ? error : isServiceError(error) ? fromServiceError(error) : undefined;
+  const known = asModelswapError(error);
   if (!known) {
     onUnexpected(error);
     const detail = error instanceof Error ? error.message : String(error);

@@ -4,21 +4,25 @@ import { unaryHandler } from "../common/grpc/handlers.js";
 import type { Logger } from "../common/logger.js";
 import { AdminService, type ResidencyEvent, type WatchStatusRequest } from "../gen/modelswap/v1/admin.js";
 import type { PlacementClient } from "../gen/modelswap/v1/placement.js";
+import { checkName } from "../services/router/validate-request.js";
 
 /** The public Admin service: placement decides; the gateway passes calls through. */
 export function adminService(placement: PlacementClient, logger: Logger) {
   // The client's deadline and cancellation travel on to placement (a cancelled LoadModel leaves its queue).
   type Forwardable<Req, Res> = (request: Req, metadata: Metadata, options: Partial<CallOptions>, callback: (error: ServiceError | null, response: Res) => void) => ClientUnaryCall;
   const forward = <Req, Res>(method: Forwardable<Req, Res>) =>
-    unaryHandler(logger, (request: Req, signal, call) =>
-      new Promise<Res>((resolve, reject) => {
+    unaryHandler(logger, async (request: Req, signal, call) => {
+      // Names are bounded here, before placement copies them into errors and logs.
+      const model = (request as { model?: unknown }).model;
+      if (typeof model === "string") checkName("model", model);
+      return new Promise<Res>((resolve, reject) => {
         const deadline = call.getDeadline();
         const upstream = method.call(placement, request, new Metadata(), deadline === Infinity ? {} : { deadline }, (error, response) =>
           error ? reject(fromServiceError(error)) : resolve(response),
         );
         signal.addEventListener("abort", () => upstream.cancel(), { once: true });
-      }),
-    );
+      });
+    });
   const watchStatus = (call: ServerWritableStream<WatchStatusRequest, ResidencyEvent>) => {
     const upstream = placement.watchStatus({});
     upstream.on("metadata", (metadata: Metadata) => call.sendMetadata(metadata)); // subscribed upstream

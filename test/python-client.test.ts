@@ -24,6 +24,7 @@ const projectRoot = path.resolve(fileURLToPath(new URL("../..", import.meta.url)
 const examplesDir = path.join(projectRoot, "examples", "python");
 const modelPath = path.resolve(projectRoot, "models/stories260K.gguf");
 
+const PYTHON_API_KEY = "python-key-0123456789abcdef";
 const SERVER_READY_TIMEOUT_MS = 30_000;
 const PYTHON_TEST_TIMEOUT_MS = 120_000;
 const SERVER_STOP_TIMEOUT_MS = 15_000;
@@ -131,6 +132,8 @@ describe("Python client (examples/python, tier 4)", function () {
       [
         "listen: 127.0.0.1:0",
         "budget: 600MiB",
+        "auth:",
+        "  keys: [{name: python, key_env: MODELSWAP_PYTHON_KEY, scopes: [infer]}]",
         "placement:",
         "  listen: 127.0.0.1:0",
         "defaults:",
@@ -150,7 +153,7 @@ describe("Python client (examples/python, tier 4)", function () {
 
     server = spawn(process.execPath, [path.join(projectRoot, "bin", "modelswap.js"), "serve", "-c", configFile], {
       cwd: projectRoot,
-      env: { ...process.env, MODELSWAP_LOG: "silent" },
+      env: { ...process.env, MODELSWAP_LOG: "silent", MODELSWAP_PYTHON_KEY: PYTHON_API_KEY },
       stdio: ["ignore", "pipe", "pipe"],
     });
     server.stderr!.setEncoding("utf8");
@@ -162,6 +165,7 @@ describe("Python client (examples/python, tier 4)", function () {
       env: {
         ...process.env,
         MODELSWAP_ADDRESS: address,
+        MODELSWAP_API_KEY: PYTHON_API_KEY,
         MODELSWAP_PY_GEN: path.join(workDir!, "gen"),
         PYTHONDONTWRITEBYTECODE: "1", // leave no __pycache__ in the source tree
       },

@@ -65,6 +65,32 @@ export interface TelemetryConfig {
   metricsHost: string;
 }
 
+/** What an API key may do: `infer` (Generate, Chat, ListModels, /v1/*), `admin` (the Admin service). */
+export type Scope = "infer" | "admin";
+
+export interface ApiKeyConfig {
+  /** Who holds the key (in logs and errors; the key itself never is). */
+  name: string;
+  /** The secret, from `key` or the environment variable named by `key_env`. */
+  key: string;
+  scopes: Scope[];
+}
+
+export interface AuthConfig {
+  keys: ApiKeyConfig[];
+}
+
+/** PEM files for the public listeners (gRPC gateway and HTTP API); absolute paths. */
+export interface TlsConfig {
+  certPath: string;
+  keyPath: string;
+}
+
+/** The OpenAI-compatible HTTP API (absent: off). */
+export interface HttpConfig {
+  listen: string;
+}
+
 export interface Config {
   /** Folder of the config file; relative paths were resolved against it. */
   baseDir: string;
@@ -77,4 +103,10 @@ export interface Config {
   preferResident: boolean;
   telemetry: TelemetryConfig;
   maxPromptBytes: number;
+  http: HttpConfig | undefined;
+  /** API keys; absent: no keys asked (only allowed on loopback unless allowUnauthenticatedPublic). */
+  auth: AuthConfig | undefined;
+  tls: TlsConfig | undefined;
+  /** Serve without keys on a non-loopback address, on purpose (allow_unauthenticated_public). */
+  allowUnauthenticatedPublic: boolean;
 }

@@ -1,7 +1,8 @@
 import path from "node:path";
 import { parseSize } from "../parse-size.js";
 import { ConfigError } from "./config-error.js";
-import type { Budget, Config, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults } from "./config-types.js";
+import type { ApiKeyConfig, AuthConfig, Budget, Config, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults, Scope, TlsConfig } from "./config-types.js";
+import { isLoopbackAddress } from "./loopback.js";
 import { parseDurationMs } from "./parse-duration.js";
 
 type RawObject = Record<string, unknown>;
@@ -10,14 +11,24 @@ const GPU_MODES: readonly GpuMode[] = ["auto", "cpu", "cuda", "vulkan", "metal"]
 const ISOLATIONS: readonly Isolation[] = ["shared", "process"];
 const POLICIES = ["lru", "cost"] as const;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+const SCOPES: readonly Scope[] = ["infer", "admin"];
+/** API keys: 16 to 256 visible ASCII characters (they travel in an HTTP header). */
+const KEY_PATTERN = /^[\x21-\x7e]{16,256}$/;
+
+/** Environment variables a config may name (auth.keys[].key_env). */
+export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
 /**
  * Validates a parsed YAML document. Pure: no I/O. `baseDir` resolves relative model
- * paths. Throws ConfigError naming the first wrong field's path.
+ * and TLS paths; `env` supplies keys named by `key_env`. Throws ConfigError naming the
+ * first wrong field's path.
  */
-export function parseConfig(document: unknown, baseDir: string): Config {
+export function parseConfig(document: unknown, baseDir: string, env: ConfigEnv = {}): Config {
   const root = object(document, "config");
-  knownKeys(root, "", ["listen", "budget", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry", "max_prompt_bytes"]);
+  knownKeys(root, "", [
+    "listen", "budget", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry", "max_prompt_bytes",
+    "http", "auth", "tls", "allow_unauthenticated_public",
+  ]);
   const defaults = root.defaults === undefined ? {} : object(root.defaults, "defaults");
   knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "ttl", "sampling", "isolation"]);
 
@@ -36,8 +47,79 @@ export function parseConfig(document: unknown, baseDir: string): Config {
     preferResident: bool(root.prefer_resident ?? true, "prefer_resident"),
     telemetry: parseTelemetry(root.telemetry),
     maxPromptBytes: positiveInt(root.max_prompt_bytes ?? 65536, "max_prompt_bytes"),
+    http: parseHttp(root.http),
+    auth: root.auth === undefined ? undefined : parseAuth(root.auth, env),
+    tls: root.tls === undefined ? undefined : parseTls(root.tls, baseDir),
+    allowUnauthenticatedPublic: bool(root.allow_unauthenticated_public ?? false, "allow_unauthenticated_public"),
   };
+  checkExposure(config);
   return config;
+}
+
+function parseHttp(raw: unknown): Config["http"] {
+  if (raw === undefined) return undefined;
+  const http = object(raw, "http");
+  knownKeys(http, "http.", ["listen"]);
+  const listen = address(http.listen, "http.listen");
+  if (listen.startsWith("unix:")) throw new ConfigError(`http.listen must be host:port like 127.0.0.1:8080 (got "${listen}")`);
+  return { listen };
+}
+
+function parseAuth(raw: unknown, env: ConfigEnv): AuthConfig {
+  const auth = object(raw, "auth");
+  knownKeys(auth, "auth.", ["keys"]);
+  if (!Array.isArray(auth.keys) || auth.keys.length === 0) throw new ConfigError("auth.keys must be a non-empty list of {name, key or key_env, scopes}");
+  const keys = auth.keys.map((item, index): ApiKeyConfig => {
+    const at = `auth.keys[${index}]`;
+    const entry = object(item, at);
+    knownKeys(entry, `${at}.`, ["name", "key", "key_env", "scopes"]);
+    const name = string(entry.name, `${at}.name`);
+    if (!NAME_PATTERN.test(name)) throw new ConfigError(`${at}.name must be 1-64 letters, digits, '.', '_', ':' or '-'`);
+    if ((entry.key === undefined) === (entry.key_env === undefined)) throw new ConfigError(`${at} must set exactly one of key or key_env`);
+    let key: string;
+    if (entry.key_env !== undefined) {
+      const variable = string(entry.key_env, `${at}.key_env`);
+      const value = env[variable];
+      if (value === undefined || value === "") throw new ConfigError(`${at}.key_env names ${variable}, which is not set; export it (e.g. ${variable}=$(openssl rand -hex 32))`);
+      key = value;
+    } else key = string(entry.key, `${at}.key`);
+    // The message never shows the key.
+    if (!KEY_PATTERN.test(key)) throw new ConfigError(`${at}: the key must be 16 to 256 visible ASCII characters without spaces (e.g. from openssl rand -hex 32)`);
+    const scopes = stringList(entry.scopes, `${at}.scopes`);
+    if (scopes.length === 0) throw new ConfigError(`${at}.scopes must list infer, admin or both`);
+    for (const scope of scopes) {
+      if (!(SCOPES as readonly string[]).includes(scope)) throw new ConfigError(`${at}.scopes has "${scope}"; use infer, admin or both`);
+    }
+    return { name, key, scopes: [...new Set(scopes)] as Scope[] };
+  });
+  const names = new Set<string>();
+  const secrets = new Set<string>();
+  keys.forEach((key, index) => {
+    if (names.has(key.name)) throw new ConfigError(`auth.keys[${index}].name "${key.name}" is used twice; give each key its own name`);
+    if (secrets.has(key.key)) throw new ConfigError(`auth.keys[${index}] has the same key as an earlier entry; give each holder its own key`);
+    names.add(key.name);
+    secrets.add(key.key);
+  });
+  return { keys };
+}
+
+function parseTls(raw: unknown, baseDir: string): TlsConfig {
+  const tls = object(raw, "tls");
+  knownKeys(tls, "tls.", ["cert", "key"]);
+  return { certPath: path.resolve(baseDir, string(tls.cert, "tls.cert")), keyPath: path.resolve(baseDir, string(tls.key, "tls.key")) };
+}
+
+/** Without keys, the public listeners stay on loopback unless the config says otherwise on purpose. */
+function checkExposure(config: Config): void {
+  if (config.auth || config.allowUnauthenticatedPublic) return;
+  const listeners: [string, string | undefined][] = [["listen", config.listen], ["http.listen", config.http?.listen]];
+  for (const [field, listen] of listeners) {
+    if (listen === undefined || isLoopbackAddress(listen)) continue;
+    throw new ConfigError(
+      `${field} is ${listen}, reachable from other hosts, and no auth is configured: add auth.keys (README "Security model"), ` +
+        "listen on 127.0.0.1, or set allow_unauthenticated_public: true to serve anyone who can reach it",
+    );
+  }
 }
 
 function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: string): ModelConfig {
@@ -116,7 +198,8 @@ function parsePlacement(raw: unknown, baseDir: string): PlacementConfig {
 }
 
 function parseRoutes(raw: unknown, models: ModelConfig[]): Record<string, string[]> {
-  const routes: Record<string, string[]> = {};
+  // No prototype: tasks come from users ("constructor" or "__proto__" must find nothing).
+  const routes: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   // Tasks declared on models form default chains in catalog order.
   for (const model of models) for (const task of model.tasks) (routes[task] ??= []).push(model.name);
   if (raw === undefined) return routes;

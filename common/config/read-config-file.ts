@@ -3,10 +3,13 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./config-error.js";
 import type { Config } from "./config-types.js";
-import { parseConfig } from "./parse-config.js";
+import { parseConfig, type ConfigEnv } from "./parse-config.js";
 
-/** Reads and validates a YAML config file. Throws ConfigError with a field path on mistakes. */
-export function readConfigFile(file: string): Config {
+/**
+ * Reads and validates a YAML config file; keys named by `key_env` come from `env`.
+ * Throws ConfigError with a field path on mistakes.
+ */
+export function readConfigFile(file: string, env: ConfigEnv = process.env): Config {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -19,5 +22,5 @@ export function readConfigFile(file: string): Config {
   } catch (error) {
     throw new ConfigError(`${file} is not valid YAML: ${(error as Error).message}`);
   }
-  return parseConfig(document, path.dirname(path.resolve(file)));
+  return parseConfig(document, path.dirname(path.resolve(file)), env);
 }

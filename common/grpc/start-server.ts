@@ -12,12 +12,19 @@ export interface StartedServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
+export interface ServerOptions {
+  /** TLS (ServerCredentials.createSsl); plaintext when absent. */
+  credentials?: ServerCredentials;
+  /** Largest request message accepted; larger ones are refused by grpc-js before they are decoded. Default 8 MiB. */
+  maxReceiveMessageBytes?: number;
+}
+
 /** Binds a gRPC server on host:port (port 0 = any free port) or unix:/path. */
-export async function startServer(address: string, services: ServiceBinding[]): Promise<StartedServer> {
-  const server = new Server({ "grpc.max_receive_message_length": 8 * 1024 * 1024 });
+export async function startServer(address: string, services: ServiceBinding[], options: ServerOptions = {}): Promise<StartedServer> {
+  const server = new Server({ "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 8 * 1024 * 1024 });
   for (const service of services) server.addService(service.definition, service.implementation);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(error) : resolve(boundPort))),
+    server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(error) : resolve(boundPort))),
   );
   const bound = address.startsWith("unix:") ? address : address.replace(/:\d+$/, `:${port}`);
   return {

@@ -13,6 +13,8 @@ export interface GenerateSpanInfo {
   task: string;
   maxTokens: number;
   temperature?: number;
+  /** A catalog name for a requested name or alias, else a fixed label: metric labels never carry user input. */
+  modelLabel: (nameOrAlias: string) => string;
 }
 
 /** Gateway instruments, made on first use (after the SDK has registered its meter provider). */
@@ -75,7 +77,8 @@ export async function traceGenerate(
   if (info.temperature !== undefined) attributes[GEN_AI.requestTemperature] = info.temperature;
   const span = tracer().startSpan(SPAN.generate, { kind: SpanKind.SERVER, attributes }, extractContext(metadata));
   const started = performance.now();
-  let servedModel = info.model || info.task;
+  // Known once a catalog model serves; "unknown" for unknown names and requests that fail before routing.
+  let servedModel = info.modelLabel(info.model);
   let sawToken = false;
   let sawLoading = false;
   const observe = (event: GenerateResponse) => {
@@ -89,13 +92,13 @@ export async function traceGenerate(
       sawToken = true;
       span.addEvent("first_token");
     } else if (e.$case === "done") {
-      servedModel = e.value.model || servedModel;
+      servedModel = info.modelLabel(e.value.model || info.model);
       // Tokens that never became text (a partial multi-byte character) still count as the first token.
       if (!sawToken && (e.value.usage?.completionTokens ?? 0) > 0) {
         sawToken = true;
         span.addEvent("first_token");
       }
-      recordDone(span, e.value);
+      recordDone(span, e.value, servedModel);
     }
   };
   let code = 0;
@@ -116,7 +119,7 @@ export async function traceGenerate(
   }
 }
 
-function recordDone(span: Span, done: Extract<NonNullable<GenerateResponse["event"]>, { $case: "done" }>["value"]): void {
+function recordDone(span: Span, done: Extract<NonNullable<GenerateResponse["event"]>, { $case: "done" }>["value"], model: string): void {
   const usage = done.usage;
   const timings = done.timings;
   span.setAttributes({
@@ -129,7 +132,7 @@ function recordDone(span: Span, done: Extract<NonNullable<GenerateResponse["even
     [ATTR.ttftMs]: timings?.ttftMs ?? 0,
     [ATTR.tokensPerSecond]: timings?.tokensPerSecond ?? 0,
   });
-  const labels = { model: done.model };
+  const labels = { model };
   const meters = gatewayInstruments();
   if (usage) {
     meters.generatedTokens.add(usage.completionTokens, labels);

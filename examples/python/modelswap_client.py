@@ -3,11 +3,12 @@
 
 Run ./generate.sh first: it writes the stubs into ./gen from the protos.
 
-    /usr/bin/python3 modelswap_client.py stories --address 127.0.0.1:50051
+    MODELSWAP_API_KEY=... /usr/bin/python3 modelswap_client.py stories --address 127.0.0.1:50051
 
-Use it from your own code:
+Use it from your own code (api_key: a key from the server's auth.keys, when it has
+any; tls_ca: the PEM CA file of a gateway that serves TLS):
 
-    with ModelswapClient("127.0.0.1:50051") as client:
+    with ModelswapClient("127.0.0.1:50051", api_key=os.environ.get("MODELSWAP_API_KEY")) as client:
         for model in client.list_models():
             print(model.name, model.aliases)
         for kind, event in client.generate("tiny", "Once upon a time", 64, temperature=0):
@@ -37,10 +38,20 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
 class ModelswapClient:
-    """One channel to the modelswap gateway. Close it (or use `with`) when done."""
+    """One channel to the modelswap gateway. Close it (or use `with`) when done.
 
-    def __init__(self, address=DEFAULT_ADDRESS):
-        self._channel = grpc.insecure_channel(address)
+    api_key is sent as "authorization: Bearer <key>" on every call (the server answers
+    UNAUTHENTICATED without a valid one when it has auth.keys); tls_ca is the path of
+    the PEM certificate that signed the gateway's TLS certificate (plaintext without it).
+    """
+
+    def __init__(self, address=DEFAULT_ADDRESS, api_key=None, tls_ca=None):
+        if tls_ca:
+            with open(tls_ca, "rb") as pem:
+                self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=pem.read()))
+        else:
+            self._channel = grpc.insecure_channel(address)
+        self._metadata = (("authorization", "Bearer " + api_key),) if api_key else ()
         self._inference = inference_pb2_grpc.InferenceStub(self._channel)
 
     def close(self):
@@ -54,7 +65,7 @@ class ModelswapClient:
 
     def list_models(self, timeout=10.0):
         """The catalog: a list of ModelInfo (name, aliases, tasks, state, sizes...)."""
-        return list(self._inference.ListModels(inference_pb2.ListModelsRequest(), timeout=timeout).models)
+        return list(self._inference.ListModels(inference_pb2.ListModelsRequest(), timeout=timeout, metadata=self._metadata).models)
 
     def generate(self, model, prompt, max_tokens, timeout=60.0, **sampling):
         """Streams a completion of `prompt`, yielding (kind, event) pairs.
@@ -67,7 +78,8 @@ class ModelswapClient:
 
         Errors raise grpc.RpcError: e.code() is a grpc.StatusCode and e.details()
         says what to fix (NOT_FOUND for an unknown model, INVALID_ARGUMENT for bad
-        parameters, RESOURCE_EXHAUSTED when the wait queue is full...).
+        parameters, RESOURCE_EXHAUSTED when the wait queue is full, UNAUTHENTICATED
+        without a valid API key...).
         """
         request = inference_pb2.GenerateRequest(
             model=model,
@@ -75,7 +87,7 @@ class ModelswapClient:
             max_tokens=max_tokens,
             sampling=inference_pb2.SamplingParams(**sampling),
         )
-        for response in self._inference.Generate(request, timeout=timeout):
+        for response in self._inference.Generate(request, timeout=timeout, metadata=self._metadata):
             kind = response.WhichOneof("event")
             yield kind, getattr(response, kind)
 
@@ -88,6 +100,16 @@ def main():
         default=os.environ.get("MODELSWAP_ADDRESS", DEFAULT_ADDRESS),
         help="gateway host:port (default: $MODELSWAP_ADDRESS or %s)" % DEFAULT_ADDRESS,
     )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("MODELSWAP_API_KEY"),
+        help="API key (default: $MODELSWAP_API_KEY; needed when the server has auth.keys)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        default=os.environ.get("MODELSWAP_TLS_CA"),
+        help="PEM CA certificate of a TLS gateway (default: $MODELSWAP_TLS_CA)",
+    )
     parser.add_argument("--prompt", default="Once upon a time")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--temperature", type=float, help="0 = greedy; default: the model's")
@@ -97,7 +119,7 @@ def main():
     if args.temperature is not None:
         sampling["temperature"] = args.temperature
 
-    with ModelswapClient(args.address) as client:
+    with ModelswapClient(args.address, api_key=args.api_key, tls_ca=args.tls_ca) as client:
         try:
             print("models:")
             for info in client.list_models():

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Tests modelswap_client.py against a running gateway serving stories260K.
 
-    MODELSWAP_ADDRESS=127.0.0.1:50051 /usr/bin/python3 test_client.py
+    MODELSWAP_ADDRESS=127.0.0.1:50051 MODELSWAP_API_KEY=... /usr/bin/python3 test_client.py
 
 Needs the stubs from ./generate.sh (or MODELSWAP_PY_GEN pointing at them).
 test/python-client.test.ts starts a server and runs this file.
@@ -16,6 +16,7 @@ import grpc
 from modelswap_client import ModelswapClient
 
 ADDRESS = os.environ.get("MODELSWAP_ADDRESS", "127.0.0.1:50051")
+API_KEY = os.environ.get("MODELSWAP_API_KEY")
 MAX_TOKENS = 48
 DEADLINE_S = 30  # per call; the first one includes loading the model
 
@@ -23,7 +24,7 @@ DEADLINE_S = 30  # per call; the first one includes loading the model
 class ModelswapClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.client = ModelswapClient(ADDRESS)
+        cls.client = ModelswapClient(ADDRESS, api_key=API_KEY)
 
     @classmethod
     def tearDownClass(cls):
@@ -86,6 +87,19 @@ class ModelswapClientTest(unittest.TestCase):
             list(self.client.generate("stories", "Once upon a time", 0, timeout=DEADLINE_S))
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, caught.exception.details())
         self.assertIn("max_tokens", caught.exception.details())
+
+
+class ApiKeyTest(unittest.TestCase):
+    """Against a server with auth.keys (MODELSWAP_API_KEY set): no key or a wrong one is refused."""
+
+    @unittest.skipUnless(API_KEY, "the server has no keys (MODELSWAP_API_KEY unset)")
+    def test_calls_without_a_valid_key_are_unauthenticated(self):
+        for key in (None, "wrong-key-0123456789abcdef"):
+            with ModelswapClient(ADDRESS, api_key=key) as client:
+                with self.assertRaises(grpc.RpcError) as caught:
+                    client.list_models()
+                self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAUTHENTICATED, caught.exception.details())
+                self.assertIn("API key", caught.exception.details())
 
 
 if __name__ == "__main__":

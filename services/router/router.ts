@@ -123,7 +123,8 @@ export class Router {
 
   private async resolveModel(request: ValidatedRequest): Promise<string> {
     if (request.model) return request.model;
-    const chain = this.options.routes[request.task];
+    // Own properties only: a task named "constructor" or "__proto__" has no route.
+    const chain = Object.hasOwn(this.options.routes, request.task) ? this.options.routes[request.task] : undefined;
     if (!chain) {
       const known = Object.keys(this.options.routes).join(", ") || "none configured";
       throw notFound(`task "${request.task}" has no route; known tasks: ${known}`);

@@ -7,6 +7,9 @@ export const LIMITS = {
   stopStrings: 8,
   stopStringBytes: 64,
   chatMessages: 256,
+  /** Model names, aliases and tasks (catalog names are at most 64). */
+  nameBytes: 256,
+  roleBytes: 16,
 } as const;
 
 export type ValidatedInput =
@@ -45,7 +48,8 @@ export function validateChat(request: ChatRequest, maxPromptBytes: number): Vali
   if (request.messages.length > LIMITS.chatMessages) throw invalidArgument(`messages has ${request.messages.length} entries; at most ${LIMITS.chatMessages} are accepted`);
   request.messages.forEach((message, index) => {
     if (!["system", "user", "assistant"].includes(message.role)) {
-      throw invalidArgument(`messages[${index}].role is "${message.role}"; use "system", "user" or "assistant"`);
+      const shown = Buffer.byteLength(message.role) > LIMITS.roleBytes ? `${Buffer.byteLength(message.role)} bytes long` : `"${message.role}"`;
+      throw invalidArgument(`messages[${index}].role is ${shown}; use "system", "user" or "assistant"`);
     }
   });
   if (request.messages.at(-1)!.role !== "user") throw invalidArgument("the last message must have role \"user\"");
@@ -61,7 +65,19 @@ export function validateChat(request: ChatRequest, maxPromptBytes: number): Vali
 }
 
 function requireTarget(model: string, task: string): void {
+  checkName("model", model);
+  checkName("task", task);
   if (!model && !task) throw invalidArgument("set model (a name from ListModels) or task (e.g. \"story\")");
+}
+
+/**
+ * Bounds a model name, alias or task from a request before anything copies it into
+ * lookups, errors, logs or spans. Throws INVALID_ARGUMENT. Pure.
+ */
+export function checkName(field: string, value: string): void {
+  if (value.length > LIMITS.nameBytes || Buffer.byteLength(value) > LIMITS.nameBytes) {
+    throw invalidArgument(`${field} is ${Buffer.byteLength(value)} bytes; names are at most ${LIMITS.nameBytes} bytes (ListModels shows them)`);
+  }
 }
 
 function checkPromptBytes(bytes: number, maxPromptBytes: number): void {

@@ -43,7 +43,7 @@ describe("config", () => {
       },
       "/",
     );
-    assert.deepEqual(config.routes, { code: ["coder", "stories"], story: ["stories"] });
+    assert.deepEqual({ ...config.routes }, { code: ["coder", "stories"], story: ["stories"] });
   });
 
   it("validates every shipped config in deploy/", () => {
@@ -51,7 +51,74 @@ describe("config", () => {
       const full = path.join(projectRoot, "deploy", file);
       assert.doesNotThrow(() => readConfigFile(full), file);
     }
+    // jetson.yaml listens on 0.0.0.0 with keys from the environment (docker-compose passes them)
+    const jetson = path.join(projectRoot, "deploy", "jetson.yaml");
+    const keys = { MODELSWAP_ADMIN_KEY: "a".repeat(32), MODELSWAP_INFER_KEY: "i".repeat(32) };
+    const config = readConfigFile(jetson, keys);
+    assert.deepEqual(config.auth?.keys.map((key) => key.scopes), [["infer", "admin"], ["infer"]]);
+    assert.throws(() => readConfigFile(jetson, {}), /key_env names MODELSWAP_ADMIN_KEY, which is not set/);
   });
+
+  it("reads http, auth (keys inline or from the environment) and tls; resolves tls paths against the config", () => {
+    const config = parseConfig(
+      {
+        ...valid(),
+        listen: "0.0.0.0:50051",
+        http: { listen: "0.0.0.0:8080" },
+        auth: { keys: [{ name: "alice", key_env: "ALICE_KEY", scopes: ["infer"] }, { name: "ops", key: "o".repeat(16), scopes: ["infer", "admin"] }] },
+        tls: { cert: "tls/cert.pem", key: "/etc/key.pem" },
+      },
+      "/srv/modelswap",
+      { ALICE_KEY: "k".repeat(40) },
+    );
+    assert.deepEqual(config.http, { listen: "0.0.0.0:8080" });
+    assert.deepEqual(config.auth, { keys: [{ name: "alice", key: "k".repeat(40), scopes: ["infer"] }, { name: "ops", key: "o".repeat(16), scopes: ["infer", "admin"] }] });
+    assert.deepEqual(config.tls, { certPath: "/srv/modelswap/tls/cert.pem", keyPath: "/etc/key.pem" });
+    assert.equal(parseConfig(valid(), "/").http, undefined, "no http section: the HTTP API is off");
+  });
+
+  it("gives routes no prototype: tasks named like Object members are not routes", () => {
+    const config = parseConfig({ ...valid(), models: [{ ...valid().models[0], tasks: ["story"] }] }, "/");
+    for (const task of ["constructor", "__proto__", "toString"]) assert.equal(Object.hasOwn(config.routes, task), false);
+    assert.equal(config.routes.constructor, undefined);
+  });
+
+  const exposures: [string, Record<string, unknown>, RegExp | undefined][] = [
+    ["gRPC on 0.0.0.0 without auth", { listen: "0.0.0.0:50051" }, /^listen is 0\.0\.0\.0:50051, reachable from other hosts, and no auth is configured/],
+    ["gRPC on :: without auth", { listen: "[::]:50051" }, /^listen is \[::\]:50051, reachable/],
+    ["gRPC on a LAN address without auth", { listen: "192.168.1.20:50051" }, /^listen is 192\.168\.1\.20:50051/],
+    ["HTTP on 0.0.0.0 without auth", { http: { listen: "0.0.0.0:8080" } }, /^http\.listen is 0\.0\.0\.0:8080, reachable/],
+    ["loopback without auth", { listen: "127.0.0.1:50051", http: { listen: "[::1]:8080" } }, undefined],
+    ["localhost and unix sockets without auth", { listen: "unix:/run/modelswap.sock", http: { listen: "localhost:8080" } }, undefined],
+    ["0.0.0.0 with auth", { listen: "0.0.0.0:50051", auth: { keys: [{ name: "a", key: "k".repeat(16), scopes: ["infer"] }] } }, undefined],
+    ["0.0.0.0 allowed on purpose", { listen: "0.0.0.0:50051", allow_unauthenticated_public: true }, undefined],
+  ];
+  for (const [name, change, expected] of exposures) {
+    it(`${expected ? "refuses" : "accepts"} ${name}`, () => {
+      const run = () => parseConfig({ ...valid(), ...change }, "/");
+      if (expected) assert.throws(run, (error: unknown) => error instanceof ConfigError && expected.test(error.message));
+      else assert.doesNotThrow(run);
+    });
+  }
+
+  const authMistakes: [string, unknown, RegExp][] = [
+    ["no keys", { keys: [] }, /^auth\.keys must be a non-empty list/],
+    ["key and key_env both", { keys: [{ name: "a", key: "k".repeat(16), key_env: "X", scopes: ["infer"] }] }, /^auth\.keys\[0\] must set exactly one of key or key_env/],
+    ["a short key", { keys: [{ name: "a", key: "short", scopes: ["infer"] }] }, /^auth\.keys\[0\]: the key must be 16 to 256 visible ASCII characters/],
+    ["an unset key_env", { keys: [{ name: "a", key_env: "NOT_SET", scopes: ["infer"] }] }, /^auth\.keys\[0\]\.key_env names NOT_SET, which is not set/],
+    ["an unknown scope", { keys: [{ name: "a", key: "k".repeat(16), scopes: ["root"] }] }, /^auth\.keys\[0\]\.scopes has "root"; use infer, admin or both/],
+    ["no scopes", { keys: [{ name: "a", key: "k".repeat(16), scopes: [] }] }, /^auth\.keys\[0\]\.scopes must list/],
+    ["a name twice", { keys: [{ name: "a", key: "k".repeat(16), scopes: ["infer"] }, { name: "a", key: "j".repeat(16), scopes: ["infer"] }] }, /^auth\.keys\[1\]\.name "a" is used twice/],
+    ["a key twice", { keys: [{ name: "a", key: "k".repeat(16), scopes: ["infer"] }, { name: "b", key: "k".repeat(16), scopes: ["infer"] }] }, /^auth\.keys\[1\] has the same key/],
+  ];
+  for (const [name, auth, expected] of authMistakes) {
+    it(`refuses auth with ${name}, never showing the key`, () => {
+      assert.throws(
+        () => parseConfig({ ...valid(), auth }, "/"),
+        (error: unknown) => error instanceof ConfigError && expected.test(error.message) && !error.message.includes("k".repeat(16)),
+      );
+    });
+  }
 
   const mistakes: [string, (document: ReturnType<typeof valid>) => unknown, RegExp][] = [
     ["missing models", (d) => ({ ...d, models: [] }), /^models must be a non-empty list/],

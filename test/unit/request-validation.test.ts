@@ -27,6 +27,9 @@ describe("request validation", () => {
     ["repeat_penalty below 1", { sampling: { repeatPenalty: 0.5, stop: [] } }, /sampling\.repeat_penalty/],
     ["too many stops", { sampling: { stop: Array(9).fill("x") } }, /at most 8/],
     ["empty stop", { sampling: { stop: [""] } }, /sampling\.stop\[0\]/],
+    ["a 1 MB model name", { model: "m".repeat(1024 * 1024) }, /^model is 1048576 bytes; names are at most 256 bytes/],
+    ["a 257-byte task", { model: "", task: "t".repeat(257) }, /^task is 257 bytes; names are at most 256 bytes/],
+    ["a 300-byte multi-byte model name", { model: "\u00e9".repeat(150) }, /^model is 300 bytes/],
   ];
   for (const [name, change, message] of table) {
     it(`rejects ${name} with INVALID_ARGUMENT saying what to fix`, () => invalid(() => validateGenerate({ ...base, ...change }, 1000), message));
@@ -35,6 +38,7 @@ describe("request validation", () => {
     const chat = { model: "stories", maxTokens: 8, task: "", resumable: false, sampling: undefined };
     invalid(() => validateChat({ ...chat, messages: [] }, 1000), /messages is empty/);
     invalid(() => validateChat({ ...chat, messages: [{ role: "robot", content: "hi" }] }, 1000), /messages\[0\]\.role is "robot"/);
+    invalid(() => validateChat({ ...chat, messages: [{ role: "r".repeat(100_000), content: "hi" }] }, 1000), /^messages\[0\]\.role is 100000 bytes long; use "system"/);
     invalid(() => validateChat({ ...chat, messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "yo" }] }, 1000), /last message must have role "user"/);
     assert.equal(validateChat({ ...chat, messages: [{ role: "system", content: "be brief" }, { role: "user", content: "hi" }] }, 1000).input.kind, "chat");
   });
