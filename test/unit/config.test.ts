@@ -75,7 +75,7 @@ describe("config", () => {
   });
 
   it("validates every shipped config in deploy/", () => {
-    for (const file of ["local.yaml", "five-small.yaml", "one-large-two-small.yaml", "large-hot-swap.yaml", "jetson.yaml"]) {
+    for (const file of ["local.yaml", "five-small.yaml", "one-large-two-small.yaml", "large-hot-swap.yaml", "jetson.yaml", "cuda.yaml", "container.yaml"]) {
       const full = path.join(projectRoot, "deploy", file);
       assert.doesNotThrow(() => readConfigFile(full), file);
     }
