@@ -267,7 +267,11 @@ async function main() {
         log(`forged ${path.basename(forged.path)}: ${mib(forged.bytes)} MiB F16, ${forged.nLayer} layers, in ${Math.round(performance.now() - forgeStarted)} ms`);
         const models = [["stories260K", stories], [`forged-${mib(forged.bytes)}MiB-f16`, forged.path]];
 
-        const { llama, getLlamaMs } = await openLlama(gpu);
+        const { llama, getLlamaMs } = await openLlama(gpu).catch((error) => {
+            throw new Error(gpu === "cuda"
+                ? `getLlama({gpu: "cuda"}) found no usable CUDA build (${error?.message ?? error}): deploy/build-cuda.sh verify says why`
+                : `getLlama({gpu: false}) found no CPU binary (${error?.message ?? error}): npm ci installs it (the --pack bundle carries only what the CUDA build needs)`);
+        });
         report.backend = { gpu: llama.gpu, buildType: llama.buildType, llamaCpp: llama.llamaCppRelease?.release, getLlamaMs, devices: llama.gpu === false ? [] : await llama.getGpuDeviceNames() };
         const vram = llama.gpu === false ? undefined : await llama.getVramState();
         const unified = (vram?.unifiedSize ?? 0) > 0;

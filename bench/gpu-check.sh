@@ -34,7 +34,7 @@ pack() {
   [[ -f dist/forge/forge-model.js ]] || npx tsc -p .
   local work node_bin npm_dir
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
+  trap "rm -rf '$work'" EXIT
   mkdir -p "$PACK_DIR" "$work/node/bin" "$work/node/lib/node_modules"
   node_bin=$(readlink -f "$(command -v node)")
   npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
@@ -61,13 +61,14 @@ pack() {
     for (const dir of seen) console.log(path.relative(process.cwd(), dir));' | sort >"$work/packages.txt"
   tar -cf "$work/project.tar" --exclude=node_modules/node-llama-cpp/llama/gitRelease.bundle \
     --exclude='node_modules/node-llama-cpp/llama/llama.cpp' --exclude='node_modules/node-llama-cpp/llama/localBuilds' \
-    -T "$work/packages.txt" dist
+    -T "$work/packages.txt" node_modules/.bin dist
   # The llama.cpp source bundle without its vocabulary models, docs and media (not built).
-  git clone -q node_modules/node-llama-cpp/llama/gitRelease.bundle "$work/llama.cpp"
+  git -c advice.detachedHead=false clone -q node_modules/node-llama-cpp/llama/gitRelease.bundle "$work/llama.cpp"
   (
     cd "$work/llama.cpp"
     git rm -rq models docs media benches
-    git -c user.name=gpu-check -c user.email=gpu-check@localhost commit -qm "trimmed for the GPU check"
+    # One commit without the original as its parent, so that the bundle holds only the trimmed tree.
+    git -c advice.detachedHead=false checkout -q --detach "$(git -c user.name=gpu-check -c user.email=gpu-check@localhost commit-tree "$(git write-tree)" -m "llama.cpp trimmed for the GPU check")"
     git bundle create -q ../gitRelease.bundle HEAD
   )
   mkdir -p "$work/bundle/node_modules/node-llama-cpp/llama"
