@@ -1,233 +1,295 @@
 #!/usr/bin/env node
-// GPU path check for node-llama-cpp: loads a tiny GGUF model with several backends
-// (CUDA via gpu:"auto" / gpu:"cuda", CPU via gpu:false) and reports load time,
-// context creation time, TTFT, decode tokens/s, offloaded layers and VRAM state.
+// GPU check of the runner's path on node-llama-cpp: in ONE runner-like process, swaps between
+// two models (stories260K from models/ and a forged ~100 MB F16 model) twice, generating on
+// each, and reports load time, TTFT, tokens/s and memory before/after every load and unload:
+// the GPU's (nvidia-smi and getVramState), the process's (RSS, RssAnon) and what measureLoad
+// (services/runner/load-measurement.ts) charges for the load. Then the research plan's
+// questions 8 and 9 on the GPU: both models resident in one process (shared runner) against
+// each in its own process (isolation), by nvidia-smi's per-process memory.
 //
-// Each configuration runs in its own child process, so a native crash in one backend
-// does not take the others down, and each backend starts cold.
+//   node bench/gpu-check.mjs [--gpu cuda|cpu] [--forge-size 100MB] [--tokens 64] [--deadline-s 420] [--out DIR]
 //
-//   node bench/gpu-check.mjs [--model PATH] [--tokens 256] [--configs auto:1,cuda:1,cpu:1,cpu:8]
-//
-// Env: GPU_CHECK_NLC=<dir of the node-llama-cpp package> to import it from elsewhere.
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+// bench/gpu-check.sh builds node-llama-cpp for the GPU first (deploy/build-cuda.sh) and runs
+// this; with --gpu cpu (no GPU) the same sequence runs on the CPU as a dry run. Needs the
+// compiled project (npx tsc -p .). Figures go to DIR/gpu-check.json (default: $OUT if set).
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, "..");
-
-function arg(name, def) {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-}
-
-function defaultModel() {
-    const candidates = [
-        path.join(repoRoot, "models", "stories260K.gguf"),
-        path.join(repoRoot, ".device", "stories260K.gguf"),
-    ];
-    return candidates.find((p) => existsSync(p)) ?? candidates[0];
-}
-
+const root = path.resolve(here, "..");
 const MiB = 1024 * 1024;
-const fmtMiB = (b) => (b == null ? "-" : (b / MiB).toFixed(1));
-const ms = (t0, t1) => Number((t1 - t0).toFixed(1));
 
-async function importNlc() {
-    const dir = process.env.GPU_CHECK_NLC;
-    if (dir) return import(pathToFileURL(path.join(dir, "dist", "index.js")).href);
-    return import("node-llama-cpp");
+function flag(name, fallback) {
+    const index = process.argv.indexOf(`--${name}`);
+    return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback;
 }
 
-// When a GPU binary is rejected, getLlama only says NoBinaryFoundError; retry through the internal
-// entry point with the binary test's own logs piped to stderr, to show why.
-async function explainBinaryFailure(options) {
+const project = async (file) => {
+    const compiled = path.join(root, "dist", file);
+    if (!existsSync(compiled)) throw new Error(`${compiled} is missing: compile the project first (npx tsc -p .)`);
+    return import(pathToFileURL(compiled).href);
+};
+
+// ---------- readings ----------
+function nvidiaSmi(args) {
     try {
-        const dir = process.env.GPU_CHECK_NLC
-            ?? path.dirname(path.dirname(fileURLToPath(import.meta.resolve("node-llama-cpp"))));
-        const { getLlamaForOptions } = await import(pathToFileURL(path.join(dir, "dist", "bindings", "getLlama.js")).href);
-        console.error("--- binary test logs (diagnostic retry) ---");
-        await getLlamaForOptions({ ...options, progressLogs: "stderr" }, { pipeBinaryTestErrorLogs: true });
-    } catch (e) {
-        console.error(`--- diagnostic retry: ${e?.message ?? e}`);
+        return execFileSync("nvidia-smi", args, { encoding: "utf8", timeout: 10_000, stdio: ["ignore", "pipe", "ignore"] }).trim();
+    } catch {
+        return undefined;
     }
 }
 
-// ---------- child: one configuration ----------
-async function runChild(cfg) {
-    const out = { name: cfg.name, gpuRequested: cfg.gpu, threads: cfg.threads };
-    const tImport0 = performance.now();
-    const { getLlama, LlamaLogLevel } = await importNlc();
-    out.importMs = ms(tImport0, performance.now());
+/** GPU memory in use (MiB) on the first device, and per process, as nvidia-smi reports it. */
+function smiMemory() {
+    const used = nvidiaSmi(["--query-gpu=memory.used,memory.total", "--format=csv,noheader,nounits"]);
+    if (used === undefined) return undefined;
+    const [usedMiB, totalMiB] = used.split("\n")[0].split(",").map((field) => Number(field.trim()));
+    const apps = (nvidiaSmi(["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]) ?? "")
+        .split("\n")
+        .filter((line) => line.includes(","))
+        .map((line) => line.split(",").map((field) => Number(field.trim())))
+        .map(([pid, usedMemoryMiB]) => ({ pid, usedMiB: usedMemoryMiB }));
+    return { usedMiB, totalMiB, apps };
+}
 
-    const llamaOptions = {
-        gpu: cfg.gpu,
-        build: "never",
-        usePrebuiltBinaries: true,
-        skipDownload: true,
-        progressLogs: false,
-        logLevel: LlamaLogLevel.warn
+function machine() {
+    const gpu = nvidiaSmi(["--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"]);
+    const cudaVersion = /CUDA Version:\s*([\d.]+)/.exec(nvidiaSmi([]) ?? "")?.[1];
+    let nvcc;
+    try {
+        nvcc = /release ([\d.]+)/.exec(execFileSync("nvcc", ["--version"], { encoding: "utf8", timeout: 10_000 }))?.[1];
+    } catch {
+        nvcc = undefined;
+    }
+    return {
+        host: os.hostname(),
+        cpu: `${os.cpus()[0]?.model ?? "?"} x${os.cpus().length}`,
+        memoryGiB: Number((os.totalmem() / 1024 ** 3).toFixed(1)),
+        kernel: os.release(),
+        node: process.version,
+        gpu: gpu ?? "none (nvidia-smi found no GPU)",
+        driverCudaVersion: cudaVersion ?? null,
+        nvcc: nvcc ?? null,
     };
-    const t0 = performance.now();
-    let llama;
-    try {
-        llama = await getLlama(llamaOptions);
-    } catch (err) {
-        if (cfg.gpu !== false) await explainBinaryFailure(llamaOptions);
-        throw err;
-    }
-    out.getLlamaMs = ms(t0, performance.now());
-    out.backend = llama.gpu;
-    out.buildType = llama.buildType;
-    out.llamaCpp = llama.llamaCppRelease?.release;
-    out.supportsGpuOffloading = llama.supportsGpuOffloading;
-    out.cpuMathCores = llama.cpuMathCores;
-    try {
-        out.gpuDevices = await llama.getGpuDeviceNames();
-    } catch (e) {
-        out.gpuDevices = `error: ${e.message}`;
-    }
-    const vram0 = await llama.getVramState();
-    out.vramBefore = vram0;
-
-    const t1 = performance.now();
-    const model = await llama.loadModel({ modelPath: cfg.model, gpuLayers: cfg.gpu === false ? 0 : "max" });
-    out.loadModelMs = ms(t1, performance.now());
-    out.gpuLayers = model.gpuLayers;
-    out.modelLayers = model.fileInsights?.totalLayers;
-    out.modelSize = model.size;
-    out.vramAfterLoad = await llama.getVramState();
-
-    const t2 = performance.now();
-    const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: cfg.threads });
-    out.createContextMs = ms(t2, performance.now());
-    out.contextSize = context.contextSize;
-    out.contextThreads = context.currentThreads ?? null;
-    out.vramAfterContext = await llama.getVramState();
-
-    const seq = context.getSequence();
-    const prompt = model.tokenize("Once upon a time");
-    out.promptTokens = prompt.length;
-
-    async function generate(n) {
-        const tStart = performance.now();
-        let first = null, last = null, count = 0;
-        const tokens = [];
-        for await (const token of seq.evaluate(prompt, { temperature: 0 })) {
-            const now = performance.now();
-            if (first == null) first = now;
-            last = now;
-            tokens.push(token);
-            if (++count >= n) break;
-        }
-        await seq.clearHistory();
-        return {
-            ttftMs: ms(tStart, first),
-            totalMs: ms(tStart, last),
-            count,
-            decodeTokPerS: count > 1 ? Number(((count - 1) / ((last - first) / 1000)).toFixed(1)) : null,
-            tokens
-        };
-    }
-
-    const cold = await generate(16); // first evaluation: kernel loading, allocator warm-up
-    out.ttftColdMs = cold.ttftMs;
-    const runs = [];
-    for (let i = 0; i < 3; i++) runs.push(await generate(cfg.tokens));
-    runs.sort((a, b) => a.decodeTokPerS - b.decodeTokPerS);
-    const med = runs[1];
-    out.tokens = med.count;
-    out.ttftMs = med.ttftMs;
-    out.genTotalMs = med.totalMs;
-    out.tokPerS = med.decodeTokPerS;
-    out.tokPerSRuns = runs.map((r) => r.decodeTokPerS);
-    out.endToEndTokPerS = Number((med.count / (med.totalMs / 1000)).toFixed(1));
-    out.sample = model.detokenize(med.tokens.slice(0, 40)).replace(/\s+/g, " ").slice(0, 120);
-    out.vramEnd = await llama.getVramState();
-
-    await context.dispose();
-    await model.dispose();
-    await llama.dispose();
-    return out;
 }
 
-// ---------- parent ----------
-function runConfigInChild(cfg, timeoutMs) {
-    return new Promise((resolve) => {
-        const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--child", JSON.stringify(cfg)], {
-            stdio: ["ignore", "pipe", "pipe"],
-            env: process.env
+// ---------- one runner-like process ----------
+async function openLlama(gpu) {
+    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+    const started = performance.now();
+    // gpu: cuda takes the local build of deploy/build-cuda.sh (no prebuilt binary, no build here).
+    const llama = await getLlama(gpu === "cuda"
+        ? { gpu: "cuda", build: "never", usePrebuiltBinaries: false, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.warn }
+        : { gpu: false, build: "never", progressLogs: false, logLevel: LlamaLogLevel.error });
+    return { llama, getLlamaMs: Math.round(performance.now() - started) };
+}
+
+async function snapshot(llama, processMemory) {
+    const vram = llama.gpu === false ? { total: 0, used: 0, free: 0, unifiedSize: 0 } : await llama.getVramState();
+    return { ...processMemory(), vram, smi: smiMemory() };
+}
+
+const mib = (bytes) => Math.round(bytes / MiB);
+
+async function loadModel(llama, modelPath, threads) {
+    const started = performance.now();
+    const model = await llama.loadModel({ modelPath, gpuLayers: llama.gpu === false ? 0 : "auto" });
+    const loadMs = performance.now() - started;
+    const context = await model.createContext({ contextSize: 512, sequences: 1, threads });
+    const contextMs = performance.now() - started - loadMs;
+    return { model, context, loadMs: Math.round(loadMs), contextMs: Math.round(contextMs) };
+}
+
+async function generate(model, context, tokens) {
+    const sequence = context.getSequence();
+    const started = performance.now();
+    let first, last, count = 0;
+    try {
+        for await (const token of sequence.evaluate(model.tokenize("Once upon a time"), { temperature: 0, yieldEogToken: true })) {
+            void token;
+            last = performance.now();
+            first ??= last;
+            if (++count >= tokens) break;
+        }
+    } finally {
+        sequence.dispose();
+    }
+    return {
+        tokens: count,
+        ttftMs: first === undefined ? null : Math.round(first - started),
+        tokensPerSecond: count > 1 ? Number(((count - 1) / ((last - first) / 1000)).toFixed(1)) : null,
+    };
+}
+
+async function swapRounds({ llama, models, tokens, threads, measureLoad, processMemory, unified, log }) {
+    const steps = [];
+    for (let round = 1; round <= 2; round++) {
+        for (const [name, modelPath] of models) {
+            const beforeLoad = await snapshot(llama, processMemory);
+            const loaded = await loadModel(llama, modelPath, threads);
+            const warm = await generate(loaded.model, loaded.context, 1); // kernels and first-use buffers, as the runner's warm-up
+            const afterLoad = await snapshot(llama, processMemory);
+            const generated = await generate(loaded.model, loaded.context, tokens);
+            const layers = `${loaded.model.gpuLayers}/${loaded.model.fileInsights.totalLayers}`;
+            await loaded.context.dispose();
+            await loaded.model.dispose();
+            const afterUnload = await snapshot(llama, processMemory);
+            const reading = (s) => ({ rssBytes: s.rssBytes, anonymousRssBytes: s.anonymousRssBytes, deviceUsedBytes: s.vram.used });
+            const charged = measureLoad(reading(beforeLoad), reading(afterLoad), unified);
+            const step = {
+                round, model: name, layers, loadMs: loaded.loadMs, contextMs: loaded.contextMs, warmUpMs: warm.ttftMs, ...generated,
+                measured: { hostMiB: mib(charged.hostBytes), deviceMiB: mib(charged.deviceBytes), chargedMiB: mib(charged.chargedBytes), gpuChargedMiB: mib(charged.gpuChargedBytes) },
+                vramUsedMiB: { beforeLoad: mib(beforeLoad.vram.used), afterLoad: mib(afterLoad.vram.used), afterUnload: mib(afterUnload.vram.used) },
+                smiUsedMiB: beforeLoad.smi ? { beforeLoad: beforeLoad.smi.usedMiB, afterLoad: afterLoad.smi.usedMiB, afterUnload: afterUnload.smi.usedMiB } : null,
+                rssMiB: { beforeLoad: mib(beforeLoad.rssBytes), afterLoad: mib(afterLoad.rssBytes), afterUnload: mib(afterUnload.rssBytes) },
+            };
+            steps.push(step);
+            log(`swap ${round}: ${name} layers ${layers} load ${step.loadMs} ms + context ${step.contextMs} ms, TTFT ${step.ttftMs} ms, ${step.tokensPerSecond} tok/s; ` +
+                `VRAM used ${step.vramUsedMiB.beforeLoad} -> ${step.vramUsedMiB.afterLoad} -> ${step.vramUsedMiB.afterUnload} MiB (getVramState)` +
+                (step.smiUsedMiB ? `, ${step.smiUsedMiB.beforeLoad} -> ${step.smiUsedMiB.afterLoad} -> ${step.smiUsedMiB.afterUnload} MiB (nvidia-smi)` : "") +
+                `; RSS ${step.rssMiB.beforeLoad} -> ${step.rssMiB.afterLoad} -> ${step.rssMiB.afterUnload} MiB; charged ${step.measured.chargedMiB} MiB to budget, ${step.measured.gpuChargedMiB} MiB to gpu_budget`);
+        }
+    }
+    return steps;
+}
+
+/** Question 8: both models resident in the one process. */
+async function sharedRunner({ llama, models, threads, processMemory, log }) {
+    const before = await snapshot(llama, processMemory);
+    const loaded = [];
+    for (const [, modelPath] of models) loaded.push(await loadModel(llama, modelPath, threads));
+    for (const { model, context } of loaded) await generate(model, context, 1);
+    const both = await snapshot(llama, processMemory);
+    for (const { model, context } of loaded) {
+        await context.dispose();
+        await model.dispose();
+    }
+    const result = {
+        vramGrowthMiB: mib(both.vram.used - before.vram.used),
+        smiGrowthMiB: both.smi && before.smi ? both.smi.usedMiB - before.smi.usedMiB : null,
+        rssGrowthMiB: mib(both.rssBytes - before.rssBytes),
+        thisProcessSmiMiB: both.smi?.apps.find((app) => app.pid === process.pid)?.usedMiB ?? null,
+    };
+    log(`shared runner (both models in one process): VRAM +${result.vramGrowthMiB} MiB (getVramState), ${result.smiGrowthMiB ?? "-"} MiB (nvidia-smi), RSS +${result.rssGrowthMiB} MiB`);
+    return result;
+}
+
+/** Question 9: each model in its own process, held while nvidia-smi reads the device. */
+async function isolatedRunners({ gpu, models, threads, deadlineAt, log }) {
+    const before = smiMemory();
+    const children = models.map(([name, modelPath]) => {
+        const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--hold", modelPath, "--gpu", gpu, "--threads", String(threads)], { stdio: ["pipe", "pipe", "inherit"] });
+        const ready = new Promise((resolve, reject) => {
+            createInterface({ input: child.stdout }).on("line", (line) => {
+                if (line.startsWith("HELD ")) resolve({ name, pid: child.pid, ...JSON.parse(line.slice(5)) });
+            });
+            child.on("exit", (code) => reject(new Error(`the process holding ${name} exited (${code}) before loading it`)));
         });
-        let stdout = "", stderr = "";
-        child.stdout.on("data", (d) => { stdout += d; });
-        child.stderr.on("data", (d) => { stderr += d; process.stderr.write(`[${cfg.name}] ${d}`); });
-        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-        const t0 = performance.now();
-        child.on("close", (code, signal) => {
-            clearTimeout(timer);
-            const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
-            const res = line ? JSON.parse(line.slice(7)) : { name: cfg.name, error: `exit ${code} ${signal ?? ""}`.trim(), stderrTail: stderr.slice(-2000) };
-            res.childWallMs = ms(t0, performance.now());
-            resolve(res);
-        });
+        return { child, ready };
     });
+    try {
+        const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("isolated runners did not load in time")), Math.max(1_000, deadlineAt - Date.now())).unref());
+        const held = await Promise.race([Promise.all(children.map(({ ready }) => ready)), timeout]);
+        const during = smiMemory();
+        const perProcess = held.map((h) => ({ model: h.name, rssMiB: h.rssMiB, vramGrowthMiB: h.vramGrowthMiB, smiProcessMiB: during?.apps.find((app) => app.pid === h.pid)?.usedMiB ?? null }));
+        const result = { smiGrowthMiB: during && before ? during.usedMiB - before.usedMiB : null, perProcess };
+        log(`isolated runners (one process per model): nvidia-smi +${result.smiGrowthMiB ?? "-"} MiB in all; ` +
+            perProcess.map((p) => `${p.model}: ${p.smiProcessMiB ?? "-"} MiB on the GPU (nvidia-smi), RSS ${p.rssMiB} MiB`).join("; "));
+        return result;
+    } finally {
+        for (const { child } of children) child.stdin.end();
+        await Promise.all(children.map(({ child }) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.on("exit", resolve)))));
+    }
+}
+
+async function hold(modelPath, gpu, threads) {
+    const { processMemory } = await project("services/runner/process-memory.js");
+    const { llama } = await openLlama(gpu);
+    const before = await snapshot(llama, processMemory);
+    const loaded = await loadModel(llama, modelPath, threads);
+    await generate(loaded.model, loaded.context, 1);
+    const after = await snapshot(llama, processMemory);
+    process.stdout.write(`HELD ${JSON.stringify({ rssMiB: mib(after.rssBytes), vramGrowthMiB: mib(after.vram.used - before.vram.used) })}\n`);
+    await new Promise((resolve) => process.stdin.on("end", resolve).resume());
+    await loaded.context.dispose();
+    await loaded.model.dispose();
+    await llama.dispose();
 }
 
 async function main() {
-    const childIdx = process.argv.indexOf("--child");
-    if (childIdx >= 0) {
-        const cfg = JSON.parse(process.argv[childIdx + 1]);
-        try {
-            const res = await runChild(cfg);
-            process.stdout.write(`RESULT ${JSON.stringify(res)}\n`);
-        } catch (e) {
-            process.stdout.write(`RESULT ${JSON.stringify({ name: cfg.name, error: String(e?.stack ?? e) })}\n`);
+    const gpu = flag("gpu", "cuda");
+    const threads = Number(flag("threads", "1"));
+    if (process.argv.includes("--hold")) return hold(flag("hold"), gpu, threads);
+
+    const started = Date.now();
+    const deadlineAt = started + Number(flag("deadline-s", "420")) * 1000;
+    const outDir = flag("out", process.env.OUT);
+    const report = { when: new Date().toISOString(), gpu, machine: machine(), steps: [], errors: [] };
+    const lines = [];
+    const log = (line) => {
+        lines.push(line);
+        console.log(`gpu-check: ${line}`);
+    };
+    const finish = async (code) => {
+        report.wallSeconds = Math.round((Date.now() - started) / 1000);
+        if (outDir) {
+            await mkdir(outDir, { recursive: true });
+            await writeFile(path.join(outDir, "gpu-check.json"), `${JSON.stringify(report, null, 2)}\n`);
+            await writeFile(path.join(outDir, "gpu-check.txt"), `${lines.join("\n")}\n`);
+            console.log(`gpu-check: figures in ${path.join(outDir, "gpu-check.json")}`);
         }
-        process.exit(0);
-    }
+        process.exit(code);
+    };
+    // Bounded: whatever happens, the figures so far are written and the process ends by the deadline.
+    setTimeout(() => {
+        report.errors.push(`deadline of ${flag("deadline-s", "420")} s passed`);
+        log("deadline passed: stopping with the figures so far");
+        void finish(3);
+    }, deadlineAt - Date.now()).unref();
 
-    const model = path.resolve(arg("model", defaultModel()));
-    const tokens = Number(arg("tokens", "256"));
-    const timeoutMs = Number(arg("timeout-ms", "120000"));
-    const specs = arg("configs", "auto:1,cuda:1,auto:8,cpu:1,cpu:8").split(",");
-    const configs = specs.map((s) => {
-        const [g, t] = s.split(":");
-        const gpu = g === "cpu" ? false : g;
-        return { name: `${g}/t${t}`, gpu, threads: Number(t), model, tokens };
-    });
+    log(`machine: ${JSON.stringify(report.machine)}`);
+    const workDir = await mkdtemp(path.join(os.tmpdir(), "modelswap-gpu-check-"));
+    process.on("exit", () => rmSync(workDir, { recursive: true, force: true }));
+    let code = 0;
+    try {
+        const { forgeModel } = await project("forge/forge-model.js");
+        const { parseSize } = await project("common/parse-size.js");
+        const { measureLoad } = await project("services/runner/load-measurement.js");
+        const { processMemory } = await project("services/runner/process-memory.js");
+        const stories = path.join(root, "models", "stories260K.gguf");
+        const forgeStarted = performance.now();
+        const forged = await forgeModel({ sizeBytes: parseSize(flag("forge-size", "100MB")), outPath: path.join(workDir, "forged-f16.gguf"), weightType: "f16", seed: 1 });
+        log(`forged ${path.basename(forged.path)}: ${mib(forged.bytes)} MiB F16, ${forged.nLayer} layers, in ${Math.round(performance.now() - forgeStarted)} ms`);
+        const models = [["stories260K", stories], [`forged-${mib(forged.bytes)}MiB-f16`, forged.path]];
 
-    console.log(`gpu-check: node ${process.version}, model ${model}, ${tokens} tokens, configs ${specs.join(" ")}`);
-    const results = [];
-    for (const cfg of configs) {
-        const res = await runConfigInChild(cfg, timeoutMs);
-        results.push(res);
-        console.log(`RESULT ${JSON.stringify(res)}`);
-    }
+        const { llama, getLlamaMs } = await openLlama(gpu).catch((error) => {
+            throw new Error(gpu === "cuda"
+                ? `getLlama({gpu: "cuda"}) found no usable CUDA build (${error?.message ?? error}): deploy/build-cuda.sh verify says why`
+                : `getLlama({gpu: false}) found no CPU binary (${error?.message ?? error}): npm ci installs it (the --pack bundle carries only what the CUDA build needs)`);
+        });
+        report.backend = { gpu: llama.gpu, buildType: llama.buildType, llamaCpp: llama.llamaCppRelease?.release, getLlamaMs, devices: llama.gpu === false ? [] : await llama.getGpuDeviceNames() };
+        const vram = llama.gpu === false ? undefined : await llama.getVramState();
+        const unified = (vram?.unifiedSize ?? 0) > 0;
+        report.backend.unifiedMemory = unified;
+        log(`backend: ${JSON.stringify(report.backend)}`);
+        if (gpu === "cuda" && llama.gpu !== "cuda") throw new Error(`asked for CUDA, got ${llama.gpu}`);
 
-    console.log("\n=== gpu-check summary ===");
-    const header = ["config", "backend", "gpuLayers", "getLlama ms", "load ms", "ctx ms", "TTFT cold ms", "TTFT ms", "tok/s (decode, median of 3)", "VRAM used MiB (before/after load/after ctx)", "VRAM total MiB"];
-    console.log(header.join(" | "));
-    for (const r of results) {
-        if (r.error) {
-            console.log(`${r.name} | ERROR: ${r.error.split("\n")[0]}`);
-            continue;
-        }
-        console.log([
-            r.name, r.backend, `${r.gpuLayers}/${r.modelLayers ?? "?"}`, r.getLlamaMs, r.loadModelMs, r.createContextMs,
-            r.ttftColdMs, r.ttftMs, `${r.tokPerS} (${r.tokPerSRuns.join(", ")})`,
-            `${fmtMiB(r.vramBefore?.used)}/${fmtMiB(r.vramAfterLoad?.used)}/${fmtMiB(r.vramAfterContext?.used)}`,
-            fmtMiB(r.vramBefore?.total)
-        ].join(" | "));
+        const tokens = Number(flag("tokens", "64"));
+        report.steps = await swapRounds({ llama, models, tokens, threads, measureLoad, processMemory, unified, log });
+        report.sharedRunner = await sharedRunner({ llama, models, threads, processMemory, log });
+        await llama.dispose();
+        report.isolatedRunners = await isolatedRunners({ gpu, models, threads, deadlineAt, log });
+    } catch (error) {
+        report.errors.push(String(error?.stack ?? error));
+        log(`error: ${error?.message ?? error}`);
+        code = 1;
     }
-    const gpuDev = results.find((r) => Array.isArray(r.gpuDevices) && r.gpuDevices.length)?.gpuDevices;
-    if (gpuDev) console.log(`GPU devices: ${gpuDev.join(", ")}`);
-    const s = results.find((r) => r.sample)?.sample;
-    if (s) console.log(`sample: ${s}`);
-    process.exit(results.some((r) => r.error) ? 1 : 0);
+    await finish(code);
 }
 
-main().catch((e) => {
-    console.error(e);
-    process.exit(2);
-});
+await main();

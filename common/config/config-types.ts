@@ -3,7 +3,17 @@
 export type GpuMode = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
 /** `shared`: the model may join a runner process that hosts other models; `process`: a runner of its own. */
 export type Isolation = "shared" | "process";
-export type Budget = { kind: "bytes"; bytes: number } | { kind: "fraction-of-available"; fraction: number };
+/**
+ * A memory budget: a size, or a fraction of what the box gives models. For `budget`, the
+ * fraction is of MemAvailable at start, and of PHYSICAL memory on a unified-memory box
+ * (Jetson), where CPU and GPU share the DRAM (common/system/resolve-budget.ts). For
+ * `gpu_budget`, it is of the GPU memory free at start (common/system/resolve-gpu-budget.ts).
+ */
+export type Budget = { kind: "bytes"; bytes: number } | { kind: "fraction"; fraction: number };
+/** Whether CPU and GPU share one DRAM: `auto` detects a Jetson (common/system/memory-source.ts). */
+export type UnifiedMemorySetting = "auto" | boolean;
+/** Model layers offloaded to the GPU: `auto` = as many as fit, a number = that many (capped at the model's), 0 = CPU only. */
+export type GpuLayers = "auto" | number;
 
 export interface SamplingDefaults {
   temperature: number;
@@ -24,6 +34,8 @@ export interface ModelConfig {
   /** Parallel sequences per runner: streams one replica serves at once. */
   sequences: number;
   gpu: GpuMode;
+  /** Layers node-llama-cpp offloads to the GPU (gpu_layers); 0 when gpu is cpu. */
+  gpuLayers: GpuLayers;
   pin: boolean;
   preload: boolean;
   /** Unload after this long without requests; undefined = never. */
@@ -96,6 +108,13 @@ export interface Config {
   baseDir: string;
   listen: string;
   budget: Budget;
+  /**
+   * GPU memory budget on discrete GPUs (gpu_budget); undefined = not budgeted (llama.cpp
+   * fits layers into what is free). Refused on unified memory, where `budget` covers both.
+   */
+  gpuBudget: Budget | undefined;
+  /** Whether CPU and GPU share memory (unified_memory): auto-detected unless set. */
+  unifiedMemory: UnifiedMemorySetting;
   placement: PlacementConfig;
   models: ModelConfig[];
   /** task -> ordered fallback chain of model names. */

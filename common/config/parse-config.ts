@@ -1,7 +1,7 @@
 import path from "node:path";
 import { parseSize } from "../parse-size.js";
 import { ConfigError } from "./config-error.js";
-import type { ApiKeyConfig, AuthConfig, Budget, Config, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults, Scope, TlsConfig } from "./config-types.js";
+import type { ApiKeyConfig, AuthConfig, Budget, Config, GpuLayers, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults, Scope, TlsConfig, UnifiedMemorySetting } from "./config-types.js";
 import { isLoopbackAddress } from "./loopback.js";
 import { parseDurationMs } from "./parse-duration.js";
 
@@ -26,11 +26,11 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 export function parseConfig(document: unknown, baseDir: string, env: ConfigEnv = {}): Config {
   const root = object(document, "config");
   knownKeys(root, "", [
-    "listen", "budget", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry", "max_prompt_bytes",
-    "http", "auth", "tls", "allow_unauthenticated_public",
+    "listen", "budget", "gpu_budget", "unified_memory", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry",
+    "max_prompt_bytes", "http", "auth", "tls", "allow_unauthenticated_public",
   ]);
   const defaults = root.defaults === undefined ? {} : object(root.defaults, "defaults");
-  knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "ttl", "sampling", "isolation"]);
+  knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "gpu_layers", "ttl", "sampling", "isolation"]);
 
   const modelsRaw = root.models;
   if (!Array.isArray(modelsRaw) || modelsRaw.length === 0) throw new ConfigError("models must be a non-empty list of models");
@@ -41,6 +41,8 @@ export function parseConfig(document: unknown, baseDir: string, env: ConfigEnv =
     baseDir,
     listen: address(root.listen ?? "127.0.0.1:50051", "listen"),
     budget: parseBudget(root.budget ?? "80%", "budget"),
+    gpuBudget: root.gpu_budget === undefined ? undefined : parseBudget(root.gpu_budget, "gpu_budget"),
+    unifiedMemory: parseUnifiedMemory(root.unified_memory ?? "auto", "unified_memory"),
     placement: parsePlacement(root.placement, baseDir),
     models,
     routes: parseRoutes(root.routes, models),
@@ -125,7 +127,7 @@ function checkExposure(config: Config): void {
 function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: string): ModelConfig {
   const model = object(raw, at);
   knownKeys(model, `${at}.`, [
-    "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "pin", "preload", "ttl",
+    "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "gpu_layers", "pin", "preload", "ttl",
     "priority", "allow_overcommit", "replicas", "sampling", "forge_size", "isolation",
   ]);
   const name = string(model.name, `${at}.name`);
@@ -141,6 +143,11 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   if (!GPU_MODES.includes(gpu)) throw new ConfigError(`${at}.gpu must be one of ${GPU_MODES.join(", ")} (got "${gpu}")`);
   const isolation = string(model.isolation ?? defaults.isolation ?? "shared", `${at}.isolation`) as Isolation;
   if (!ISOLATIONS.includes(isolation)) throw new ConfigError(`${at}.isolation must be one of ${ISOLATIONS.join(", ")} (got "${isolation}")`);
+  const gpuLayers = parseGpuLayers(model.gpu_layers ?? defaults.gpu_layers ?? "auto", `${at}.gpu_layers`);
+  // A model on the CPU takes no layers from defaults.gpu_layers; setting them on it is a mistake.
+  if (gpu === "cpu" && gpuLayers !== 0 && model.gpu_layers !== undefined) {
+    throw new ConfigError(`${at}.gpu_layers offloads layers to a GPU but ${at}.gpu is cpu: remove gpu_layers or set gpu to auto or cuda`);
+  }
   return {
     name,
     path: path.resolve(baseDir, file),
@@ -150,6 +157,7 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
     threads: positiveInt(model.threads ?? defaults.threads ?? 1, `${at}.threads`),
     sequences: positiveInt(model.sequences ?? defaults.sequences ?? 4, `${at}.sequences`),
     gpu,
+    gpuLayers: gpu === "cpu" ? 0 : gpuLayers,
     pin: bool(model.pin ?? false, `${at}.pin`),
     preload: bool(model.preload ?? false, `${at}.preload`),
     ttlMs: ttl === undefined || ttl === null ? undefined : duration(ttl, `${at}.ttl`),
@@ -238,19 +246,32 @@ function size(raw: unknown, at: string): number {
   throw new ConfigError(`${at} must be a size like 200MB or 1.5GiB (got ${JSON.stringify(raw)})`);
 }
 
+/** `budget` and `gpu_budget`: a size, or a percentage (of what, see Budget in config-types.ts). */
 function parseBudget(raw: unknown, at: string): Budget {
+  const of = at === "gpu_budget" ? "of free GPU memory" : "of available memory (of physical memory on a Jetson)";
   if (typeof raw === "string" && raw.trim().endsWith("%")) {
     const percent = Number(raw.trim().slice(0, -1));
     if (!Number.isFinite(percent) || percent <= 0 || percent > 100) {
-      throw new ConfigError(`${at} must be a size like 5GiB or a percentage of available memory like 80% (got "${raw}")`);
+      throw new ConfigError(`${at} must be a size like 5GiB or a percentage ${of} like 80% (got "${raw}")`);
     }
-    return { kind: "fraction-of-available", fraction: percent / 100 };
+    return { kind: "fraction", fraction: percent / 100 };
   }
   try {
     return { kind: "bytes", bytes: size(raw, at) };
   } catch {
-    throw new ConfigError(`${at} must be a size like 5GiB or a percentage of available memory like 80% (got ${JSON.stringify(raw)})`);
+    throw new ConfigError(`${at} must be a size like 5GiB or a percentage ${of} like 80% (got ${JSON.stringify(raw)})`);
   }
+}
+
+function parseGpuLayers(raw: unknown, at: string): GpuLayers {
+  if (raw === "auto") return "auto";
+  if (typeof raw === "number" && Number.isInteger(raw) && raw >= 0 && raw <= 100_000) return raw;
+  throw new ConfigError(`${at} must be auto (as many layers as fit on the GPU) or a number of layers, 0 for CPU only (got ${JSON.stringify(raw)})`);
+}
+
+function parseUnifiedMemory(raw: unknown, at: string): UnifiedMemorySetting {
+  if (raw === "auto" || raw === true || raw === false) return raw;
+  throw new ConfigError(`${at} must be auto (detect a Jetson), true (CPU and GPU share memory) or false (got ${JSON.stringify(raw)})`);
 }
 
 function checkUniqueNames(models: ModelConfig[]): void {

@@ -6,7 +6,8 @@ import { startServer } from "../../common/grpc/start-server.js";
 import { PlacementMetrics, registerPlacementGauges } from "../../common/telemetry/placement-metrics.js";
 import { PlacementTracing, withTracing } from "../../common/telemetry/placement-tracing.js";
 import type { Logger } from "../../common/logger.js";
-import { availableMemoryBytes } from "../../common/system/memory.js";
+import { procMemorySource, type MemorySource } from "../../common/system/memory-source.js";
+import { resolveBudget } from "../../common/system/resolve-budget.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import { LearnedState } from "./learned-state.js";
 import { readIntoPageCache } from "./page-cache.js";
@@ -26,6 +27,8 @@ export interface PlacementServerOptions {
   runnerEnv?: NodeJS.ProcessEnv;
   onEvent?: (event: ResidencyEventRecord) => void;
   onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
+  /** Where the box's memory is read (tests inject Jetson-like readings). */
+  memorySource?: MemorySource;
 }
 
 export interface RunningPlacement {
@@ -40,7 +43,9 @@ export interface RunningPlacement {
 export async function startPlacement(options: PlacementServerOptions): Promise<RunningPlacement> {
   const { config, logger } = options;
   const clock = { now: () => Date.now() };
-  const budgetBytes = config.budget.kind === "bytes" ? config.budget.bytes : Math.floor(availableMemoryBytes() * config.budget.fraction);
+  // A percentage is of physical memory on a unified-memory box (Jetson), else of MemAvailable.
+  const memorySource = options.memorySource ?? procMemorySource(config.unifiedMemory);
+  const budgetBytes = resolveBudget(config.budget, memorySource.read());
   const learned = new LearnedState(config.placement.stateFile);
   const catalog: CatalogModel[] = config.models.map((model) => {
     const stat = statOrZero(model.path);

@@ -12,6 +12,8 @@ export interface LoadSpec {
   sequences: number;
   threads: number;
   gpu: string;
+  /** Layers to offload to the GPU (config gpu_layers): "auto" (default) = as many as fit, 0 = CPU only. */
+  gpuLayers?: "auto" | number;
   /** Evaluate one token during load so the first request pays no warm-up. */
   warmUp: boolean;
   /** Map the file (pages shared with page cache) instead of reading it into the process. */
@@ -58,6 +60,8 @@ export interface LoadedModel {
   readonly timings: LoadTimings;
   /** GPU memory the load took (0 on CPU): process RSS does not show device allocations. */
   readonly deviceBytes: number;
+  /** Layers llama.cpp offloaded to the GPU (0 on CPU). */
+  readonly gpuLayers: number;
   /**
    * Generates until max tokens, a stop condition or the signal aborts (within one token).
    * Placement admits at most `sequences` streams; one that arrives while a finished

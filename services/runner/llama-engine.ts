@@ -54,7 +54,7 @@ export class LlamaEngine implements Engine {
     const started = performance.now();
     const model = await llama.loadModel({
       modelPath: spec.path,
-      gpuLayers: llama.gpu === false ? 0 : "auto",
+      gpuLayers: llama.gpu === false ? 0 : (spec.gpuLayers ?? "auto"),
       useMmap: spec.useMmap,
       onLoadProgress: onProgress,
     });
@@ -91,6 +91,9 @@ export class LlamaEngine implements Engine {
 
 class LlamaLoadedModel implements LoadedModel {
   deviceBytes = 0;
+  get gpuLayers(): number {
+    return this.model.gpuLayers;
+  }
   /** Streams holding a sequence. */
   private holding = 0;
   private readonly chatWrapper: ChatWrapper;

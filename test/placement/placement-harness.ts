@@ -20,6 +20,7 @@ export function modelConfig(name: string, overrides: Partial<ModelConfig> = {}):
     threads: 1,
     sequences: 2,
     gpu: "cpu",
+    gpuLayers: 0,
     pin: false,
     preload: false,
     ttlMs: undefined,

@@ -26,9 +26,37 @@ describe("config", () => {
     assert.equal(config.placement.evictionPolicy, "cost");
   });
 
-  it("accepts a percentage budget of available memory", () => {
+  it("accepts a percentage budget (of available memory, or of physical memory on a Jetson: resolve-budget)", () => {
     const config = parseConfig({ ...valid(), budget: "80%" }, "/");
-    assert.deepEqual(config.budget, { kind: "fraction-of-available", fraction: 0.8 });
+    assert.deepEqual(config.budget, { kind: "fraction", fraction: 0.8 });
+  });
+
+  it("offloads as many layers as fit by default, a set number, or none on the CPU", () => {
+    const config = parseConfig(
+      {
+        ...valid(),
+        defaults: { gpu_layers: 20 },
+        models: [
+          { name: "coder", path: "/m/c.gguf" },
+          { name: "chat", path: "/m/h.gguf", gpu_layers: "auto" },
+          { name: "small", path: "/m/s.gguf", gpu_layers: 0 },
+          { name: "cpu-only", path: "/m/p.gguf", gpu: "cpu" },
+        ],
+      },
+      "/",
+    );
+    assert.deepEqual(config.models.map((model) => [model.name, model.gpuLayers]), [["coder", 20], ["chat", "auto"], ["small", 0], ["cpu-only", 0]]);
+    assert.equal(parseConfig(valid(), "/").models[0]!.gpuLayers, "auto");
+  });
+
+  it("takes a GPU budget for discrete GPUs and a unified-memory override", () => {
+    const defaults = parseConfig(valid(), "/");
+    assert.equal(defaults.gpuBudget, undefined, "GPU memory is not budgeted unless asked");
+    assert.equal(defaults.unifiedMemory, "auto");
+    const set = parseConfig({ ...valid(), gpu_budget: "20GiB", unified_memory: false }, "/");
+    assert.deepEqual(set.gpuBudget, { kind: "bytes", bytes: 20 * 1024 ** 3 });
+    assert.equal(set.unifiedMemory, false);
+    assert.deepEqual(parseConfig({ ...valid(), gpu_budget: "90%" }, "/").gpuBudget, { kind: "fraction", fraction: 0.9 });
   });
 
   it("builds task routes from model tasks and explicit chains", () => {
@@ -47,7 +75,7 @@ describe("config", () => {
   });
 
   it("validates every shipped config in deploy/", () => {
-    for (const file of ["local.yaml", "five-small.yaml", "one-large-two-small.yaml", "large-hot-swap.yaml"]) {
+    for (const file of ["local.yaml", "five-small.yaml", "one-large-two-small.yaml", "large-hot-swap.yaml", "jetson.yaml", "cuda.yaml", "container.yaml"]) {
       const full = path.join(projectRoot, "deploy", file);
       assert.doesNotThrow(() => readConfigFile(full), file);
     }
@@ -137,6 +165,13 @@ describe("config", () => {
     ["temperature out of range", (d) => ({ ...d, models: [{ ...d.models[0], sampling: { temperature: 5 } }] }), /^models\[0\]\.sampling\.temperature must be a number from 0 to 2$/],
     ["route to unknown model", (d) => ({ ...d, routes: { code: ["coder"] } }), /^routes\.code\[0\] names unknown model "coder"/],
     ["bad gpu", (d) => ({ ...d, models: [{ ...d.models[0], gpu: "tpu" }] }), /^models\[0\]\.gpu must be one of/],
+    ["gpu_layers negative", (d) => ({ ...d, models: [{ ...d.models[0], gpu_layers: -1 }] }), /^models\[0\]\.gpu_layers must be auto \(as many layers as fit on the GPU\) or a number of layers, 0 for CPU only/],
+    ["gpu_layers a word", (d) => ({ ...d, models: [{ ...d.models[0], gpu_layers: "all" }] }), /^models\[0\]\.gpu_layers must be auto/],
+    ["gpu_layers with gpu: cpu", (d) => ({ ...d, models: [{ ...d.models[0], gpu: "cpu", gpu_layers: 10 }] }), /^models\[0\]\.gpu_layers offloads layers to a GPU but models\[0\]\.gpu is cpu/],
+    ["bad defaults.gpu_layers", (d) => ({ ...d, defaults: { gpu_layers: 1.5 } }), /^models\[0\]\.gpu_layers must be auto/],
+    ["bad gpu_budget", (d) => ({ ...d, gpu_budget: "lots" }), /^gpu_budget must be a size like 5GiB or a percentage of free GPU memory like 80%/],
+    ["gpu_budget over 100%", (d) => ({ ...d, gpu_budget: "120%" }), /^gpu_budget must be/],
+    ["bad unified_memory", (d) => ({ ...d, unified_memory: "yes" }), /^unified_memory must be auto \(detect a Jetson\), true \(CPU and GPU share memory\) or false/],
   ];
   for (const [mistake, mutate, expected] of mistakes) {
     it(`names the field path for ${mistake}`, () => {
