@@ -3,18 +3,19 @@
  * repack into its own buffers on this CPU (then a mapping holds the weights twice: the file pages
  * and the repacked copy)?
  *
- *   npx tsc -p . && node dist/bench/mmap-vs-read.js [--size-mb 100] [--rounds 3] [--types f16,q8_0,f32] [--dir DIR]
+ *   npx tsc -p . && node dist/bench/mmap-vs-read.js [--size-mb 100] [--rounds 3] [--types f16,q8_0,f32,q4_0] [--dir DIR]
  *
  * For each type a random-weight model of `size-mb` is written under --dir (default
  * ~/.cache/modelswap/mmap-bench; forge writes F16 and Q8_0, F32 is the F16 model of half the size
- * widened). Each measurement runs in a fresh Node process (this script with --child) that loads
+ * widened, Q4_0 is an F16 model quantized by llama.cpp's llama-quantize, built in bench:peer's
+ * llama.cpp build folder). Each measurement runs in a fresh Node process (this script with --child) that loads
  * the model with node-llama-cpp (`getLlama({gpu:false})`, threads 1, context 2048, one sequence)
  * with useMmap true or false, page cache warm, and reports: load time, RSS (and its file-backed
  * and anonymous parts) after load and after context creation, and the buffers llama.cpp logged
  * ("CPU_REPACK" = weights repacked for this CPU's kernels). Modes alternate across rounds.
  * Not part of the tests; it prints figures and asserts nothing.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync } from "node:fs";
 import { open } from "node:fs/promises";
 import os from "node:os";
@@ -25,6 +26,7 @@ import { forgeModel } from "../forge/forge-model.js";
 import { GgmlType, LlamaFileType, findMetadata, ggmlTypeLayout, tensorByteSize, type GgufMetadataEntry } from "../forge/gguf-format.js";
 import { readGgufHeader } from "../forge/gguf-reader.js";
 import { writeGguf, type TensorSource } from "../forge/gguf-writer.js";
+import { llamaServerCacheDir } from "./lib/llama-server-build.js";
 import { fmt, loadAverage, median, positiveInt } from "./lib/report.js";
 
 const MB = 1e6;
@@ -32,7 +34,7 @@ const { values: flags } = parseArgs({
   options: {
     "size-mb": { type: "string", default: "100" },
     rounds: { type: "string", default: "3" },
-    types: { type: "string", default: "f16,q8_0,f32" },
+    types: { type: "string", default: "f16,q8_0,f32,q4_0" },
     dir: { type: "string", default: path.join(os.homedir(), ".cache/modelswap/mmap-bench") },
     child: { type: "string" },
     mmap: { type: "string" },
@@ -100,7 +102,22 @@ async function child(modelPath: string, useMmap: boolean): Promise<void> {
 
 // ---- the parent ---------------------------------------------------------------------------------
 
-type WeightType = "f16" | "q8_0" | "f32";
+type WeightType = "f16" | "q8_0" | "f32" | "q4_0";
+
+/**
+ * llama.cpp's `llama-quantize`, built next to bench:peer's llama-server (same cmake folder) when
+ * missing. Needed for Q4_0, the type llama.cpp repacks on x86 AVX2.
+ */
+async function llamaQuantize(): Promise<string> {
+  const build = path.join(llamaServerCacheDir(), "build");
+  const binary = path.join(build, "bin/llama-quantize");
+  if (existsSync(binary)) return binary;
+  if (!existsSync(path.join(build, "CMakeCache.txt"))) throw new Error(`q4_0 needs llama.cpp's build folder ${build}: run npm run bench:peer first (it builds llama-server there)`);
+  console.log(`building llama-quantize in ${build}…`);
+  const result = spawnSync("cmake", ["--build", build, "--target", "llama-quantize", "-j2"], { encoding: "utf8", timeout: 1_200_000 });
+  if (result.status !== 0 || !existsSync(binary)) throw new Error(`building llama-quantize failed:\n${(result.stdout + result.stderr).slice(-2000)}`);
+  return binary;
+}
 
 function f16ToF32(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
@@ -159,6 +176,11 @@ async function modelFile(dir: string, type: WeightType, sizeMb: number): Promise
   if (type === "f32") {
     const half = await modelFile(dir, "f16", sizeMb / 2);
     await widenToF32(half, partial);
+  } else if (type === "q4_0") {
+    // Q4_0 is 4.5 bits a weight: quantize an F16 model 3.5x the size, every tensor Q4_0 (--pure)
+    const source = await modelFile(dir, "f16", Math.round(sizeMb * 3.5));
+    const result = spawnSync(await llamaQuantize(), ["--pure", source, partial, "Q4_0", "1"], { encoding: "utf8", timeout: 600_000 });
+    if (result.status !== 0) throw new Error(`llama-quantize failed:\n${(result.stdout + result.stderr).slice(-2000)}`);
   } else {
     await forgeModel({ sizeBytes: sizeMb * MB, outPath: partial, weightType: type, seed: 7 });
   }
@@ -205,7 +227,7 @@ function runChild(file: string, useMmap: boolean): Promise<ChildResult> {
 
 async function main(): Promise<void> {
   if (flags.help) {
-    process.stdout.write("node dist/bench/mmap-vs-read.js [--size-mb 100] [--rounds 3] [--types f16,q8_0,f32] [--dir DIR]\n");
+    process.stdout.write("node dist/bench/mmap-vs-read.js [--size-mb 100] [--rounds 3] [--types f16,q8_0,f32,q4_0] [--dir DIR]\n");
     return;
   }
   if (flags.child) return child(flags.child, flags.mmap === "true");

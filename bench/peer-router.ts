@@ -24,29 +24,23 @@
  * process group at the end, on a time limit, an error or SIGINT.
  */
 import type { ServiceError } from "@grpc/grpc-js";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
-import { open } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { spawnSync } from "node:child_process";
-import { parseConfig } from "../common/config/parse-config.js";
-import { callUnary } from "../common/grpc/call-unary.js";
-import { forgeModel } from "../forge/forge-model.js";
-import type { AdminClient, StatusResponse } from "../gen/modelswap/v1/admin.js";
+import type { AdminClient } from "../gen/modelswap/v1/admin.js";
 import { ModelState, type GenerateResponse, type InferenceClient } from "../gen/modelswap/v1/inference.js";
 import { ensureLlamaServer, llamaCppReleaseTag, stopLlamaServerBuild } from "./lib/llama-server-build.js";
 import { decodeRate, routerCompletion, startLlamaRouter, stopAllRouters, type LlamaRouter, type StreamTiming } from "./lib/llama-router.js";
-import { startLocalStack, stopAllStacks, type LocalStack } from "./lib/local-stack.js";
+import { startLocalStack, stopAllStacks } from "./lib/local-stack.js";
+import { defaultPeerDir, getStatus, modelswapSettled, oneModelBudget, peerConfig, PEER_CONTEXT, PEER_THREADS, preparePeerFiles, warmPageCache, type PeerModel } from "./lib/peer-models.js";
 import { processName, processTree, vmRssBytes } from "./lib/process-tree.js";
 import { fmt, loadAverage, median, positiveInt } from "./lib/report.js";
 import { runBounded } from "./lib/run-bounded.js";
 
-const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MB = 1e6;
-const THREADS = 1;
-const CONTEXT = 2048;
+const THREADS = PEER_THREADS;
+const CONTEXT = PEER_CONTEXT;
 const PROMPT = "Once upon a time";
 const REQUEST_TIMEOUT_MS = 120_000;
 
@@ -57,7 +51,7 @@ const { values: flags } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
     tokens: { type: "string", default: "64" },
-    dir: { type: "string", default: process.env.MODELSWAP_PEER_DIR ?? path.join(os.homedir(), ".cache/modelswap/peer-bench") },
+    dir: { type: "string", default: defaultPeerDir() },
     "time-limit": { type: "string", default: "1200" },
     "build-time-limit": { type: "string", default: "2700" },
     "skip-memory": { type: "boolean", default: false },
@@ -92,74 +86,9 @@ async function phase<T>(name: string, seconds: number, run: () => Promise<T>): P
   }
 }
 
-// ---- the test files -------------------------------------------------------------------------
-
-interface BenchModel {
-  /** The router's id (file name without .gguf) and modelswap's catalog name. */
-  name: string;
-  label: string;
-  path: string;
-  fileBytes: number;
-}
-
-async function forged(file: string, sizeMb: number, seed: number): Promise<void> {
-  if (existsSync(file)) return;
-  const started = performance.now();
-  const partial = `${file}.partial`;
-  await forgeModel({ sizeBytes: sizeMb * MB, outPath: partial, weightType: "f16", seed });
-  renameSync(partial, file);
-  console.log(`  forged ${file} in ${fmt(performance.now() - started, 0)} ms`);
-}
-
-async function prepareFiles(): Promise<{ swap: BenchModel[]; memory: BenchModel[]; swapDir: string; memoryDir: string }> {
-  const swapDir = path.join(DIR, "swap");
-  const memoryDir = path.join(DIR, "memory");
-  mkdirSync(swapDir, { recursive: true });
-  mkdirSync(memoryDir, { recursive: true });
-  const tiny = path.join(swapDir, "stories260K.gguf");
-  if (!existsSync(tiny)) copyFileSync(path.join(PROJECT_ROOT, "models/stories260K.gguf"), tiny);
-  await forged(path.join(swapDir, "f16-100MB.gguf"), 100, 100);
-  await forged(path.join(swapDir, "f16-600MB.gguf"), 600, 600);
-  for (let i = 1; i <= 5; i++) await forged(path.join(memoryDir, `f16-100MB-${i}.gguf`), 100, 1000 + i);
-  const model = (file: string, label: string): BenchModel => ({ name: path.basename(file, ".gguf"), label, path: file, fileBytes: statSync(file).size });
-  return {
-    swapDir,
-    memoryDir,
-    swap: [model(tiny, "1 MB"), model(path.join(swapDir, "f16-100MB.gguf"), "100 MB"), model(path.join(swapDir, "f16-600MB.gguf"), "600 MB")],
-    memory: [1, 2, 3, 4, 5].map((i) => model(path.join(memoryDir, `f16-100MB-${i}.gguf`), "100 MB")),
-  };
-}
-
-/** Reads every file once so that both systems load from page cache. */
-async function warmPageCache(models: BenchModel[]): Promise<void> {
-  const buffer = Buffer.allocUnsafe(8 * 1024 * 1024);
-  for (const model of models) {
-    const handle = await open(model.path, "r");
-    try {
-      while ((await handle.read(buffer, 0, buffer.length)).bytesRead > 0);
-    } finally {
-      await handle.close();
-    }
-  }
-}
-
 // ---- modelswap ------------------------------------------------------------------------------
 
-function bootModelswap(models: BenchModel[], budgetBytes: number): Promise<LocalStack> {
-  const config = parseConfig(
-    {
-      listen: "127.0.0.1:0",
-      budget: String(Math.round(budgetBytes)),
-      placement: { listen: "127.0.0.1:0", eviction: "lru", spare_runners: 1, queue_timeout: "120s" },
-      defaults: { context: CONTEXT, threads: THREADS, gpu: "cpu", sequences: 1 },
-      models: models.map((model) => ({ name: model.name, path: model.path, sampling: { temperature: 0, repeat_penalty: 1 } })),
-    },
-    PROJECT_ROOT,
-  );
-  return startLocalStack(config, { verbose: flags.verbose });
-}
-
-const getStatus = (admin: AdminClient) => callUnary<StatusResponse>((done) => admin.getStatus({}, done));
+const bootModelswap = (models: readonly PeerModel[], budgetBytes: number) => startLocalStack(peerConfig(models, budgetBytes), { verbose: flags.verbose });
 
 function modelswapCompletion(client: InferenceClient, model: string, maxTokens: number): Promise<StreamTiming> {
   return new Promise((resolve, reject) => {
@@ -197,43 +126,9 @@ function modelswapCompletion(client: InferenceClient, model: string, maxTokens: 
   });
 }
 
-/** Waits (at most `timeoutMs`) until no runner is starting, loading, unloading or stopping; false if it never settled. */
-async function modelswapSettled(admin: AdminClient, timeoutMs = 20_000): Promise<boolean> {
-  const until = performance.now() + timeoutMs;
-  while (performance.now() < until) {
-    const status = await getStatus(admin);
-    const quiet = status.runners.every((runner) => runner.state === "ready" || runner.state === "spare") && status.runners.some((runner) => runner.state === "spare");
-    if (quiet) return true;
-    await sleep(25);
-  }
-  return false;
-}
-
 async function modelswapResident(admin: AdminClient): Promise<string[]> {
   const status = await getStatus(admin);
   return status.models.filter((entry) => entry.info?.state === ModelState.MODEL_STATE_RESIDENT).map((entry) => entry.info!.name);
-}
-
-/**
- * The budget that holds the biggest model and no second one: measured footprints and a runner's
- * own RSS from loading every model once under a large budget. Placement charges each runner
- * (the serving one and the warm spare) plus the models they hold.
- */
-async function oneModelBudget(models: BenchModel[]): Promise<{ budgetBytes: number; footprints: Map<string, number>; runnerBytes: number }> {
-  const stack = await bootModelswap(models, 16 * 1024 ** 3);
-  try {
-    for (const model of models) await callUnary((done) => stack.admin.loadModel({ model: model.name }, done));
-    await modelswapSettled(stack.admin);
-    const status = await getStatus(stack.admin);
-    const footprints = new Map(status.models.map((entry) => [entry.info!.name, entry.info!.measuredBytes || entry.info!.estimatedBytes]));
-    const spares = status.runners.filter((runner) => runner.state === "spare" && runner.rssBytes > 0);
-    const runnerBytes = spares.length > 0 ? Math.max(...spares.map((runner) => runner.rssBytes)) : 150 * MB;
-    const sizes = [...footprints.values()];
-    const budgetBytes = Math.ceil(Math.max(...sizes) + 2 * runnerBytes + Math.min(...sizes) / 2);
-    return { budgetBytes, footprints, runnerBytes };
-  } finally {
-    await stack.stop();
-  }
 }
 
 // ---- the router -----------------------------------------------------------------------------
@@ -269,7 +164,7 @@ interface SwapSystem {
   complete(model: string, maxTokens: number): Promise<StreamTiming>;
 }
 
-async function runRound(system: SwapSystem, models: BenchModel[], samples: Sample[] | undefined): Promise<void> {
+async function runRound(system: SwapSystem, models: PeerModel[], samples: Sample[] | undefined): Promise<void> {
   for (const model of models) {
     for (const kind of ["swap", "warm"] as const) {
       const unsettled = !(await system.settled());
@@ -304,7 +199,7 @@ function treeMemory(pids: number[]): TreeMemory {
   return { totalBytes, parts };
 }
 
-async function routerMemory(binary: string, models: BenchModel[], modelsDir: string): Promise<TreeMemory> {
+async function routerMemory(binary: string, models: PeerModel[], modelsDir: string): Promise<TreeMemory> {
   const router = await startLlamaRouter({
     binary,
     modelsDir,
@@ -325,7 +220,7 @@ async function routerMemory(binary: string, models: BenchModel[], modelsDir: str
   }
 }
 
-async function modelswapMemory(models: BenchModel[]): Promise<TreeMemory> {
+async function modelswapMemory(models: PeerModel[]): Promise<TreeMemory> {
   const stack = await bootModelswap(models, 2 * 1024 ** 3);
   try {
     for (const model of models) await modelswapCompletion(stack.inference, model.name, 4);
@@ -361,10 +256,10 @@ async function main(): Promise<void> {
   const building = phase("build llama-server", BUILD_TIME_LIMIT_S, () => ensureLlamaServer({ timeLimitS: BUILD_TIME_LIMIT_S }));
   building.catch(() => {}); // awaited below
 
-  const files = await phase("write test files", 900, prepareFiles);
+  const files = await phase("write test files", 900, () => preparePeerFiles(DIR));
   await phase("warm page cache", 120, () => warmPageCache([...files.swap, ...files.memory]));
   console.log(`calibrating modelswap's one-model budget (each model loaded once under 16 GiB)…`);
-  const calibration = await phase("calibrate", 300, () => oneModelBudget(files.swap));
+  const calibration = await phase("calibrate", 300, () => oneModelBudget(files.swap, { verbose: flags.verbose }));
   console.log(
     `  footprints ${files.swap.map((model) => `${model.name} ${mb(calibration.footprints.get(model.name) ?? 0)} MB`).join(", ")}; ` +
       `a runner's own RSS ${mb(calibration.runnerBytes)} MB; budget ${mb(calibration.budgetBytes)} MB (biggest + 2 runners + half the smallest)`,
