@@ -155,6 +155,8 @@ interface Sample {
   wasResident: boolean;
   /** The system had not settled before the request. */
   unsettled: boolean;
+  /** Models resident before the request that were not after it. */
+  displaced: string[];
 }
 
 interface SwapSystem {
@@ -168,10 +170,13 @@ async function runRound(system: SwapSystem, models: PeerModel[], samples: Sample
   for (const model of models) {
     for (const kind of ["swap", "warm"] as const) {
       const unsettled = !(await system.settled());
-      const wasResident = kind === "swap" && (await system.resident()).includes(model.name);
+      const before = await system.resident();
+      const wasResident = kind === "swap" && before.includes(model.name);
       const timing = await system.complete(model.name, TOKENS);
+      const after = await system.resident();
+      const displaced = before.filter((name) => !after.includes(name));
       if (timing.tokens !== TOKENS) throw new Error(`${system.name} ${model.name}: ${timing.tokens} tokens, expected ${TOKENS} (EOS ignored)`);
-      samples?.push({ system: system.name, model: model.name, kind, timing, wasResident, unsettled });
+      samples?.push({ system: system.name, model: model.name, kind, timing, wasResident, unsettled, displaced });
       if (flags.verbose)
         console.log(`    ${system.name} ${model.name} ${kind}: ttft ${fmt(timing.ttftMs)} ms, ${fmt(decodeRate(timing), 0)} tok/s${wasResident ? " (was resident)" : ""}`);
     }
@@ -355,6 +360,13 @@ async function main(): Promise<void> {
   console.log("");
   console.log(`swap-in requests that found their model already resident: ${notSwaps} (0 = every swap-in request swapped)`);
   if (unsettled > 0) console.log(`requests sent before the system had settled (20 s wait): ${unsettled}`);
+  for (const system of ["router", "modelswap"] as const) {
+    const displaced = files.swap.map((model) => {
+      const lists = new Set(pick(system, model.name, "swap").map((sample) => sample.displaced.join("+") || "nothing"));
+      return `${model.label} displaced ${[...lists].join(" or ")}`;
+    });
+    console.log(`${system} swap-ins: ${displaced.join("; ")}`);
+  }
   console.log(`greedy text router vs modelswap: ${sameText.join(", ")}`);
   if (memory) {
     console.log(`RSS router:    ${memory.router.parts}`);

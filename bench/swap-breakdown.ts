@@ -87,8 +87,15 @@ function breakdown(trace: ReceivedSpan[], clientTtftMs: number): Map<string, num
   const generateSpan = only(trace, "generate")!;
   const acquire = only(trace, "placement.acquire");
   const queueWait = only(trace, "queue.wait");
-  const evict = only(trace, "model.evict");
-  const unload = only(trace, "model.unload");
+  // a load may evict several models: the evictions as one step, first start to last end
+  const evicts = trace.filter((span) => span.name === "model.evict");
+  const unloads = trace.filter((span) => span.name === "model.unload");
+  const range = (spans: ReceivedSpan[]) =>
+    spans.length === 0
+      ? undefined
+      : { startNs: spans.reduce((min, span) => (span.startNs < min ? span.startNs : min), spans[0]!.startNs), endNs: spans.reduce((max, span) => (span.endNs > max ? span.endNs : max), spans[0]!.endNs) };
+  const evict = range(evicts);
+  const unload = range(unloads);
   const load = only(trace, "model.load");
   const runner = only(trace, "runner.generate");
   const origin = generateSpan.startNs;
@@ -102,8 +109,9 @@ function breakdown(trace: ReceivedSpan[], clientTtftMs: number): Map<string, num
     ["gateway: request in -> placement.acquire", at(acquire?.startNs)],
     ["queue.wait (whole)", queueWait ? ms(queueWait.endNs - queueWait.startNs) : Number.NaN],
     ["acquire start -> model.evict start", at(evict?.startNs) - at(acquire?.startNs)],
-    ["model.evict", evict ? ms(evict.endNs - evict.startNs) : Number.NaN],
-    ["model.unload", unload ? ms(unload.endNs - unload.startNs) : Number.NaN],
+    ["models evicted", evicts.length],
+    ["model.evict (first start -> last end)", evict ? ms(evict.endNs - evict.startNs) : Number.NaN],
+    ["model.unload (first start -> last end)", unload ? ms(unload.endNs - unload.startNs) : Number.NaN],
     ["unload end -> model.load start", at(load?.startNs) - at(unload?.endNs ?? evict?.endNs)],
     ["model.load (placement's span)", load ? ms(load.endNs - load.startNs) : Number.NaN],
     ["  runner: weights (loadModel)", modelMs],
@@ -114,7 +122,7 @@ function breakdown(trace: ReceivedSpan[], clientTtftMs: number): Map<string, num
     ["model.load end -> lease (acquire end)", at(acquire?.endNs) - at(load?.endNs)],
     ["lease -> runner.generate start", at(runner?.startNs) - at(acquire?.endNs)],
     ["runner.generate start -> first token", at(eventAt(runner, "first_token")) - at(runner?.startNs)],
-    ["runner first token -> gateway first token", at(eventAt(generateSpan, "first_token")) - at(eventAt(runner, "first_token"))],
+    ["runner first token -> gateway first token (*)", at(eventAt(generateSpan, "first_token")) - at(eventAt(runner, "first_token"))],
     ["gateway: TTFT (trace)", at(eventAt(generateSpan, "first_token"))],
     ["client: TTFT", clientTtftMs],
   ]);
@@ -168,10 +176,15 @@ async function main(): Promise<void> {
     for (const step of measured.get(names[0]!)![0]!.keys()) {
       const cells = names.map((name) => {
         const values = measured.get(name)!.map((entry) => entry.get(step)!).filter((value) => Number.isFinite(value));
+        if (step === "models evicted") return values.join(", ");
         return values.length === 0 ? "—" : `${fmt(median(values))} (${fmt(Math.min(...values))}–${fmt(Math.max(...values))})`;
       });
       console.log(`| ${step} | ${cells.join(" | ")} |`);
     }
+    console.log(
+      "\n(*) the runner stamps first_token when it has the first token; the gateway when the first non-empty text arrives " +
+        "(random-weight models often start with byte tokens that make no complete UTF-8 character yet).",
+    );
   } finally {
     client.close();
     admin.close();
