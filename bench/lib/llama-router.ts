@@ -1,0 +1,218 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { processTree, signalTree } from "./process-tree.js";
+
+/**
+ * llama.cpp's `llama-server` in router mode (`--models-dir`): one router process that starts a
+ * child `llama-server` per loaded model and forwards each request by its OpenAI `model` field
+ * (the file name without `.gguf`). Started in its own process group; `stop` ends the group and
+ * every descendant.
+ */
+export interface LlamaRouter {
+  url: string;
+  pid: number;
+  /** Model ids the router lists, by file path. */
+  modelIds: Map<string, string>;
+  logPath: string;
+  /** Ids of the models whose instance is loaded. */
+  loadedModels(): Promise<string[]>;
+  /** Whether any model is loading or unloading. */
+  busy(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export interface RouterOptions {
+  binary: string;
+  modelsDir: string;
+  modelsMax: number;
+  threads: number;
+  contextSize: number;
+  logPath: string;
+  startTimeoutMs: number;
+}
+
+/** Every router still running, so that a time limit or an error can stop them all. */
+export const runningRouters = new Set<LlamaRouter>();
+export const stopAllRouters = () => Promise.all([...runningRouters].map((router) => router.stop()));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface ModelListing {
+  data?: { id: string; path?: string; status?: { value?: string } }[];
+}
+
+async function listModels(url: string): Promise<ModelListing> {
+  const response = await fetch(`${url}/models`, { signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new Error(`GET /models: HTTP ${response.status}`);
+  return (await response.json()) as ModelListing;
+}
+
+export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRouter> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const args = [
+    "--models-dir", options.modelsDir,
+    "--models-max", String(options.modelsMax),
+    "--host", "127.0.0.1",
+    "--port", String(port),
+    // inherited by each model instance:
+    "--threads", String(options.threads),
+    "--threads-batch", String(options.threads),
+    "--ctx-size", String(options.contextSize),
+    "--parallel", "1",
+    "--n-gpu-layers", "0",
+  ];
+  const log = createWriteStream(options.logPath);
+  const child: ChildProcess = spawn(options.binary, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${options.binary}`);
+  let exited = false;
+  child.once("exit", () => (exited = true));
+
+  const stop = async () => {
+    runningRouters.delete(router);
+    const tree = processTree(pid);
+    try {
+      process.kill(-pid, "SIGTERM");
+    } catch {
+      // group gone
+    }
+    signalTree(tree, "SIGTERM");
+    const until = Date.now() + 5000;
+    while (Date.now() < until && (!exited || processTree(pid).length > 0 || tree.some(alive))) await sleep(50);
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // group gone
+    }
+    signalTree(tree.filter(alive), "SIGKILL");
+    log.end();
+  };
+  const router: LlamaRouter = {
+    url,
+    pid,
+    modelIds: new Map(),
+    logPath: options.logPath,
+    loadedModels: async () => ((await listModels(url)).data ?? []).filter((model) => model.status?.value === "loaded").map((model) => model.id),
+    busy: async () => ((await listModels(url)).data ?? []).some((model) => model.status?.value === "loading" || model.status?.value === "unloading"),
+    stop,
+  };
+  runningRouters.add(router);
+
+  const deadline = Date.now() + options.startTimeoutMs;
+  for (;;) {
+    if (exited) throw new Error(`llama-server exited at start; its log (${options.logPath}):\n${tail(options.logPath)}`);
+    if (Date.now() > deadline) throw new Error(`llama-server did not answer /health within ${options.startTimeoutMs} ms; log:\n${tail(options.logPath)}`);
+    try {
+      const health = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      if (health.ok) break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  for (const model of (await listModels(url)).data ?? []) if (model.path) router.modelIds.set(model.path, model.id);
+  return router;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+export interface StreamTiming {
+  /** Request sent to the first token received. */
+  ttftMs: number;
+  /** First to last token received. */
+  decodeMs: number;
+  tokens: number;
+  /** Tokens in the first message (the decode rate counts the ones after it). */
+  firstMessageTokens: number;
+  text: string;
+}
+
+/** Tokens per second after the first message; NaN when too few tokens. */
+export function decodeRate(timing: StreamTiming): number {
+  const after = timing.tokens - timing.firstMessageTokens;
+  return after > 0 && timing.decodeMs > 0 ? after / (timing.decodeMs / 1000) : Number.NaN;
+}
+
+/**
+ * One streamed `/v1/completions` request: greedy, EOS ignored, `maxTokens` tokens. Timings are
+ * taken when each server-sent event arrives.
+ */
+export async function routerCompletion(url: string, model: string, prompt: string, maxTokens: number, timeoutMs: number): Promise<StreamTiming> {
+  const started = performance.now();
+  const response = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0, repeat_penalty: 1, ignore_eos: true, stream: true }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!response.ok || !response.body) throw new Error(`POST /v1/completions for ${model}: HTTP ${response.status} ${await response.text()}`);
+  let firstMs = 0;
+  let lastMs = 0;
+  let chunks = 0;
+  let reportedTokens = 0;
+  let text = "";
+  let buffer = "";
+  const decoder = new TextDecoder();
+  for await (const bytes of response.body) {
+    const now = performance.now();
+    buffer += decoder.decode(bytes as Uint8Array, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      for (const line of event.split("\n")) {
+        if (!line.startsWith("data: ")) continue;
+        const data = line.slice(6).trim();
+        if (data === "[DONE]") continue;
+        const parsed = JSON.parse(data) as {
+          choices?: { text?: string }[];
+          usage?: { completion_tokens?: number };
+          timings?: { predicted_n?: number };
+          error?: unknown;
+        };
+        if (parsed.error) throw new Error(`llama-server error for ${model}: ${JSON.stringify(parsed.error)}`);
+        const piece = parsed.choices?.[0]?.text ?? "";
+        if (piece.length > 0) {
+          if (firstMs === 0) firstMs = now;
+          lastMs = now;
+          chunks++;
+          text += piece;
+        }
+        reportedTokens = parsed.timings?.predicted_n ?? parsed.usage?.completion_tokens ?? reportedTokens;
+      }
+    }
+  }
+  if (firstMs === 0) throw new Error(`llama-server streamed no token for ${model}`);
+  return { ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens: reportedTokens || chunks, firstMessageTokens: 1, text };
+}

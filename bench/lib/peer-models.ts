@@ -1,0 +1,141 @@
+import { copyFileSync, existsSync, mkdirSync, renameSync, statSync } from "node:fs";
+import { open } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseConfig } from "../../common/config/parse-config.js";
+import type { Config } from "../../common/config/config-types.js";
+import { callUnary } from "../../common/grpc/call-unary.js";
+import { forgeModel } from "../../forge/forge-model.js";
+import type { AdminClient, StatusResponse } from "../../gen/modelswap/v1/admin.js";
+import { startLocalStack, type LocalStack } from "./local-stack.js";
+import { fmt } from "./report.js";
+
+/**
+ * The files and modelswap settings bench:peer compares on (and bench/swap-breakdown.ts traces):
+ * stories260K, random-weight F16 models of 100 MB and 600 MB, five distinct 100 MB F16 models;
+ * threads 1, context 2048, one sequence, greedy.
+ */
+
+const PROJECT_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const MB = 1e6;
+export const PEER_THREADS = 1;
+export const PEER_CONTEXT = 2048;
+
+export const defaultPeerDir = () => process.env.MODELSWAP_PEER_DIR ?? path.join(os.homedir(), ".cache/modelswap/peer-bench");
+
+export interface PeerModel {
+  /** The router's id (file name without .gguf) and modelswap's catalog name. */
+  name: string;
+  label: string;
+  path: string;
+  fileBytes: number;
+}
+
+export interface PeerFiles {
+  /** stories260K, 100 MB F16, 600 MB F16 (a folder of their own: the router's --models-dir). */
+  swap: PeerModel[];
+  swapDir: string;
+  /** Five distinct 100 MB F16 models. */
+  memory: PeerModel[];
+  memoryDir: string;
+}
+
+async function forged(file: string, sizeMb: number, seed: number): Promise<void> {
+  if (existsSync(file)) return;
+  const started = performance.now();
+  const partial = `${file}.partial`;
+  await forgeModel({ sizeBytes: sizeMb * MB, outPath: partial, weightType: "f16", seed });
+  renameSync(partial, file);
+  console.log(`  forged ${file} in ${fmt(performance.now() - started, 0)} ms`);
+}
+
+/** Writes the files under `dir` when missing (reused after). */
+export async function preparePeerFiles(dir: string): Promise<PeerFiles> {
+  const swapDir = path.join(dir, "swap");
+  const memoryDir = path.join(dir, "memory");
+  mkdirSync(swapDir, { recursive: true });
+  mkdirSync(memoryDir, { recursive: true });
+  const tiny = path.join(swapDir, "stories260K.gguf");
+  if (!existsSync(tiny)) copyFileSync(path.join(PROJECT_ROOT, "models/stories260K.gguf"), tiny);
+  await forged(path.join(swapDir, "f16-100MB.gguf"), 100, 100);
+  await forged(path.join(swapDir, "f16-600MB.gguf"), 600, 600);
+  for (let i = 1; i <= 5; i++) await forged(path.join(memoryDir, `f16-100MB-${i}.gguf`), 100, 1000 + i);
+  const model = (file: string, label: string): PeerModel => ({ name: path.basename(file, ".gguf"), label, path: file, fileBytes: statSync(file).size });
+  return {
+    swapDir,
+    memoryDir,
+    swap: [model(tiny, "1 MB"), model(path.join(swapDir, "f16-100MB.gguf"), "100 MB"), model(path.join(swapDir, "f16-600MB.gguf"), "600 MB")],
+    memory: [1, 2, 3, 4, 5].map((i) => model(path.join(memoryDir, `f16-100MB-${i}.gguf`), "100 MB")),
+  };
+}
+
+/** Reads every file once so that loads come from page cache. */
+export async function warmPageCache(models: readonly PeerModel[]): Promise<void> {
+  const buffer = Buffer.allocUnsafe(8 * 1024 * 1024);
+  for (const model of models) {
+    const handle = await open(model.path, "r");
+    try {
+      while ((await handle.read(buffer, 0, buffer.length)).bytesRead > 0);
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** modelswap's config document for these models (as YAML would hold it); one warm spare, as deployed. */
+export function peerConfigDocument(models: readonly PeerModel[], budgetBytes: number): Record<string, unknown> {
+  return {
+    listen: "127.0.0.1:0",
+    budget: String(Math.round(budgetBytes)),
+    placement: { listen: "127.0.0.1:0", eviction: "lru", spare_runners: 1, queue_timeout: "120s" },
+    defaults: { context: PEER_CONTEXT, threads: PEER_THREADS, gpu: "cpu", sequences: 1 },
+    models: models.map((model) => ({ name: model.name, path: model.path, sampling: { temperature: 0, repeat_penalty: 1 } })),
+  };
+}
+
+export function peerConfig(models: readonly PeerModel[], budgetBytes: number): Config {
+  return parseConfig(peerConfigDocument(models, budgetBytes), PROJECT_ROOT);
+}
+
+export const getStatus = (admin: AdminClient) => callUnary<StatusResponse>((done) => admin.getStatus({}, done));
+
+/** Waits (at most `timeoutMs`) until no runner is starting, loading, unloading or stopping and a spare is up; false if it never settled. */
+export async function modelswapSettled(admin: AdminClient, timeoutMs = 20_000): Promise<boolean> {
+  const until = performance.now() + timeoutMs;
+  while (performance.now() < until) {
+    const status = await getStatus(admin);
+    const quiet = status.runners.every((runner) => runner.state === "ready" || runner.state === "spare") && status.runners.some((runner) => runner.state === "spare");
+    if (quiet) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
+}
+
+export interface OneModelBudget {
+  budgetBytes: number;
+  footprints: Map<string, number>;
+  runnerBytes: number;
+}
+
+/**
+ * The budget that holds the biggest model and no second one: measured footprints and a runner's
+ * own RSS from loading every model once under a large budget. Placement charges each runner
+ * (the serving one and the warm spare) plus the models they hold.
+ */
+export async function oneModelBudget(models: readonly PeerModel[], options: { verbose?: boolean } = {}): Promise<OneModelBudget> {
+  const stack: LocalStack = await startLocalStack(peerConfig(models, 16 * 1024 ** 3), options);
+  try {
+    for (const model of models) await callUnary((done) => stack.admin.loadModel({ model: model.name }, done));
+    await modelswapSettled(stack.admin);
+    const status = await getStatus(stack.admin);
+    const footprints = new Map(status.models.map((entry) => [entry.info!.name, entry.info!.measuredBytes || entry.info!.estimatedBytes]));
+    const spares = status.runners.filter((runner) => runner.state === "spare" && runner.rssBytes > 0);
+    const runnerBytes = spares.length > 0 ? Math.max(...spares.map((runner) => runner.rssBytes)) : 150 * MB;
+    const sizes = [...footprints.values()];
+    const budgetBytes = Math.ceil(Math.max(...sizes) + 2 * runnerBytes + Math.min(...sizes) / 2);
+    return { budgetBytes, footprints, runnerBytes };
+  } finally {
+    await stack.stop();
+  }
+}
