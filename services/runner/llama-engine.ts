@@ -15,6 +15,8 @@ import {
 } from "node-llama-cpp";
 import type { Engine, GenerateInput, GenerateOutcome, LoadedModel, LoadSpec, LoadTimings, TextSink } from "./engine.js";
 import { StopMatcher } from "./stop-matcher.js";
+import { readCpuFeatures, readWeightTensors } from "./weight-tensors.js";
+import { shouldMapWeights, type CpuFeatures } from "./weights-mapping.js";
 
 const REPEAT_PENALTY_WINDOW = 64;
 /** Tokens before a piece that detokenizing it looks at (leading-space rules); a few suffice. */
@@ -27,6 +29,7 @@ const pollSoon = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
 /** The Engine on node-llama-cpp. The only module of the project that imports it. */
 export class LlamaEngine implements Engine {
   private llama: Llama | undefined;
+  private cpuFeatures: CpuFeatures | undefined;
 
   async init(gpu: string): Promise<void> {
     if (this.llama) return;
@@ -47,6 +50,17 @@ export class LlamaEngine implements Engine {
     return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
   }
 
+  /**
+   * Map the weights when llama.cpp uses them in place on this CPU (see weights-mapping.ts):
+   * no copy on load, and the pages are the page cache's. Read them when it would repack them
+   * (a mapping would hold them twice) and on a GPU (weights are uploaded).
+   */
+  private async mapsWeights(path: string): Promise<boolean> {
+    if (this.ready.gpu !== false) return false;
+    this.cpuFeatures ??= await readCpuFeatures();
+    return shouldMapWeights(await readWeightTensors(path), { kind: "cpu", features: this.cpuFeatures });
+  }
+
   async load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel> {
     const llama = this.ready;
     const deviceUsed = async () => (llama.gpu === false ? 0 : (await llama.getVramState()).used);
@@ -55,7 +69,7 @@ export class LlamaEngine implements Engine {
     const model = await llama.loadModel({
       modelPath: spec.path,
       gpuLayers: llama.gpu === false ? 0 : (spec.gpuLayers ?? "auto"),
-      useMmap: spec.useMmap,
+      useMmap: spec.useMmap || (await this.mapsWeights(spec.path)),
       onLoadProgress: onProgress,
     });
     const modelLoaded = performance.now();
