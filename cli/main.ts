@@ -3,7 +3,8 @@ import { ConfigError } from "../common/config/config-error.js";
 import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
-import { cliEnv } from "./cli-env.js";
+import { cliEnv, logOptions } from "./cli-env.js";
+import { LOG_FORMATS, type LogFormat } from "../common/logger.js";
 import { gatewayCommand, placementCommand, serveCommand } from "./serve-commands.js";
 
 const HELP: Record<string, string> = {
@@ -28,11 +29,13 @@ Tools:
   forge --size 200MB --out FILE   write a random-weight llama GGUF
 
 'modelswap <command> --help' shows a command's options.`,
-  serve: `modelswap serve -c FILE [--forge-missing]
+  serve: `modelswap serve -c FILE [--forge-missing] [--log-format pretty|json]
   -c, --config FILE    YAML config (see README "Configuration")
-  --forge-missing      forge a random-weight stand-in for model files that are missing`,
-  placement: `modelswap placement -c FILE [--forge-missing]`,
-  gateway: `modelswap gateway -c FILE --placement HOST:PORT`,
+  --forge-missing      forge a random-weight stand-in for model files that are missing
+  --log-format F       pretty (one readable line per event) or json (one JSON object per line);
+                       default pretty on a terminal, json otherwise. Placement and runners follow.`,
+  placement: `modelswap placement -c FILE [--forge-missing] [--log-format pretty|json]`,
+  gateway: `modelswap gateway -c FILE --placement HOST:PORT [--log-format pretty|json]`,
   generate: `modelswap generate (-m MODEL | --task TASK) [options] "prompt"
   -m, --model NAME       model name or alias
   --task TASK            route by task instead of model
@@ -78,6 +81,7 @@ const options = {
   out: { type: "string" },
   type: { type: "string" },
   tokenizer: { type: "string" },
+  "log-format": { type: "string" },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -103,20 +107,26 @@ async function main(argv: string[]): Promise<number> {
     if (!Number.isFinite(value)) throw new UsageError(`--${name} must be a number (got "${raw}")`);
     return value;
   };
+  const logFormat = (): LogFormat | undefined => {
+    const raw = values["log-format"];
+    if (raw === undefined) return undefined;
+    if (!(LOG_FORMATS as readonly string[]).includes(raw)) throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(", ")} (got "${raw}")`);
+    return raw as LogFormat;
+  };
   const requireConfig = () => {
     if (!values.config) throw new UsageError(`${command} needs -c FILE\n\n${HELP[command]}`);
     return values.config;
   };
   switch (command) {
     case "serve":
-      await serveCommand(requireConfig(), values["forge-missing"] ?? false, cliEnv.quietLogs);
+      await serveCommand(requireConfig(), values["forge-missing"] ?? false, logOptions(logFormat()));
       return -1;
     case "placement":
-      await placementCommand(requireConfig(), values["forge-missing"] ?? false, cliEnv.quietLogs);
+      await placementCommand(requireConfig(), values["forge-missing"] ?? false, logOptions(logFormat()));
       return -1;
     case "gateway":
       if (!values.placement) throw new UsageError(`gateway needs --placement HOST:PORT\n\n${HELP.gateway}`);
-      await gatewayCommand(requireConfig(), values.placement, cliEnv.quietLogs);
+      await gatewayCommand(requireConfig(), values.placement, logOptions(logFormat()));
       return -1;
     case "generate":
     case "chat": {
