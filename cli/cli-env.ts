@@ -10,8 +10,8 @@ export const cliEnv = {
   quietLogs: process.env.MODELSWAP_LOG === "silent",
   /** Hugging Face endpoint for `pull hf:…` (a mirror); node-llama-cpp's default otherwise. */
   huggingFaceEndpoint: process.env.HF_ENDPOINT || undefined,
-  /** Progress bars only where a person watches. */
-  interactive: process.stderr.isTTY === true,
+  /** Progress bars (node-llama-cpp draws them on stdout) only where a person watches. */
+  interactive: process.stdout.isTTY === true,
 };
 
 /**

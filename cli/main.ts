@@ -5,6 +5,7 @@ import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
 import { cliEnv, logOptions } from "./cli-env.js";
 import { LOG_FORMATS, type LogFormat } from "../common/logger.js";
+import { pullCommand } from "./pull-command.js";
 import { gatewayCommand, placementCommand, serveCommand } from "./serve-commands.js";
 
 const HELP: Record<string, string> = {
@@ -25,7 +26,8 @@ Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051):
   watch                stream residency events (loads, evictions, queue)
   load|unload|pin|unpin MODEL  admin actions
 
-Tools:
+Models:
+  pull SOURCE          download a model (hf:user/repo:quant or a URL) into the models folder
   forge --size 200MB --out FILE   write a random-weight llama GGUF
 
 'modelswap <command> --help' shows a command's options.`,
@@ -53,6 +55,15 @@ Tools:
   unload: `modelswap unload MODEL [--address HOST:PORT]`,
   pin: `modelswap pin MODEL [--address HOST:PORT]`,
   unpin: `modelswap unpin MODEL [--address HOST:PORT]`,
+  pull: `modelswap pull SOURCE... [--dir DIR | -c FILE] [--sha256 HEX]
+  SOURCE          hf:<user>/<repo>:<quant>      e.g. hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M
+                  hf:<user>/<repo>/<file>.gguf  one file of a repository (#branch optional)
+                  https://host/path/model.gguf
+  --dir DIR       where the file goes (default: the config's models_dir, else ./models)
+  -c FILE         use the config's models_dir; without SOURCE, pull every catalog model whose
+                  path is a source (path: hf:… or a URL)
+  --sha256 HEX    refuse (and delete) the download unless its SHA-256 is HEX
+  Interrupted downloads resume: run the same command again. HF_ENDPOINT points hf: at a mirror.`,
   forge: `modelswap forge --size SIZE --out FILE [--type q8_0|f16] [--seed N] [--tokenizer GGUF|builtin:byte]
   --size SIZE     e.g. 50MB, 200MB, 1.5GiB (file size within a few percent)
   --type          weight type, default q8_0
@@ -82,6 +93,8 @@ const options = {
   type: { type: "string" },
   tokenizer: { type: "string" },
   "log-format": { type: "string" },
+  dir: { type: "string" },
+  sha256: { type: "string" },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -171,6 +184,21 @@ async function main(argv: string[]): Promise<number> {
       const model = positionals[0];
       if (!model) throw new UsageError(`${command} needs a MODEL\n\n${HELP[command]}`);
       return adminCommand(address, command, model, process.stdout);
+    }
+    case "pull": {
+      if (positionals.length === 0 && !values.config) throw new UsageError(`pull needs a SOURCE or -c FILE\n\n${HELP.pull}`);
+      return pullCommand(
+        {
+          sources: positionals,
+          configFile: values.config,
+          dir: values.dir,
+          sha256: values.sha256,
+          progressBar: cliEnv.interactive,
+          huggingFaceEndpoint: cliEnv.huggingFaceEndpoint,
+        },
+        process.stdout,
+        process.stderr,
+      );
     }
     case "forge": {
       if (!values.size || !values.out) throw new UsageError(`forge needs --size and --out\n\n${HELP.forge}`);

@@ -3,6 +3,7 @@ import { parseSize } from "../parse-size.js";
 import { ConfigError } from "./config-error.js";
 import type { Budget, Config, GpuMode, ModelConfig, PlacementConfig, SamplingDefaults } from "./config-types.js";
 import { parseDurationMs } from "./parse-duration.js";
+import { isModelSource, parseModelSource } from "./parse-model-source.js";
 
 type RawObject = Record<string, unknown>;
 
@@ -16,17 +17,19 @@ const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
  */
 export function parseConfig(document: unknown, baseDir: string): Config {
   const root = object(document, "config");
-  knownKeys(root, "", ["listen", "budget", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry", "max_prompt_bytes"]);
+  knownKeys(root, "", ["listen", "budget", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry", "max_prompt_bytes", "models_dir"]);
+  const modelsDir = path.resolve(baseDir, string(root.models_dir ?? "./models", "models_dir"));
   const defaults = root.defaults === undefined ? {} : object(root.defaults, "defaults");
   knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "ttl", "sampling"]);
 
   const modelsRaw = root.models;
   if (!Array.isArray(modelsRaw) || modelsRaw.length === 0) throw new ConfigError("models must be a non-empty list of models");
-  const models = modelsRaw.map((raw, index) => parseModel(raw, `models[${index}]`, defaults, baseDir));
+  const models = modelsRaw.map((raw, index) => parseModel(raw, `models[${index}]`, defaults, baseDir, modelsDir));
   checkUniqueNames(models);
 
   const config: Config = {
     baseDir,
+    modelsDir,
     listen: address(root.listen ?? "127.0.0.1:50051", "listen"),
     budget: parseBudget(root.budget ?? "80%", "budget"),
     placement: parsePlacement(root.placement, baseDir),
@@ -39,7 +42,7 @@ export function parseConfig(document: unknown, baseDir: string): Config {
   return config;
 }
 
-function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: string): ModelConfig {
+function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: string, modelsDir: string): ModelConfig {
   const model = object(raw, at);
   knownKeys(model, `${at}.`, [
     "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "pin", "preload", "ttl",
@@ -48,6 +51,10 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   const name = string(model.name, `${at}.name`);
   if (!NAME_PATTERN.test(name)) throw new ConfigError(`${at}.name must be 1-64 letters, digits, '.', '_', ':' or '-' (got "${name}")`);
   const file = string(model.path, `${at}.path`);
+  // `path: hf:…` or a URL: the model is downloaded into models_dir (modelswap pull, or on first use).
+  const parsedSource = isModelSource(file) ? parseModelSource(file) : undefined;
+  if (parsedSource && !parsedSource.ok) throw new ConfigError(`${at}.path ${parsedSource.reason}`);
+  const source = parsedSource?.ok ? parsedSource.source : undefined;
   const replicasRaw = model.replicas === undefined ? {} : object(model.replicas, `${at}.replicas`);
   knownKeys(replicasRaw, `${at}.replicas.`, ["min", "max"]);
   const min = nonNegativeInt(replicasRaw.min ?? 1, `${at}.replicas.min`);
@@ -58,7 +65,8 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   if (!GPU_MODES.includes(gpu)) throw new ConfigError(`${at}.gpu must be one of ${GPU_MODES.join(", ")} (got "${gpu}")`);
   return {
     name,
-    path: path.resolve(baseDir, file),
+    path: source ? path.join(modelsDir, source.fileName) : path.resolve(baseDir, file),
+    ...(source ? { source } : {}),
     aliases: stringList(model.aliases ?? [], `${at}.aliases`),
     tasks: stringList(model.tasks ?? [], `${at}.tasks`),
     contextSize: positiveInt(model.context ?? defaults.context ?? 2048, `${at}.context`),
