@@ -1,4 +1,6 @@
 import { parseArgs } from "node:util";
+import { status } from "@grpc/grpc-js";
+import { ModelswapError } from "../common/errors.js";
 import { ConfigError } from "../common/config/config-error.js";
 import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
@@ -225,6 +227,7 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     if (error instanceof UsageError || error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
     else process.stderr.write(`${describeError(error)}\n`);
-    process.exitCode = error instanceof UsageError ? 2 : 1;
+    // 130: interrupted (Ctrl-C), as shells report it
+    process.exitCode = error instanceof UsageError ? 2 : error instanceof ModelswapError && error.code === status.CANCELLED ? 130 : 1;
   },
 );

@@ -33,6 +33,8 @@ export interface ModelServer {
   serve(path: string, file: ModelServerFile): void;
   /** Make `hf:<user>/<repo>:<quant>` resolve to `fileName` in that repository (served with serve()). */
   manifest(user: string, repo: string, quant: string, fileName: string): void;
+  /** Resolves with the first request (seen or to come) that matches. */
+  waitForRequest(predicate: (request: ServedRequest) => boolean): Promise<ServedRequest>;
   /** Ends stalled responses and closes the server. */
   close(): Promise<void>;
 }
@@ -42,6 +44,7 @@ export async function startModelServer(): Promise<ModelServer> {
   const manifests = new Map<string, string>();
   const requests: ServedRequest[] = [];
   const stalled = new Set<ServerResponse>();
+  const waiters = new Set<() => void>();
 
   const handle = (request: IncomingMessage, response: ServerResponse) => {
     const path = new URL(request.url ?? "/", "http://localhost").pathname;
@@ -66,7 +69,9 @@ export async function startModelServer(): Promise<ModelServer> {
     if (range && file.stallRangesFrom !== undefined && start >= file.stallRangesFrom) {
       record.stalled = true;
       stalled.add(response);
-      return response.flushHeaders();
+      response.flushHeaders();
+      for (const waiter of [...waiters]) waiter();
+      return;
     }
     let limit = body.length;
     let cut = false;
@@ -92,6 +97,17 @@ export async function startModelServer(): Promise<ModelServer> {
     requests,
     serve: (path, file) => void files.set(path, { ...file, rangeCuts: 0 }),
     manifest: (user, repo, quant, fileName) => void manifests.set(`${user}/${repo}:${quant.toUpperCase()}`, fileName),
+    waitForRequest: (predicate) =>
+      new Promise((resolve) => {
+        const check = () => {
+          const found = requests.find(predicate);
+          if (!found) return;
+          waiters.delete(check);
+          resolve(found);
+        };
+        waiters.add(check);
+        check();
+      }),
     async close() {
       for (const response of stalled) response.destroy();
       server.closeAllConnections();
