@@ -1,3 +1,8 @@
+import { LOG_FORMATS, type LogFormat, type LogOptions } from "../common/logger.js";
+
+/** Carries the log format from a CLI process to the processes it starts (placement, runners). */
+export const LOG_FORMAT_VARIABLE = "MODELSWAP_LOG_FORMAT";
+
 /** The CLI's environment: the one place it reads variables. */
 export const cliEnv = {
   /** Gateway address for client commands (generate, models, ps, watch, load, unload, pin). */
@@ -7,4 +12,20 @@ export const cliEnv = {
   /** PEM CA certificate that signed a TLS gateway's certificate (--tls-ca wins). */
   tlsCa: process.env.MODELSWAP_TLS_CA || undefined,
   quietLogs: process.env.MODELSWAP_LOG === "silent",
+  /** Hugging Face endpoint for `pull hf:…` (a mirror); node-llama-cpp's default otherwise. */
+  huggingFaceEndpoint: process.env.HF_ENDPOINT || undefined,
+  /** Progress bars (node-llama-cpp draws them on stdout) only where a person watches. */
+  interactive: process.stdout.isTTY === true,
 };
+
+/**
+ * How this process logs: `--log-format`, else the format its parent passed down, else pretty
+ * on a terminal and JSON otherwise. Exported to the environment so that the processes this one
+ * starts (placement, runners: stderr inherited) write the same format.
+ */
+export function logOptions(flag: LogFormat | undefined): LogOptions {
+  const inherited = process.env[LOG_FORMAT_VARIABLE] as LogFormat | undefined;
+  const format = flag ?? (inherited && LOG_FORMATS.includes(inherited) ? inherited : process.stderr.isTTY ? "pretty" : "json");
+  process.env[LOG_FORMAT_VARIABLE] = format;
+  return { format, quiet: cliEnv.quietLogs, colors: format === "pretty" && process.stderr.isTTY === true && !process.env.NO_COLOR };
+}

@@ -11,11 +11,14 @@ export function forgedPath(config: Config, modelName: string): string {
   return path.join(config.baseDir, ".forged", `${modelName}.gguf`);
 }
 
-/** Points models whose file is missing at a forged stand-in, forging it when `forge` is set. */
+/**
+ * Points models whose file is missing at a forged stand-in, forging it when `forge` is set.
+ * Models with a download source (path: hf:… or a URL) are left alone: they are pulled, not forged.
+ */
 export async function substituteForgedModels(config: Config, forge: boolean, log: (line: string) => void): Promise<Config> {
   const models = [];
   for (const model of config.models) {
-    if (existsSync(model.path)) {
+    if (existsSync(model.path) || model.source) {
       models.push(model);
       continue;
     }

@@ -1,10 +1,14 @@
 import { parseArgs } from "node:util";
+import { status } from "@grpc/grpc-js";
+import { ModelswapError } from "../common/errors.js";
 import { ConfigError } from "../common/config/config-error.js";
 import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
-import { cliEnv } from "./cli-env.js";
+import { cliEnv, logOptions } from "./cli-env.js";
 import { gatewayTarget } from "./gateway-target.js";
+import { LOG_FORMATS, type LogFormat } from "../common/logger.js";
+import { pullCommand } from "./pull-command.js";
 import { gatewayCommand, placementCommand, serveCommand } from "./serve-commands.js";
 
 const HELP: Record<string, string> = {
@@ -26,15 +30,18 @@ Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051;
   watch                stream residency events (loads, evictions, queue)
   load|unload|pin|unpin MODEL  admin actions
 
-Tools:
+Models:
+  pull SOURCE          download a model (hf:user/repo:quant or a URL) into the models folder
   forge --size 200MB --out FILE   write a random-weight llama GGUF
 
 'modelswap <command> --help' shows a command's options.`,
-  serve: `modelswap serve -c FILE [--forge-missing]
+  serve: `modelswap serve -c FILE [--forge-missing] [--log-format pretty|json]
   -c, --config FILE    YAML config (see README "Configuration")
-  --forge-missing      forge a random-weight stand-in for model files that are missing`,
-  placement: `modelswap placement -c FILE [--forge-missing]`,
-  gateway: `modelswap gateway -c FILE --placement HOST:PORT`,
+  --forge-missing      forge a random-weight stand-in for model files that are missing
+  --log-format F       pretty (one readable line per event) or json (one JSON object per line);
+                       default pretty on a terminal, json otherwise. Placement and runners follow.`,
+  placement: `modelswap placement -c FILE [--forge-missing] [--log-format pretty|json]`,
+  gateway: `modelswap gateway -c FILE --placement HOST:PORT [--log-format pretty|json]`,
   generate: `modelswap generate (-m MODEL | --task TASK) [options] "prompt"
   -m, --model NAME       model name or alias
   --task TASK            route by task instead of model
@@ -54,6 +61,15 @@ Tools:
   unload: `modelswap unload MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
   pin: `modelswap pin MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
   unpin: `modelswap unpin MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
+  pull: `modelswap pull SOURCE... [--dir DIR | -c FILE] [--sha256 HEX]
+  SOURCE          hf:<user>/<repo>:<quant>      e.g. hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M
+                  hf:<user>/<repo>/<file>.gguf  one file of a repository (#branch optional)
+                  https://host/path/model.gguf
+  --dir DIR       where the file goes (default: the config's models_dir, else ./models)
+  -c FILE         use the config's models_dir; without SOURCE, pull every catalog model whose
+                  path is a source (path: hf:… or a URL)
+  --sha256 HEX    refuse (and delete) the download unless its SHA-256 is HEX
+  Interrupted downloads resume: run the same command again. HF_ENDPOINT points hf: at a mirror.`,
   forge: `modelswap forge --size SIZE --out FILE [--type q8_0|f16] [--seed N] [--tokenizer GGUF|builtin:byte]
   --size SIZE     e.g. 50MB, 200MB, 1.5GiB (file size within a few percent)
   --type          weight type, default q8_0
@@ -84,6 +100,9 @@ const options = {
   out: { type: "string" },
   type: { type: "string" },
   tokenizer: { type: "string" },
+  "log-format": { type: "string" },
+  dir: { type: "string" },
+  sha256: { type: "string" },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -109,20 +128,26 @@ async function main(argv: string[]): Promise<number> {
     if (!Number.isFinite(value)) throw new UsageError(`--${name} must be a number (got "${raw}")`);
     return value;
   };
+  const logFormat = (): LogFormat | undefined => {
+    const raw = values["log-format"];
+    if (raw === undefined) return undefined;
+    if (!(LOG_FORMATS as readonly string[]).includes(raw)) throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(", ")} (got "${raw}")`);
+    return raw as LogFormat;
+  };
   const requireConfig = () => {
     if (!values.config) throw new UsageError(`${command} needs -c FILE\n\n${HELP[command]}`);
     return values.config;
   };
   switch (command) {
     case "serve":
-      await serveCommand(requireConfig(), values["forge-missing"] ?? false, cliEnv.quietLogs);
+      await serveCommand(requireConfig(), values["forge-missing"] ?? false, logOptions(logFormat()));
       return -1;
     case "placement":
-      await placementCommand(requireConfig(), values["forge-missing"] ?? false, cliEnv.quietLogs);
+      await placementCommand(requireConfig(), values["forge-missing"] ?? false, logOptions(logFormat()));
       return -1;
     case "gateway":
       if (!values.placement) throw new UsageError(`gateway needs --placement HOST:PORT\n\n${HELP.gateway}`);
-      await gatewayCommand(requireConfig(), values.placement, cliEnv.quietLogs);
+      await gatewayCommand(requireConfig(), values.placement, logOptions(logFormat()));
       return -1;
     case "generate":
     case "chat": {
@@ -168,6 +193,21 @@ async function main(argv: string[]): Promise<number> {
       if (!model) throw new UsageError(`${command} needs a MODEL\n\n${HELP[command]}`);
       return adminCommand(target(), command, model, process.stdout);
     }
+    case "pull": {
+      if (positionals.length === 0 && !values.config) throw new UsageError(`pull needs a SOURCE or -c FILE\n\n${HELP.pull}`);
+      return pullCommand(
+        {
+          sources: positionals,
+          configFile: values.config,
+          dir: values.dir,
+          sha256: values.sha256,
+          progressBar: cliEnv.interactive,
+          huggingFaceEndpoint: cliEnv.huggingFaceEndpoint,
+        },
+        process.stdout,
+        process.stderr,
+      );
+    }
     case "forge": {
       if (!values.size || !values.out) throw new UsageError(`forge needs --size and --out\n\n${HELP.forge}`);
       const type = values.type ?? "q8_0";
@@ -193,6 +233,7 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     if (error instanceof UsageError || error instanceof ConfigError) process.stderr.write(`${error.message}\n`);
     else process.stderr.write(`${describeError(error)}\n`);
-    process.exitCode = error instanceof UsageError ? 2 : 1;
+    // 130: interrupted (Ctrl-C), as shells report it
+    process.exitCode = error instanceof UsageError ? 2 : error instanceof ModelswapError && error.code === status.CANCELLED ? 130 : 1;
   },
 );

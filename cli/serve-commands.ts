@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { readConfigFile } from "../common/config/read-config-file.js";
-import { createLogger } from "../common/logger.js";
+import { createLogger, type LogOptions } from "../common/logger.js";
 import { exitAfterFlush, metricsEndpoint, startTelemetry } from "../common/telemetry/telemetry.js";
 import { startGateway } from "../gateway/gateway-server.js";
 import { startPlacement } from "../services/placement/placement-server.js";
@@ -12,8 +12,8 @@ const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
 const READY_PREFIX = "modelswap-placement-ready ";
 
 /** `modelswap placement`: placement alone (it starts its runners); prints one ready line with its address. */
-export async function placementCommand(configFile: string, forgeMissing: boolean, quietLogs: boolean): Promise<void> {
-  const logger = createLogger("placement", {}, quietLogs);
+export async function placementCommand(configFile: string, forgeMissing: boolean, log: LogOptions): Promise<void> {
+  const logger = createLogger("placement", {}, log);
   const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => logger.info("forge", { line }));
   // OTEL_* from the environment; runners inherit it. /metrics on telemetry.metrics_port.
   startTelemetry({ role: "placement", logger, metrics: metricsEndpoint(config.telemetry, "placement") });
@@ -26,8 +26,8 @@ export async function placementCommand(configFile: string, forgeMissing: boolean
 }
 
 /** `modelswap gateway`: the public front door, pointed at a running placement. */
-export async function gatewayCommand(configFile: string, placementAddress: string, quietLogs: boolean): Promise<void> {
-  const logger = createLogger("gateway", {}, quietLogs);
+export async function gatewayCommand(configFile: string, placementAddress: string, log: LogOptions): Promise<void> {
+  const logger = createLogger("gateway", {}, log);
   const config = readConfigFile(configFile);
   startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
   const gateway = await startGateway({ config, placementAddress, logger });
@@ -38,8 +38,8 @@ export async function gatewayCommand(configFile: string, placementAddress: strin
 }
 
 /** `modelswap serve`: placement in its own process (which starts the runners) and the gateway in this one. */
-export async function serveCommand(configFile: string, forgeMissing: boolean, quietLogs: boolean): Promise<void> {
-  const logger = createLogger("gateway", {}, quietLogs);
+export async function serveCommand(configFile: string, forgeMissing: boolean, log: LogOptions): Promise<void> {
+  const logger = createLogger("gateway", {}, log);
   const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => process.stderr.write(line + "\n"));
   // The gateway's telemetry (/metrics on metrics_port + 1); placement, a child with this environment, starts its own.
   startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });

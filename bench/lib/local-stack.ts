@@ -24,7 +24,7 @@ export async function startLocalStack(
   config: Config,
   options: { verbose?: boolean } & Pick<PlacementServerOptions, "onEvent" | "onRunnerEvent"> = {},
 ): Promise<LocalStack> {
-  const logger = createLogger("bench", {}, !options.verbose);
+  const logger = createLogger("bench", {}, { quiet: !options.verbose });
   const placement = await startPlacement({
     config,
     logger,

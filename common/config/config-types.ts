@@ -1,4 +1,5 @@
 /** The validated configuration: one YAML file shared by gateway, placement and runners. */
+import type { ModelSource } from "./parse-model-source.js";
 
 export type GpuMode = "auto" | "cpu" | "cuda" | "vulkan" | "metal";
 /** `shared`: the model may join a runner process that hosts other models; `process`: a runner of its own. */
@@ -25,8 +26,13 @@ export interface SamplingDefaults {
 
 export interface ModelConfig {
   name: string;
-  /** Absolute path (relative paths are resolved against the config file's folder). */
+  /**
+   * Absolute path (relative paths are resolved against the config file's folder). For a
+   * model with a `source`, the file in models_dir that the download writes.
+   */
   path: string;
+  /** Set when the config's `path` named a download (hf:… or a URL) instead of a file. */
+  source?: ModelSource;
   aliases: string[];
   tasks: string[];
   contextSize: number;
@@ -106,6 +112,8 @@ export interface HttpConfig {
 export interface Config {
   /** Folder of the config file; relative paths were resolved against it. */
   baseDir: string;
+  /** Where `modelswap pull` and downloads of models with a source put files (models_dir, default ./models). */
+  modelsDir: string;
   listen: string;
   budget: Budget;
   /**

@@ -4,6 +4,7 @@ import { ConfigError } from "./config-error.js";
 import type { ApiKeyConfig, AuthConfig, Budget, Config, GpuLayers, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults, Scope, TlsConfig, UnifiedMemorySetting } from "./config-types.js";
 import { isLoopbackAddress } from "./loopback.js";
 import { parseDurationMs } from "./parse-duration.js";
+import { isModelSource, parseModelSource } from "./parse-model-source.js";
 
 type RawObject = Record<string, unknown>;
 
@@ -27,18 +28,20 @@ export function parseConfig(document: unknown, baseDir: string, env: ConfigEnv =
   const root = object(document, "config");
   knownKeys(root, "", [
     "listen", "budget", "gpu_budget", "unified_memory", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry",
-    "max_prompt_bytes", "http", "auth", "tls", "allow_unauthenticated_public",
+    "max_prompt_bytes", "http", "auth", "tls", "allow_unauthenticated_public", "models_dir",
   ]);
+  const modelsDir = path.resolve(baseDir, string(root.models_dir ?? "./models", "models_dir"));
   const defaults = root.defaults === undefined ? {} : object(root.defaults, "defaults");
   knownKeys(defaults, "defaults.", ["context", "threads", "sequences", "gpu", "gpu_layers", "ttl", "sampling", "isolation"]);
 
   const modelsRaw = root.models;
   if (!Array.isArray(modelsRaw) || modelsRaw.length === 0) throw new ConfigError("models must be a non-empty list of models");
-  const models = modelsRaw.map((raw, index) => parseModel(raw, `models[${index}]`, defaults, baseDir));
+  const models = modelsRaw.map((raw, index) => parseModel(raw, `models[${index}]`, defaults, baseDir, modelsDir));
   checkUniqueNames(models);
 
   const config: Config = {
     baseDir,
+    modelsDir,
     listen: address(root.listen ?? "127.0.0.1:50051", "listen"),
     budget: parseBudget(root.budget ?? "80%", "budget"),
     gpuBudget: root.gpu_budget === undefined ? undefined : parseBudget(root.gpu_budget, "gpu_budget"),
@@ -124,7 +127,7 @@ function checkExposure(config: Config): void {
   }
 }
 
-function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: string): ModelConfig {
+function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: string, modelsDir: string): ModelConfig {
   const model = object(raw, at);
   knownKeys(model, `${at}.`, [
     "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "gpu_layers", "pin", "preload", "ttl",
@@ -133,6 +136,10 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   const name = string(model.name, `${at}.name`);
   if (!NAME_PATTERN.test(name)) throw new ConfigError(`${at}.name must be 1-64 letters, digits, '.', '_', ':' or '-' (got "${name}")`);
   const file = string(model.path, `${at}.path`);
+  // `path: hf:…` or a URL: the model is downloaded into models_dir (modelswap pull, or on first use).
+  const parsedSource = isModelSource(file) ? parseModelSource(file) : undefined;
+  if (parsedSource && !parsedSource.ok) throw new ConfigError(`${at}.path ${parsedSource.reason}`);
+  const source = parsedSource?.ok ? parsedSource.source : undefined;
   const replicasRaw = model.replicas === undefined ? {} : object(model.replicas, `${at}.replicas`);
   knownKeys(replicasRaw, `${at}.replicas.`, ["min", "max"]);
   const min = nonNegativeInt(replicasRaw.min ?? 1, `${at}.replicas.min`);
@@ -150,7 +157,8 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   }
   return {
     name,
-    path: path.resolve(baseDir, file),
+    path: source ? path.join(modelsDir, source.fileName) : path.resolve(baseDir, file),
+    ...(source ? { source } : {}),
     aliases: stringList(model.aliases ?? [], `${at}.aliases`),
     tasks: stringList(model.tasks ?? [], `${at}.tasks`),
     contextSize: positiveInt(model.context ?? defaults.context ?? 2048, `${at}.context`),

@@ -11,7 +11,7 @@ import { readRunnerEnv } from "./runner-env.js";
 
 /** Runner process entry: initialise the backend, serve tokens, obey placement. */
 const env = readRunnerEnv();
-const logger = createLogger("runner", { runnerId: env.runnerId }, env.quietLogs);
+const logger = createLogger("runner", { runnerId: env.runnerId }, env.log);
 // Telemetry first (OTEL_* come from placement's environment); spans are flushed before every exit.
 startTelemetry({ role: "runner", logger, resourceAttributes: { "modelswap.runner.id": env.runnerId } });
 const engine = new LlamaEngine();

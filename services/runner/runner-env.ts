@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { LOG_FORMATS, type LogFormat, type LogOptions } from "../../common/logger.js";
 
 /** The runner's settings, from its command line (placement passes them when it spawns it). */
 export interface RunnerEnv {
@@ -8,7 +9,8 @@ export interface RunnerEnv {
   gpu: string;
   reconnectGraceMs: number;
   heartbeatMs: number;
-  quietLogs: boolean;
+  /** MODELSWAP_LOG=silent quiets; MODELSWAP_LOG_FORMAT (set by the CLI that started placement) picks json or pretty. */
+  log: LogOptions;
 }
 
 export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv {
@@ -25,6 +27,8 @@ export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv
     strict: true,
   });
   if (!values.id || !values.placement) throw new Error("runner needs --id and --placement HOST:PORT (placement starts runners itself)");
+  const requested = process.env.MODELSWAP_LOG_FORMAT as LogFormat | undefined;
+  const format: LogFormat = requested && LOG_FORMATS.includes(requested) ? requested : "json";
   return {
     runnerId: values.id,
     placementAddress: values.placement,
@@ -32,6 +36,6 @@ export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv
     gpu: values.gpu!,
     reconnectGraceMs: Number(values["reconnect-grace-ms"]),
     heartbeatMs: Number(values["heartbeat-ms"]),
-    quietLogs: process.env.MODELSWAP_LOG === "silent",
+    log: { format, quiet: process.env.MODELSWAP_LOG === "silent", colors: format === "pretty" && process.stderr.isTTY === true && !process.env.NO_COLOR },
   };
 }

@@ -26,7 +26,7 @@ export interface TestCluster {
 
 export async function startCluster(document: Record<string, unknown>, baseDir = "/"): Promise<TestCluster> {
   const config = parseConfig({ listen: "127.0.0.1:0", ...document, placement: { listen: "127.0.0.1:0", ...(document.placement as object) } }, baseDir);
-  const logger = createLogger("test", {}, true);
+  const logger = createLogger("test", {}, { quiet: true });
   const events: ResidencyEvent[] = [];
   const runnerEvents: { runnerId: string; event: RunnerEvent }[] = [];
   const waiting = new Set<{ predicate: (event: ResidencyEvent) => boolean; resolve: (event: ResidencyEvent) => void }>();

@@ -9,10 +9,11 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { promisify } from "node:util";
 import { HealthStatus } from "../../common/grpc/health.js";
-import { descriptorsPath, reflectionBindings } from "../../common/grpc/reflection.js";
+import { DESCRIPTOR_SETS, descriptorsPath, reflectionBindings } from "../../common/grpc/reflection.js";
 import { startServer, type StartedServer } from "../../common/grpc/start-server.js";
 import { InferenceService } from "../../gen/modelswap/v1/inference.js";
-import { projectRoot } from "../support/paths.js";
+import { startCluster, type TestCluster } from "../support/cluster.js";
+import { projectRoot, storiesModel } from "../support/paths.js";
 
 const require = createRequire(import.meta.url);
 
@@ -76,12 +77,56 @@ describe("server reflection from buf's descriptors", () => {
     assert.equal(sampling.oneofDecl[temperature.oneofIndex!]!.name, "_temperature");
   });
 
-  it("serves gen/descriptors.binpb as `buf build` makes it from proto/ today (run `npm run gen` after editing protos)", async () => {
-    const built = await promisify(execFile)(path.join(projectRoot, "node_modules", ".bin", "buf"), ["build", "-o", "-"], {
-      cwd: projectRoot,
-      encoding: "buffer",
-      maxBuffer: 16 * 1024 * 1024,
+  it("serves gen/*.binpb as `buf build` makes them today from proto/ and the standard gRPC protos (run `npm run gen` after editing protos)", async () => {
+    const inputs: Record<(typeof DESCRIPTOR_SETS)[number], string[]> = {
+      "descriptors.binpb": [],
+      "grpc-health.binpb": ["node_modules/grpc-health-check/proto"],
+      "grpc-reflection.binpb": ["node_modules/@grpc/reflection/build/proto", "--path", "node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto"],
+    };
+    for (const name of DESCRIPTOR_SETS) {
+      const built = await promisify(execFile)(BUF, ["build", ...inputs[name], "-o", "-"], { cwd: projectRoot, encoding: "buffer", maxBuffer: 16 * 1024 * 1024 });
+      assert.ok(Buffer.compare(built.stdout, readFileSync(descriptorsPath(name))) === 0, `gen/${name} is stale: run \`npm run gen\``);
+    }
+  });
+});
+
+const BUF = path.join(projectRoot, "node_modules", ".bin", "buf");
+
+/** `buf curl` through reflection only: no .proto files on its side. */
+async function bufCurl(address: string, method: string, body?: object): Promise<unknown> {
+  const args = ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...(body ? ["-d", JSON.stringify(body)] : []), `http://${address}/${method}`];
+  const { stdout } = await promisify(execFile)(BUF, args, { cwd: projectRoot, timeout: 60_000 }).catch((error: { stderr?: string; message: string }) => {
+    throw new Error(`buf ${args.join(" ")} failed: ${error.stderr || error.message}`);
+  });
+  // a streaming call prints one JSON object per message
+  return JSON.parse(`[${stdout.trim().replace(/\n}\n{/g, "\n},\n{")}]`);
+}
+
+describe("buf curl against a real gateway, through reflection alone", function () {
+  this.timeout(120_000);
+  let cluster: TestCluster;
+
+  before(async () => {
+    cluster = await startCluster({
+      budget: "200MiB",
+      placement: { spare_runners: 0 },
+      models: [{ name: "stories", path: storiesModel, threads: 1, context: 256, sequences: 1, gpu: "cpu", preload: true }],
     });
-    assert.ok(Buffer.compare(built.stdout, readFileSync(descriptorsPath())) === 0, "gen/descriptors.binpb is stale: run `npm run gen`");
+    await cluster.waitForEvent((event) => event.kind === "loaded" && event.model === "stories");
+  });
+  after(async () => cluster?.stop());
+
+  it("checks health with grpc.health.v1.Health/Check", async () => {
+    assert.deepEqual(await bufCurl(cluster.gateway.address, "grpc.health.v1.Health/Check"), [{ status: "SERVING" }]);
+  });
+
+  it("lists models and streams a story with modelswap.v1 calls", async () => {
+    const [listed] = (await bufCurl(cluster.gateway.address, "modelswap.v1.Inference/ListModels")) as [{ models: { name: string }[] }];
+    assert.deepEqual(listed.models.map((model) => model.name), ["stories"]);
+    const events = (await bufCurl(cluster.gateway.address, "modelswap.v1.Inference/Generate", { model: "stories", prompt: "Once upon a time", max_tokens: 12 })) as Record<string, { tokens?: number; finishReason?: string; usage?: { completionTokens?: number } }>[];
+    const tokens = events.filter((event) => event.token).reduce((sum, event) => sum + (event.token!.tokens ?? 1), 0);
+    const done = events.at(-1)!.done;
+    assert.ok(done, JSON.stringify(events));
+    assert.equal(tokens, done.usage?.completionTokens);
   });
 });

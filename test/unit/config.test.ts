@@ -74,6 +74,23 @@ describe("config", () => {
     assert.deepEqual({ ...config.routes }, { code: ["coder", "stories"], story: ["stories"] });
   });
 
+  it("downloads models whose path is a source into models_dir (default ./models beside the config)", () => {
+    const models = [
+      { name: "qwen", path: "hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M" },
+      { name: "web", path: "https://example.com/m/web.Q8_0.gguf" },
+      { name: "stories", path: "../models/stories260K.gguf" },
+    ];
+    const config = parseConfig({ ...valid(), models }, "/srv/modelswap");
+    assert.equal(config.modelsDir, "/srv/modelswap/models");
+    assert.equal(config.models[0]!.path, "/srv/modelswap/models/hf_bartowski_Qwen2.5-0.5B-Instruct.Q4_K_M.gguf");
+    assert.equal(config.models[0]!.source?.uri, "hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M");
+    assert.equal(config.models[1]!.path, "/srv/modelswap/models/web.Q8_0.gguf");
+    assert.equal(config.models[1]!.source?.kind, "url");
+    assert.equal(config.models[2]!.source, undefined, "a file path has no source");
+    const elsewhere = parseConfig({ ...valid(), models_dir: "/var/lib/models", models }, "/srv/modelswap");
+    assert.equal(elsewhere.models[0]!.path, "/var/lib/models/hf_bartowski_Qwen2.5-0.5B-Instruct.Q4_K_M.gguf");
+  });
+
   it("validates every shipped config in deploy/", () => {
     for (const file of ["local.yaml", "five-small.yaml", "one-large-two-small.yaml", "large-hot-swap.yaml", "jetson.yaml", "cuda.yaml", "container.yaml"]) {
       const full = path.join(projectRoot, "deploy", file);
@@ -172,6 +189,8 @@ describe("config", () => {
     ["bad gpu_budget", (d) => ({ ...d, gpu_budget: "lots" }), /^gpu_budget must be a size like 5GiB or a percentage of free GPU memory like 80%/],
     ["gpu_budget over 100%", (d) => ({ ...d, gpu_budget: "120%" }), /^gpu_budget must be/],
     ["bad unified_memory", (d) => ({ ...d, unified_memory: "yes" }), /^unified_memory must be auto \(detect a Jetson\), true \(CPU and GPU share memory\) or false/],
+    ["source without quantisation", (d) => ({ ...d, models: [{ ...d.models[0], path: "hf:user/repo" }] }), /^models\[0\]\.path must say which quantisation to pull/],
+    ["empty models_dir", (d) => ({ ...d, models_dir: "" }), /^models_dir must be a non-empty string$/],
   ];
   for (const [mistake, mutate, expected] of mistakes) {
     it(`names the field path for ${mistake}`, () => {
