@@ -1,4 +1,5 @@
 import { Metadata, type CallOptions, type ClientUnaryCall, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import { deadlineOf } from "../common/grpc/call-context.js";
 import { fromServiceError } from "../common/errors.js";
 import { unaryHandler } from "../common/grpc/handlers.js";
 import type { Logger } from "../common/logger.js";
@@ -16,8 +17,8 @@ export function adminService(placement: PlacementClient, logger: Logger) {
       const model = (request as { model?: unknown }).model;
       if (typeof model === "string") checkName("model", model);
       return new Promise<Res>((resolve, reject) => {
-        const deadline = call.getDeadline();
-        const upstream = method.call(placement, request, new Metadata(), deadline === Infinity ? {} : { deadline }, (error, response) =>
+        const deadline = deadlineOf(call);
+        const upstream = method.call(placement, request, new Metadata(), deadline ? { deadline } : {}, (error, response) =>
           error ? reject(fromServiceError(error)) : resolve(response),
         );
         signal.addEventListener("abort", () => upstream.cancel(), { once: true });

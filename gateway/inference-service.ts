@@ -1,4 +1,5 @@
 import type { ServerWritableStream } from "@grpc/grpc-js";
+import { deadlineOf } from "../common/grpc/call-context.js";
 import { serverStreamHandler, unaryHandler } from "../common/grpc/handlers.js";
 import { writeWithBackpressure } from "../common/grpc/stream-writer.js";
 import type { Logger } from "../common/logger.js";
@@ -13,13 +14,12 @@ export function inferenceService(router: Router, runGenerate: RunGenerate, logge
   const stream = <Req>(validate: (request: Req) => ValidatedRequest, operation: string = OPERATION.generate) =>
     serverStreamHandler(logger, async (call: ServerWritableStream<Req, GenerateResponse>, signal) => {
       const request = validate(call.request);
-      const deadline = call.getDeadline();
       await runGenerate({
         request,
         operation,
         traceCarrier: call.metadata,
         signal,
-        deadline: deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
+        deadline: deadlineOf(call),
         sink: (event) => writeWithBackpressure(call, event),
       });
     });

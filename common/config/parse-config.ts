@@ -5,6 +5,7 @@ import type { ApiKeyConfig, AuthConfig, Budget, Config, GpuLayers, GpuMode, Isol
 import { isLoopbackAddress } from "./loopback.js";
 import { parseDurationMs } from "./parse-duration.js";
 import { isModelSource, parseModelSource } from "./parse-model-source.js";
+import { SAMPLING_DEFAULTS } from "./sampling-defaults.js";
 
 type RawObject = Record<string, unknown>;
 
@@ -182,11 +183,11 @@ function parseSampling(raw: unknown, at: string): SamplingDefaults {
   const sampling = raw === undefined ? {} : object(raw, at);
   knownKeys(sampling, `${at}.`, ["temperature", "top_k", "top_p", "min_p", "repeat_penalty"]);
   return {
-    temperature: inRange(sampling.temperature ?? 0.8, `${at}.temperature`, 0, 2),
-    topK: nonNegativeInt(sampling.top_k ?? 40, `${at}.top_k`),
-    topP: inRange(sampling.top_p ?? 0.95, `${at}.top_p`, 0, 1),
-    minP: inRange(sampling.min_p ?? 0.05, `${at}.min_p`, 0, 1),
-    repeatPenalty: inRange(sampling.repeat_penalty ?? 1.1, `${at}.repeat_penalty`, 1, 2),
+    temperature: inRange(sampling.temperature ?? SAMPLING_DEFAULTS.temperature, `${at}.temperature`, 0, 2),
+    topK: nonNegativeInt(sampling.top_k ?? SAMPLING_DEFAULTS.topK, `${at}.top_k`),
+    topP: inRange(sampling.top_p ?? SAMPLING_DEFAULTS.topP, `${at}.top_p`, 0, 1),
+    minP: inRange(sampling.min_p ?? SAMPLING_DEFAULTS.minP, `${at}.min_p`, 0, 1),
+    repeatPenalty: inRange(sampling.repeat_penalty ?? SAMPLING_DEFAULTS.repeatPenalty, `${at}.repeat_penalty`, 1, 2),
   };
 }
 

@@ -7,6 +7,7 @@ export class PlacementMetrics {
   private readonly swaps: Counter;
   private readonly loads: Counter;
   private readonly loadSeconds: Histogram;
+  private readonly leases: Counter;
 
   constructor() {
     const meter = metrics.getMeter("modelswap");
@@ -19,6 +20,11 @@ export class PlacementMetrics {
       unit: "s",
       advice: { explicitBucketBoundaries: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300] },
     });
+    this.leases = meter.createCounter("modelswap_leases", { description: "Leases ended, by model and outcome (ok, cancelled, runner_failed)" });
+  }
+
+  leaseEnded(model: string, outcome: string): void {
+    this.leases.add(1, { model, outcome });
   }
 
   swapped(model: string, cause: UnloadCause): void {

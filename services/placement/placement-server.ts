@@ -79,8 +79,9 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
       options.onEvent?.(event);
     },
     onRunnerEvent: options.onRunnerEvent,
-    onAcquire: (waiterId, call, model) => tracing.acquireStarted(waiterId, call.metadata, call.request.model, model),
+    onAcquire: (waiterId, call, requestedModel, model) => tracing.acquireStarted(waiterId, call.metadata, requestedModel, model),
     onAcquireEnd: (waiterId, outcome, error) => tracing.ended(waiterId, outcome, error),
+    onLeaseEnd: (lease, outcome) => metrics.leaseEnded(lease.model, outcome),
   });
   const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", logger, env: options.runnerEnv });
   const prefetches = new AbortController();

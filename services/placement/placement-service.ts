@@ -1,16 +1,20 @@
 import { Metadata, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { ModelswapError, toGrpcStatus } from "../../common/errors.js";
+import { deadlineOf } from "../../common/grpc/call-context.js";
 import { unaryHandler } from "../../common/grpc/handlers.js";
 import type { Logger } from "../../common/logger.js";
 import type { LoadModelResponse, ResidencyEvent, WatchStatusRequest } from "../../gen/modelswap/v1/admin.js";
 import type { ResidencyEventRecord } from "./placement-types.js";
 import { toWireEvent } from "./residency-events.js";
-import { PlacementService, type AcquireEvent, type AcquireRequest, type Lease } from "../../gen/modelswap/v1/placement.js";
+import { LeaseOutcome, PlacementService, type AcquireEvent, type AcquireMessage, type AcquireRequest, type Lease } from "../../gen/modelswap/v1/placement.js";
 import { RunnerControlService, type RunnerCommand, type RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import type { CoreDriver } from "./core-driver.js";
 import type { PlacementEffects } from "./placement-types.js";
 
-type AcquireCall = ServerWritableStream<AcquireRequest, AcquireEvent>;
+type AcquireCall = ServerDuplexStream<AcquireMessage, AcquireEvent>;
+
+/** How a lease ended, as placement counts it. */
+export type LeaseEnd = "ok" | "cancelled" | "runner_failed";
 
 interface PendingLoad {
   /** With the load time of the model (LoadModel's answer is completed by the service). */
@@ -27,7 +31,8 @@ interface PendingLoad {
 export class PlacementGrpc {
   private serial = 0;
   private readonly acquireCalls = new Map<string, AcquireCall>();
-  private readonly leaseCalls = new Map<string, AcquireCall>();
+  /** The lease each granted Acquire call holds. */
+  private readonly leaseOf = new Map<AcquireCall, Lease>();
   private readonly pendingLoads = new Map<string, PendingLoad>();
   private readonly controlStreams = new Map<string, ServerDuplexStream<RunnerEvent, RunnerCommand>>();
   private readonly watchers = new Set<ServerWritableStream<WatchStatusRequest, ResidencyEvent>>();
@@ -39,9 +44,11 @@ export class PlacementGrpc {
       onEvent?: (event: ResidencyEventRecord) => void;
       onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
       /** An Acquire call arrived (telemetry), before the core sees its request. */
-      onAcquire?: (waiterId: string, call: AcquireCall, model: string) => void;
-      /** An Acquire call ended by the caller (before or after its grant), or refused at once. */
+      onAcquire?: (waiterId: string, call: AcquireCall, requestedModel: string, model: string) => void;
+      /** An Acquire call ended by the caller before its grant, or refused at once. */
       onAcquireEnd?: (waiterId: string, outcome: "cancelled" | "rejected", error?: unknown) => void;
+      /** A lease ended: the caller released it (saying how its stream ended) or went away. */
+      onLeaseEnd?: (lease: Lease, outcome: LeaseEnd) => void;
     } = {},
   ) {}
 
@@ -88,43 +95,59 @@ export class PlacementGrpc {
     this.acquireCalls.delete(waiterId);
     if (!call) return;
     // A call cancelled just now still has its "cancelled" handler to run: it releases this lease.
-    this.leaseCalls.set(lease.leaseId, call);
+    this.leaseOf.set(call, lease);
     if (!call.cancelled) call.write({ event: { $case: "granted", value: lease } });
   }
 
   placementService(driver: CoreDriver) {
     const logger = this.logger;
+    // One call per lease: `request`, then queued / loading / granted, then `release` (or the caller goes away).
     const acquire = (call: AcquireCall) => {
       const waiterId = `w${++this.serial}`;
-      this.acquireCalls.set(waiterId, call);
-      this.hooks.onAcquire?.(waiterId, call, resolvedName(driver, call.request.model));
-      call.on("cancelled", () => {
-        this.hooks.onAcquireEnd?.(waiterId, "cancelled");
-        this.acquireCalls.delete(waiterId);
-        driver.run((core) => core.cancel(waiterId));
-        for (const [id, leaseCall] of this.leaseCalls) {
-          if (leaseCall !== call) continue;
-          this.leaseCalls.delete(id);
-          driver.run((core) => core.release(id));
+      let started = false;
+      let finished = false;
+      const finish = (outcome: LeaseEnd) => {
+        if (finished || !started) return;
+        finished = true;
+        const lease = this.leaseOf.get(call);
+        this.leaseOf.delete(call);
+        if (lease) {
+          driver.run((core) => core.release(lease.leaseId));
+          this.hooks.onLeaseEnd?.(lease, outcome);
+        } else if (this.acquireCalls.delete(waiterId)) {
+          this.hooks.onAcquireEnd?.(waiterId, "cancelled");
+          driver.run((core) => core.cancel(waiterId));
+        }
+      };
+      const start = (request: AcquireRequest) => {
+        started = true;
+        this.acquireCalls.set(waiterId, call);
+        this.hooks.onAcquire?.(waiterId, call, request.model, resolvedName(driver, request.model));
+        const deadline = deadlineOf(call);
+        const deadlineMs = deadline ? this.clock.now() + (deadline.getTime() - Date.now()) : Number.POSITIVE_INFINITY;
+        try {
+          driver.run((core) => core.request(waiterId, request.model, "lease", deadlineMs, new Set(request.excludeRunners)));
+        } catch (error) {
+          finished = true;
+          this.hooks.onAcquireEnd?.(waiterId, "rejected", error);
+          this.acquireCalls.delete(waiterId);
+          call.emit("error", toGrpcStatus(error, (unexpected) => logger.error("unexpected_error", { error: unexpected })));
+        }
+      };
+      call.on("data", (message: AcquireMessage) => {
+        const m = message.message;
+        if (m?.$case === "request" && !started && !call.cancelled) start(m.value);
+        else if (m?.$case === "release") {
+          finish(leaseEnd(m.value.outcome));
+          call.end();
         }
       });
-      const deadline = call.getDeadline();
-      const deadlineMs = deadline instanceof Date ? this.clock.now() + (deadline.getTime() - Date.now()) : Number.isFinite(deadline) ? this.clock.now() + (Number(deadline) - Date.now()) : Number.POSITIVE_INFINITY;
-      try {
-        driver.run((core) => core.request(waiterId, call.request.model, "lease", deadlineMs, new Set(call.request.excludeRunners)));
-      } catch (error) {
-        this.hooks.onAcquireEnd?.(waiterId, "rejected", error);
-        this.acquireCalls.delete(waiterId);
-        call.emit("error", toGrpcStatus(error, (unexpected) => logger.error("unexpected_error", { error: unexpected })));
-      }
+      call.on("end", () => {
+        finish("cancelled");
+        if (!call.cancelled) call.end();
+      });
+      call.on("cancelled", () => finish("cancelled"));
     };
-    const release = unaryHandler(logger, async (request: { leaseId: string }) => {
-      const call = this.leaseCalls.get(request.leaseId);
-      this.leaseCalls.delete(request.leaseId);
-      driver.run((core) => core.release(request.leaseId));
-      call?.end();
-      return {};
-    });
     const loadModel = unaryHandler(logger, (request: { model: string }, signal) =>
       new Promise<LoadModelResponse>((resolve, reject) => {
         const waiterId = `load${++this.serial}`;
@@ -154,7 +177,6 @@ export class PlacementGrpc {
       definition: PlacementService,
       implementation: {
         acquire,
-        release,
         loadModel,
         watchStatus,
         listModels: unaryHandler(logger, async () => ({ models: driver.core.listModels() })),
@@ -223,4 +245,10 @@ function resolvedName(driver: CoreDriver, name: string): string {
   } catch {
     return name;
   }
+}
+
+function leaseEnd(outcome: LeaseOutcome): LeaseEnd {
+  if (outcome === LeaseOutcome.LEASE_OUTCOME_OK) return "ok";
+  if (outcome === LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED) return "runner_failed";
+  return "cancelled";
 }

@@ -1,9 +1,10 @@
-import { credentials, status as GrpcStatus, type ClientOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, status as GrpcStatus, type ClientDuplexStream, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
 import { cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServiceError, notFound, unavailable } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
-import type { AcquireEvent, Lease, PlacementClient } from "../../gen/modelswap/v1/placement.js";
+import { LeaseOutcome, type AcquireEvent, type AcquireMessage, type Lease, type PlacementClient } from "../../gen/modelswap/v1/placement.js";
 import { RunnerDataClient, type RunnerGenerateResponse, type RunnerSampling } from "../../gen/modelswap/v1/runner.js";
+import { SAMPLING_DEFAULTS } from "../../common/config/sampling-defaults.js";
 import { routeTask } from "./task-routing.js";
 import type { ValidatedRequest } from "./validate-request.js";
 
@@ -74,17 +75,17 @@ export class Router {
       attempt.queueMs += lease.lease.queueMs;
       attempt.loadMs += lease.lease.loadMs;
       if (request.maxTokens > lease.lease.contextSize) {
-        lease.release("ok");
+        lease.release(LeaseOutcome.LEASE_OUTCOME_OK);
         throw this.overContext(request.maxTokens, model, lease.lease.contextSize);
       }
       let outcome: "done" | "runner_failed";
       try {
         outcome = await this.relayFromRunner(request, lease.lease, attempt, signal, deadline, sink, receivedAtMs);
       } catch (error) {
-        lease.release(signal.aborted ? "cancelled" : "runner_failed");
+        lease.release(signal.aborted ? LeaseOutcome.LEASE_OUTCOME_CANCELLED : LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED);
         throw error;
       }
-      lease.release(outcome === "done" ? "ok" : "runner_failed");
+      lease.release(outcome === "done" ? LeaseOutcome.LEASE_OUTCOME_OK : LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED);
       if (outcome === "done") return;
       failedRunners.add(lease.lease.runnerId);
       attempt.failovers++;
@@ -134,29 +135,25 @@ export class Router {
     return routeTask(chain.map((name) => ({ name, resident: resident.has(name) })), this.options.preferResident)!;
   }
 
-  /** Waits for a lease, relaying queue and load progress; the lease lasts until release(). */
+  /** Waits for a lease, relaying queue and load progress; the lease lasts until release() (one Acquire call per lease). */
   private acquire(
     model: string,
     exclude: ReadonlySet<string>,
     signal: AbortSignal,
     deadline: Date | undefined,
     sink: EventSink,
-  ): Promise<{ lease: Lease; release: (outcome: string) => void }> {
+  ): Promise<{ lease: Lease; release: (outcome: LeaseOutcome) => void }> {
     return new Promise((resolve, reject) => {
-      const call: ClientReadableStream<AcquireEvent> = this.options.placement.acquire(
-        { model, excludeRunners: [...exclude] },
-        deadline ? { deadline } : {},
-      );
+      const call: ClientDuplexStream<AcquireMessage, AcquireEvent> = this.options.placement.acquire(deadline ? { deadline } : {});
       let granted: Lease | undefined;
       let released = false;
-      const release = (outcome: string) => {
+      const release = (outcome: LeaseOutcome) => {
         if (released || !granted) return;
         released = true;
         signal.removeEventListener("abort", onAbort);
-        // Placement ends the Acquire call when it takes the Release; cancel it only if the Release failed.
-        this.options.placement.release({ leaseId: granted.leaseId, outcome }, (error) => {
-          if (error) call.cancel();
-        });
+        // Placement ends the call when it takes the release.
+        call.write({ message: { $case: "release", value: { outcome } } });
+        call.end();
       };
       const onAbort = () => {
         call.cancel();
@@ -175,7 +172,7 @@ export class Router {
       });
       call.on("error", (error: ServiceError) => {
         signal.removeEventListener("abort", onAbort);
-        if (granted) return; // the lease call ends when we cancel it after release
+        if (granted) return; // the lease ends with the call
         if (error.code === GrpcStatus.CANCELLED && signal.aborted) return reject(cancelled("the client cancelled the request"));
         if (error.code === GrpcStatus.DEADLINE_EXCEEDED) return reject(deadlineExceeded(`deadline passed while waiting for model "${model}" to load`));
         reject(isServiceError(error) ? fromServiceError(error) : error);
@@ -183,6 +180,7 @@ export class Router {
       call.on("end", () => {
         if (!granted) reject(unavailable(`placement ended the wait for "${model}" without a lease; retry`));
       });
+      call.write({ message: { $case: "request", value: { model, excludeRunners: [...exclude] } } });
     });
   }
 
@@ -293,14 +291,14 @@ export class Router {
 
 /** Request sampling over the model's defaults. */
 function resolveSampling(request: ValidatedRequest, lease: Lease): RunnerSampling {
-  const defaults = lease.defaultSampling;
+  const defaults = lease.defaultSampling ?? SAMPLING_DEFAULTS;
   const asked = request.sampling;
   return {
-    temperature: asked?.temperature ?? defaults?.temperature ?? 0.8,
-    topK: asked?.topK ?? defaults?.topK ?? 40,
-    topP: asked?.topP ?? defaults?.topP ?? 0.95,
-    minP: asked?.minP ?? defaults?.minP ?? 0.05,
-    repeatPenalty: asked?.repeatPenalty ?? defaults?.repeatPenalty ?? 1.1,
+    temperature: asked?.temperature ?? defaults.temperature,
+    topK: asked?.topK ?? defaults.topK,
+    topP: asked?.topP ?? defaults.topP,
+    minP: asked?.minP ?? defaults.minP,
+    repeatPenalty: asked?.repeatPenalty ?? defaults.repeatPenalty,
     seed: asked?.seed,
     stop: asked?.stop ?? [],
     ignoreEos: asked?.ignoreEos ?? false,

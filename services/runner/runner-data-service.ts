@@ -2,6 +2,7 @@ import type { ServerWritableStream } from "@grpc/grpc-js";
 import { failedPrecondition, invalidArgument } from "../../common/errors.js";
 import { serverStreamHandler } from "../../common/grpc/handlers.js";
 import { writeWithBackpressure } from "../../common/grpc/stream-writer.js";
+import { SAMPLING_DEFAULTS } from "../../common/config/sampling-defaults.js";
 import type { Logger } from "../../common/logger.js";
 import { traceRunnerGenerate } from "../../common/telemetry/runner-tracing.js";
 import { RunnerDataService, type RunnerGenerateRequest, type RunnerGenerateResponse } from "../../gen/modelswap/v1/runner.js";
@@ -68,17 +69,9 @@ export function runnerDataService(deps: RunnerDataDeps) {
 }
 
 function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
-  const s = request.sampling;
-  const sampling = {
-    temperature: s?.temperature ?? 0,
-    topK: s?.topK ?? 40,
-    topP: s?.topP || 1,
-    minP: s?.minP ?? 0,
-    repeatPenalty: s?.repeatPenalty || 1,
-    seed: s?.seed,
-    stop: s?.stop ?? [],
-    ignoreEos: s?.ignoreEos ?? false,
-  };
+  // The router sends fully resolved sampling; a request without any gets the project's defaults.
+  const s = request.sampling ?? { ...SAMPLING_DEFAULTS, seed: undefined, stop: [], ignoreEos: false };
+  const sampling = { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP, repeatPenalty: s.repeatPenalty, seed: s.seed, stop: s.stop, ignoreEos: s.ignoreEos };
   const common = { resumeText: request.resumeText, maxTokens: request.maxTokens, sampling };
   if (request.input?.$case === "chat") return { kind: "chat", turns: request.input.value.turns, ...common };
   return { kind: "prompt", prompt: request.input?.$case === "prompt" ? request.input.value : "", ...common };

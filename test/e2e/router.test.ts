@@ -123,18 +123,23 @@ describe("the router: replicas, failover, cancellation, deadlines (2 real replic
     const pausedStream = () => {
       const call = cluster.inference.generate(long({ maxTokens: 400 }));
       const state = { tokens: 0, done: false };
+      let firstToken!: () => void;
+      const streaming = new Promise<void>((resolve) => (firstToken = resolve));
       const ended = new Promise<void>((resolve, reject) => {
         call.on("data", (message: { event?: { $case: string } }) => {
-          if (message.event?.$case === "token" && state.tokens++ === 0) call.pause();
+          if (message.event?.$case === "token" && state.tokens++ === 0) {
+            call.pause();
+            firstToken();
+          }
           if (message.event?.$case === "done") state.done = true;
         });
         call.on("end", () => resolve());
         call.on("error", reject);
       });
-      return { call, state, ended };
+      return { call, state, ended, streaming };
     };
     const paused = [pausedStream(), pausedStream()];
-    await until(() => runners(cluster), (ready) => ready.every((runner) => runner.inFlight === 1));
+    await Promise.all(paused.map((stream) => stream.streaming));
     // act: another stream runs meanwhile
     const other = await collect(cluster.inference, long({ maxTokens: 400 }));
     // assert: it completed while both readers were still paused; they complete once read

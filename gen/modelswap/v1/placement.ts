@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -38,6 +40,63 @@ import { RunnerSampling } from "./runner.js";
 export const protobufPackage = "modelswap.v1";
 
 export const protobufFileName = "modelswap/v1/placement.proto";
+
+/** How the stream on a leased runner ended (counted by placement). */
+export enum LeaseOutcome {
+  LEASE_OUTCOME_UNSPECIFIED = 0,
+  LEASE_OUTCOME_OK = 1,
+  LEASE_OUTCOME_CANCELLED = 2,
+  LEASE_OUTCOME_RUNNER_FAILED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function leaseOutcomeFromJSON(object: any): LeaseOutcome {
+  switch (object) {
+    case 0:
+    case "LEASE_OUTCOME_UNSPECIFIED":
+      return LeaseOutcome.LEASE_OUTCOME_UNSPECIFIED;
+    case 1:
+    case "LEASE_OUTCOME_OK":
+      return LeaseOutcome.LEASE_OUTCOME_OK;
+    case 2:
+    case "LEASE_OUTCOME_CANCELLED":
+      return LeaseOutcome.LEASE_OUTCOME_CANCELLED;
+    case 3:
+    case "LEASE_OUTCOME_RUNNER_FAILED":
+      return LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return LeaseOutcome.UNRECOGNIZED;
+  }
+}
+
+export function leaseOutcomeToJSON(object: LeaseOutcome): string {
+  switch (object) {
+    case LeaseOutcome.LEASE_OUTCOME_UNSPECIFIED:
+      return "LEASE_OUTCOME_UNSPECIFIED";
+    case LeaseOutcome.LEASE_OUTCOME_OK:
+      return "LEASE_OUTCOME_OK";
+    case LeaseOutcome.LEASE_OUTCOME_CANCELLED:
+      return "LEASE_OUTCOME_CANCELLED";
+    case LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED:
+      return "LEASE_OUTCOME_RUNNER_FAILED";
+    case LeaseOutcome.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export interface AcquireMessage {
+  message?:
+    | //
+    /** First message of the call. */
+    { $case: "request"; value: AcquireRequest }
+    | //
+    /** After `granted`: the stream on the leased runner ended. */
+    { $case: "release"; value: ReleaseRequest }
+    | undefined;
+}
 
 export interface AcquireRequest {
   /** Catalog name or alias. */
@@ -68,13 +127,109 @@ export interface Lease {
 }
 
 export interface ReleaseRequest {
-  leaseId: string;
-  /** "ok", "cancelled", "runner_failed". */
-  outcome: string;
+  outcome: LeaseOutcome;
 }
 
-export interface ReleaseResponse {
+function createBaseAcquireMessage(): AcquireMessage {
+  return { message: undefined };
 }
+
+export const AcquireMessage: MessageFns<AcquireMessage> = {
+  encode(message: AcquireMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.message?.$case) {
+      case "request":
+        AcquireRequest.encode(message.message.value, writer.uint32(10).fork()).join();
+        break;
+      case "release":
+        ReleaseRequest.encode(message.message.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AcquireMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAcquireMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.message = { $case: "request", value: AcquireRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = { $case: "release", value: ReleaseRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AcquireMessage {
+    return {
+      message: isSet(object.request)
+        ? { $case: "request", value: AcquireRequest.fromJSON(object.request) }
+        : isSet(object.release)
+        ? { $case: "release", value: ReleaseRequest.fromJSON(object.release) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: AcquireMessage): unknown {
+    const obj: any = {};
+    if (message.message?.$case === "request") {
+      obj.request = AcquireRequest.toJSON(message.message.value);
+    } else if (message.message?.$case === "release") {
+      obj.release = ReleaseRequest.toJSON(message.message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AcquireMessage>): AcquireMessage {
+    return AcquireMessage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AcquireMessage>): AcquireMessage {
+    const message = createBaseAcquireMessage();
+    switch (object.message?.$case) {
+      case "request": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "request", value: AcquireRequest.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "release": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "release", value: ReleaseRequest.fromPartial(object.message.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
 
 function createBaseAcquireRequest(): AcquireRequest {
   return { model: "", excludeRunners: [] };
@@ -508,16 +663,13 @@ export const Lease: MessageFns<Lease> = {
 };
 
 function createBaseReleaseRequest(): ReleaseRequest {
-  return { leaseId: "", outcome: "" };
+  return { outcome: 0 };
 }
 
 export const ReleaseRequest: MessageFns<ReleaseRequest> = {
   encode(message: ReleaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.leaseId !== "") {
-      writer.uint32(10).string(message.leaseId);
-    }
-    if (message.outcome !== "") {
-      writer.uint32(18).string(message.outcome);
+    if (message.outcome !== 0) {
+      writer.uint32(8).int32(message.outcome);
     }
     return writer;
   },
@@ -536,19 +688,11 @@ export const ReleaseRequest: MessageFns<ReleaseRequest> = {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 10) {
+            if (tag !== 8) {
               break;
             }
 
-            message.leaseId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.outcome = reader.string();
+            message.outcome = reader.int32() as any;
             continue;
           }
         }
@@ -564,23 +708,13 @@ export const ReleaseRequest: MessageFns<ReleaseRequest> = {
   },
 
   fromJSON(object: any): ReleaseRequest {
-    return {
-      leaseId: isSet(object.leaseId)
-        ? globalThis.String(object.leaseId)
-        : isSet(object.lease_id)
-        ? globalThis.String(object.lease_id)
-        : "",
-      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
-    };
+    return { outcome: isSet(object.outcome) ? leaseOutcomeFromJSON(object.outcome) : 0 };
   },
 
   toJSON(message: ReleaseRequest): unknown {
     const obj: any = {};
-    if (message.leaseId !== "") {
-      obj.leaseId = message.leaseId;
-    }
-    if (message.outcome !== "") {
-      obj.outcome = message.outcome;
+    if (message.outcome !== 0) {
+      obj.outcome = leaseOutcomeToJSON(message.outcome);
     }
     return obj;
   },
@@ -590,60 +724,7 @@ export const ReleaseRequest: MessageFns<ReleaseRequest> = {
   },
   fromPartial(object: DeepPartial<ReleaseRequest>): ReleaseRequest {
     const message = createBaseReleaseRequest();
-    message.leaseId = object.leaseId ?? "";
-    message.outcome = object.outcome ?? "";
-    return message;
-  },
-};
-
-function createBaseReleaseResponse(): ReleaseResponse {
-  return {};
-}
-
-export const ReleaseResponse: MessageFns<ReleaseResponse> = {
-  encode(_: ReleaseResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseResponse {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseReleaseResponse();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(_: any): ReleaseResponse {
-    return {};
-  },
-
-  toJSON(_: ReleaseResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create(base?: DeepPartial<ReleaseResponse>): ReleaseResponse {
-    return ReleaseResponse.fromPartial(base ?? {});
-  },
-  fromPartial(_: DeepPartial<ReleaseResponse>): ReleaseResponse {
-    const message = createBaseReleaseResponse();
+    message.outcome = object.outcome ?? 0;
     return message;
   },
 };
@@ -655,27 +736,19 @@ export const ReleaseResponse: MessageFns<ReleaseResponse> = {
 export type PlacementService = typeof PlacementService;
 export const PlacementService = {
   /**
-   * Acquire waits (queued / loading events) until the model is resident, then sends
-   * `granted` and keeps the call open: the lease lasts until Release or until the
-   * caller ends the call, whichever is first.
+   * A lease's whole life is this one call. The caller sends `request`; placement answers
+   * with queued / loading events until the model is resident, then `granted`. The lease
+   * lasts until the caller sends `release` (with how the stream ended) or ends the call
+   * (counted as cancelled); placement then ends the call.
    */
   acquire: {
     path: "/modelswap.v1.Placement/Acquire" as const,
-    requestStream: false as const,
+    requestStream: true as const,
     responseStream: true as const,
-    requestSerialize: (value: AcquireRequest): Buffer => Buffer.from(AcquireRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): AcquireRequest => AcquireRequest.decode(value),
+    requestSerialize: (value: AcquireMessage): Buffer => Buffer.from(AcquireMessage.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AcquireMessage => AcquireMessage.decode(value),
     responseSerialize: (value: AcquireEvent): Buffer => Buffer.from(AcquireEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): AcquireEvent => AcquireEvent.decode(value),
-  },
-  release: {
-    path: "/modelswap.v1.Placement/Release" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: ReleaseRequest): Buffer => Buffer.from(ReleaseRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReleaseRequest => ReleaseRequest.decode(value),
-    responseSerialize: (value: ReleaseResponse): Buffer => Buffer.from(ReleaseResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReleaseResponse => ReleaseResponse.decode(value),
   },
   listModels: {
     path: "/modelswap.v1.Placement/ListModels" as const,
@@ -735,12 +808,12 @@ export const PlacementService = {
 
 export interface PlacementServer extends UntypedServiceImplementation {
   /**
-   * Acquire waits (queued / loading events) until the model is resident, then sends
-   * `granted` and keeps the call open: the lease lasts until Release or until the
-   * caller ends the call, whichever is first.
+   * A lease's whole life is this one call. The caller sends `request`; placement answers
+   * with queued / loading events until the model is resident, then `granted`. The lease
+   * lasts until the caller sends `release` (with how the stream ended) or ends the call
+   * (counted as cancelled); placement then ends the call.
    */
-  acquire: handleServerStreamingCall<AcquireRequest, AcquireEvent>;
-  release: handleUnaryCall<ReleaseRequest, ReleaseResponse>;
+  acquire: handleBidiStreamingCall<AcquireMessage, AcquireEvent>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
   loadModel: handleUnaryCall<LoadModelRequest, LoadModelResponse>;
   unloadModel: handleUnaryCall<UnloadModelRequest, UnloadModelResponse>;
@@ -751,31 +824,14 @@ export interface PlacementServer extends UntypedServiceImplementation {
 
 export interface PlacementClient extends Client {
   /**
-   * Acquire waits (queued / loading events) until the model is resident, then sends
-   * `granted` and keeps the call open: the lease lasts until Release or until the
-   * caller ends the call, whichever is first.
+   * A lease's whole life is this one call. The caller sends `request`; placement answers
+   * with queued / loading events until the model is resident, then `granted`. The lease
+   * lasts until the caller sends `release` (with how the stream ended) or ends the call
+   * (counted as cancelled); placement then ends the call.
    */
-  acquire(request: AcquireRequest, options?: Partial<CallOptions>): ClientReadableStream<AcquireEvent>;
-  acquire(
-    request: AcquireRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<AcquireEvent>;
-  release(
-    request: ReleaseRequest,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  release(
-    request: ReleaseRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
-  release(
-    request: ReleaseRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ReleaseResponse) => void,
-  ): ClientUnaryCall;
+  acquire(): ClientDuplexStream<AcquireMessage, AcquireEvent>;
+  acquire(options: Partial<CallOptions>): ClientDuplexStream<AcquireMessage, AcquireEvent>;
+  acquire(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<AcquireMessage, AcquireEvent>;
   listModels(
     request: ListModelsRequest,
     callback: (error: ServiceError | null, response: ListModelsResponse) => void,
