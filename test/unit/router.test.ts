@@ -20,7 +20,7 @@ interface FakeRunner {
  * for, what it sends the runner, how each lease ends. No model, no real placement.
  */
 describe("router (fake placement and runners on loopback)", () => {
-  const logger = createLogger("test", {}, true);
+  const logger = createLogger("test", {}, { quiet: true });
   let placementServer: StartedServer;
   const runnerServers: StartedServer[] = [];
   const runners = new Map<string, FakeRunner & { address: string }>();
