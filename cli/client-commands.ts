@@ -114,7 +114,11 @@ export async function psCommand(target: GatewayTarget, out: NodeJS.WritableStrea
     if (status.runners.length > 0) {
       // One line per runner: the models it hosts (shared runners host several; "isolated" ones one).
       const hostedModels = (runner: (typeof status.runners)[number]) =>
-        runner.models.length === 0 ? "-" : runner.models.map((model) => (model.state === "ready" ? model.name : `${model.name} (${model.state})`)).join(", ");
+        runner.models.length === 0
+          ? "-"
+          : runner.models
+              .map((model) => (model.state === "ready" ? `${model.name} [${model.backend}${model.gpuLayers > 0 ? ` ${model.gpuLayers} layers` : ""}]` : `${model.name} (${model.state})`))
+              .join(", ");
       out.write(
         "\n" +
           table(

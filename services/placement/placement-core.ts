@@ -204,6 +204,8 @@ export class PlacementCore implements PlacementView {
     const hosted = runner?.hosted.get(loaded.model);
     if (!runner || !model || hosted?.state !== "loading") return;
     hosted.state = "ready";
+    hosted.backend = loaded.backend;
+    hosted.gpuLayers = loaded.gpuLayers;
     runner.rssBytes = loaded.rssBytes;
     model.measuredBytes = loaded.measuredBytes;
     model.reloadCostMs = loaded.loadMs;
@@ -451,6 +453,7 @@ export class PlacementCore implements PlacementView {
           gpu: config.gpu,
           warmUp: true,
           useMmap: config.allowOvercommit,
+          gpuLayers: config.gpuLayers === "auto" ? -1 : config.gpuLayers,
         },
       },
     });
@@ -508,7 +511,7 @@ export class PlacementCore implements PlacementView {
   }
 
   private newHosted(model: string, state: HostedModel["state"]): HostedModel {
-    return { model, state, leases: new Set(), loadStartedMs: this.nowMs, unload: undefined };
+    return { model, state, leases: new Set(), loadStartedMs: this.nowMs, unload: undefined, backend: "", gpuLayers: 0 };
   }
 
   private accessed(model: ModelRecord) {

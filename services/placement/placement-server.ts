@@ -45,7 +45,8 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const clock = { now: () => Date.now() };
   // A percentage is of physical memory on a unified-memory box (Jetson), else of MemAvailable.
   const memorySource = options.memorySource ?? procMemorySource(config.unifiedMemory);
-  const budgetBytes = resolveBudget(config.budget, memorySource.read());
+  const memory = memorySource.read();
+  const budgetBytes = resolveBudget(config.budget, memory);
   const learned = new LearnedState(config.placement.stateFile);
   const catalog: CatalogModel[] = config.models.map((model) => {
     const stat = statOrZero(model.path);
@@ -83,7 +84,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     onAcquireEnd: (waiterId, outcome, error) => tracing.ended(waiterId, outcome, error),
     onLeaseEnd: (lease, outcome) => metrics.leaseEnded(lease.model, outcome),
   });
-  const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", logger, env: options.runnerEnv });
+  const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", unifiedMemory: memory.unifiedMemory, logger, env: options.runnerEnv });
   const prefetches = new AbortController();
   const effects: PlacementEffects = withTracing(
     {

@@ -64,7 +64,7 @@ export function describeStatus(
       rssBytes: runner.rssBytes,
       inFlight: hosted.reduce((sum, entry) => sum + entry.leases.size, 0),
       address: runner.address,
-      models: hosted.map((entry) => ({ name: entry.model, state: entry.state, inFlight: entry.leases.size, bytes: memory.modelBytes(entry.model) })),
+      models: hosted.map((entry) => ({ name: entry.model, state: entry.state, inFlight: entry.leases.size, bytes: memory.modelBytes(entry.model), backend: entry.backend, gpuLayers: entry.gpuLayers })),
       isolated: runner.isolatedFor !== undefined,
       baseBytes: runner.registered ? runner.baseBytes : memory.runnerBaseBytes(),
     };

@@ -37,6 +37,9 @@ export interface HostedModel {
   readonly leases: Set<string>;
   loadStartedMs: number;
   unload: UnloadReason | undefined;
+  /** Where it runs and how many layers are on the GPU, once loaded (empty / 0 before). */
+  backend: string;
+  gpuLayers: number;
 }
 
 export interface RunnerRecord {

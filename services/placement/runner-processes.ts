@@ -24,6 +24,8 @@ const RUNNER_MALLOC_TUNING = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=1048
 
 export interface RunnerProcessOptions {
   gpu: string;
+  /** CPU and GPU share the DRAM (Jetson): runners measure a load as one figure. */
+  unifiedMemory: boolean;
   logger: Logger;
   /** Extra environment for runners (e.g. telemetry settings). */
   env?: NodeJS.ProcessEnv;
@@ -43,7 +45,7 @@ export class RunnerProcesses {
 
   /** Starts a runner that dials placement at `placementAddress`. */
   spawn(runnerId: string, placementAddress: string): void {
-    const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER_MAIN, "--id", runnerId, "--placement", placementAddress, "--gpu", this.options.gpu], {
+    const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER_MAIN, "--id", runnerId, "--placement", placementAddress, "--gpu", this.options.gpu, ...(this.options.unifiedMemory ? ["--unified-memory"] : [])], {
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, ...RUNNER_MALLOC_TUNING, ...this.options.env },
     });

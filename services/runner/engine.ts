@@ -62,6 +62,8 @@ export interface LoadedModel {
   readonly deviceBytes: number;
   /** Layers llama.cpp offloaded to the GPU (0 on CPU). */
   readonly gpuLayers: number;
+  /** Where it runs: "cpu", "cuda", "vulkan", "metal". */
+  readonly backend: string;
   /**
    * Generates until max tokens, a stop condition or the signal aborts (within one token).
    * Placement admits at most `sequences` streams; one that arrives while a finished

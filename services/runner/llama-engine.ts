@@ -105,6 +105,10 @@ export class LlamaEngine implements Engine {
 
 class LlamaLoadedModel implements LoadedModel {
   deviceBytes = 0;
+  get backend(): string {
+    return this.model.gpuLayers > 0 && this.model.llama.gpu !== false ? this.model.llama.gpu : "cpu";
+  }
+
   get gpuLayers(): number {
     return this.model.gpuLayers;
   }

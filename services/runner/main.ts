@@ -30,6 +30,7 @@ const runner = new Runner({
     void exitAfterFlush(code);
   },
   logger,
+  unifiedMemory: env.unifiedMemory,
 });
 const services = [
   runnerDataService({

@@ -9,6 +9,8 @@ export interface RunnerEnv {
   gpu: string;
   reconnectGraceMs: number;
   heartbeatMs: number;
+  /** GPU allocations come out of the same DRAM as RSS (Jetson): a load is measured as one figure. */
+  unifiedMemory: boolean;
   /** MODELSWAP_LOG=silent quiets; MODELSWAP_LOG_FORMAT (set by the CLI that started placement) picks json or pretty. */
   log: LogOptions;
 }
@@ -23,6 +25,8 @@ export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv
       gpu: { type: "string", default: "auto" },
       "reconnect-grace-ms": { type: "string", default: "15000" },
       "heartbeat-ms": { type: "string", default: "1000" },
+      // CPU and GPU share the DRAM (Jetson): placement decides it once and tells its runners.
+      "unified-memory": { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -36,6 +40,7 @@ export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv
     gpu: values.gpu!,
     reconnectGraceMs: Number(values["reconnect-grace-ms"]),
     heartbeatMs: Number(values["heartbeat-ms"]),
+    unifiedMemory: values["unified-memory"]!,
     log: { format, quiet: process.env.MODELSWAP_LOG === "silent", colors: format === "pretty" && process.stderr.isTTY === true && !process.env.NO_COLOR },
   };
 }

@@ -2,6 +2,8 @@ import { statSync } from "node:fs";
 import type { Logger } from "../../common/logger.js";
 import type { RunnerCommand, RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import type { Engine, LoadedModel } from "./engine.js";
+import { measureLoad } from "./load-measurement.js";
+import { processMemory } from "./process-memory.js";
 
 export interface RunnerOptions {
   runnerId: string;
@@ -11,7 +13,11 @@ export interface RunnerOptions {
   send: (event: RunnerEvent) => void;
   exit: (code: number) => void;
   logger: Logger;
+  /** GPU allocations come out of the same DRAM as RSS (Jetson). */
+  unifiedMemory?: boolean;
   rssBytes?: () => number;
+  /** RSS and its anonymous part (defaults to /proc/self/status). */
+  memory?: () => { rssBytes: number; anonymousRssBytes: number };
 }
 
 /**
@@ -26,9 +32,11 @@ export class Runner {
   private tokensGenerated = 0;
   private commands: Promise<void> = Promise.resolve();
   private readonly rss: () => number;
+  private readonly memory: () => { rssBytes: number; anonymousRssBytes: number };
 
   constructor(private readonly options: RunnerOptions) {
     this.rss = options.rssBytes ?? (() => process.memoryUsage.rss());
+    this.memory = options.memory ?? (() => processMemory());
   }
 
   /** The loaded model of that name, if this runner holds it. */
@@ -95,7 +103,7 @@ export class Runner {
   private async load(spec: Extract<NonNullable<RunnerCommand["command"]>, { $case: "load" }>["value"]): Promise<void> {
     const { send, engine, logger } = this.options;
     if (this.models.has(spec.model)) await this.unload(spec.model);
-    const rssBefore = this.rss();
+    const before = this.memory();
     const started = performance.now();
     let reportedProgress = 0;
     try {
@@ -109,6 +117,7 @@ export class Runner {
           gpu: spec.gpu,
           warmUp: spec.warmUp,
           useMmap: spec.useMmap,
+          gpuLayers: spec.gpuLayers < 0 ? "auto" : spec.gpuLayers,
         },
         (progress) => {
           // Report in steps of 10%: progress is for people, not a per-tensor trace.
@@ -117,9 +126,12 @@ export class Runner {
           send({ event: { $case: "progress", value: { model: spec.model, progress } } });
         },
       );
-      const rssAfter = this.rss();
-      // Host memory the load added, plus what it took on the GPU (not in RSS).
-      const measuredBytes = Math.max(0, rssAfter - rssBefore) + loaded.deviceBytes;
+      const after = this.memory();
+      const rssAfter = after.rssBytes;
+      // RSS growth plus what the load took on the GPU, each byte once (on a Jetson the device
+      // figure is the shared pool, which already includes the anonymous RSS growth).
+      const measured = measureLoad({ ...before, deviceUsedBytes: 0 }, { ...after, deviceUsedBytes: loaded.deviceBytes }, this.options.unifiedMemory ?? false);
+      const measuredBytes = measured.chargedBytes + measured.gpuChargedBytes;
       this.models.set(spec.model, { loaded, measuredBytes });
       const loadMs = performance.now() - started;
       logger.info("model_loaded", { model: spec.model, loadMs, measuredBytes, models: this.models.size });
@@ -135,6 +147,9 @@ export class Runner {
             contextMs: loaded.timings.contextMs,
             warmUpMs: loaded.timings.warmUpMs,
             fileBytes: fileSize(spec.path),
+            gpuBytes: measured.deviceBytes,
+            backend: loaded.backend,
+            gpuLayers: loaded.gpuLayers,
           },
         },
       });

@@ -37,7 +37,7 @@ describe("log formats of placement and its runners", function () {
     assert.ok(lines.every((line) => !line.startsWith("{")), lines.join("\n"));
     assert.ok(lines.some((line) => /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: placement placement_listening address=127\.0\.0\.1:\d+ budgetBytes=209715200 policy=cost$/.test(line)), lines.join("\n"));
     assert.ok(lines.some((line) => /^\[[\d:.]+\] INFO: runner\/r[\w-]+ runner_listening address=127\.0\.0\.1:\d+ placement=127\.0\.0\.1:\d+ rssBytes=\d+$/.test(line)), lines.join("\n"));
-    assert.ok(lines.some((line) => /INFO: runner\/r[\w-]+ model_loaded model=stories loadMs=[\d.]+ measuredBytes=\d+$/.test(line)), lines.join("\n"));
+    assert.ok(lines.some((line) => /INFO: runner\/r[\w-]+ model_loaded model=stories loadMs=[\d.]+ measuredBytes=\d+ models=1$/.test(line)), lines.join("\n"));
   });
 
   it("JSON lines when stderr is not a terminal, from placement and runners alike", async () => {

@@ -228,7 +228,7 @@ export class PlacementHarness {
     let held = this.held.get(runnerId);
     if (!held) this.held.set(runnerId, (held = new Map()));
     held.set(model, bytes);
-    this.core.runnerLoaded(runnerId, { model, measuredBytes: bytes, rssBytes: this.rssOf(runnerId), loadMs: 200, modelLoadMs: 150, contextMs: 40, warmUpMs: 10, fileBytes: bytes });
+    this.core.runnerLoaded(runnerId, { model, measuredBytes: bytes, rssBytes: this.rssOf(runnerId), loadMs: 200, modelLoadMs: 150, contextMs: 40, warmUpMs: 10, fileBytes: bytes, gpuBytes: 0, backend: "cpu", gpuLayers: 0 });
   }
 
   private rssOf(runnerId: string): number {

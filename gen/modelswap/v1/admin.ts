@@ -101,6 +101,9 @@ export interface RunnerModel {
   state: string;
   inFlight: number;
   bytes: number;
+  /** Where it runs ("cpu", "cuda", ...) and how many of its layers are on the GPU (once loaded). */
+  backend: string;
+  gpuLayers: number;
 }
 
 export interface WatchStatusRequest {
@@ -1172,7 +1175,7 @@ export const RunnerInfo: MessageFns<RunnerInfo> = {
 };
 
 function createBaseRunnerModel(): RunnerModel {
-  return { name: "", state: "", inFlight: 0, bytes: 0 };
+  return { name: "", state: "", inFlight: 0, bytes: 0, backend: "", gpuLayers: 0 };
 }
 
 export const RunnerModel: MessageFns<RunnerModel> = {
@@ -1188,6 +1191,12 @@ export const RunnerModel: MessageFns<RunnerModel> = {
     }
     if (message.bytes !== 0) {
       writer.uint32(32).uint64(message.bytes);
+    }
+    if (message.backend !== "") {
+      writer.uint32(42).string(message.backend);
+    }
+    if (message.gpuLayers !== 0) {
+      writer.uint32(48).uint32(message.gpuLayers);
     }
     return writer;
   },
@@ -1237,6 +1246,22 @@ export const RunnerModel: MessageFns<RunnerModel> = {
             message.bytes = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.gpuLayers = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1259,6 +1284,12 @@ export const RunnerModel: MessageFns<RunnerModel> = {
         ? globalThis.Number(object.in_flight)
         : 0,
       bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      gpuLayers: isSet(object.gpuLayers)
+        ? globalThis.Number(object.gpuLayers)
+        : isSet(object.gpu_layers)
+        ? globalThis.Number(object.gpu_layers)
+        : 0,
     };
   },
 
@@ -1276,6 +1307,12 @@ export const RunnerModel: MessageFns<RunnerModel> = {
     if (message.bytes !== 0) {
       obj.bytes = Math.round(message.bytes);
     }
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.gpuLayers !== 0) {
+      obj.gpuLayers = Math.round(message.gpuLayers);
+    }
     return obj;
   },
 
@@ -1288,6 +1325,8 @@ export const RunnerModel: MessageFns<RunnerModel> = {
     message.state = object.state ?? "";
     message.inFlight = object.inFlight ?? 0;
     message.bytes = object.bytes ?? 0;
+    message.backend = object.backend ?? "";
+    message.gpuLayers = object.gpuLayers ?? 0;
     return message;
   },
 };

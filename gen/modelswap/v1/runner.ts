@@ -105,6 +105,8 @@ export interface LoadCommand {
    * models served from mmap and swap (allow_overcommit).
    */
   useMmap: boolean;
+  /** Layers to offload to the GPU: -1 = as many as fit ("auto"), 0 = CPU only, N = that many. */
+  gpuLayers: number;
 }
 
 export interface UnloadCommand {
@@ -165,6 +167,14 @@ export interface ModelLoaded {
   contextMs: number;
   warmUpMs: number;
   fileBytes: number;
+  /**
+   * Of measured_bytes, what the load took on the GPU that RSS does not show (VRAM on a
+   * discrete GPU; nvmap allocations out of the shared DRAM on a Jetson).
+   */
+  gpuBytes: number;
+  /** "cpu", "cuda", "vulkan", "metal": where the model runs. */
+  backend: string;
+  gpuLayers: number;
 }
 
 export interface ModelLoadFailed {
@@ -1212,7 +1222,17 @@ export const RunnerCommand: MessageFns<RunnerCommand> = {
 };
 
 function createBaseLoadCommand(): LoadCommand {
-  return { model: "", path: "", contextSize: 0, sequences: 0, threads: 0, gpu: "", warmUp: false, useMmap: false };
+  return {
+    model: "",
+    path: "",
+    contextSize: 0,
+    sequences: 0,
+    threads: 0,
+    gpu: "",
+    warmUp: false,
+    useMmap: false,
+    gpuLayers: 0,
+  };
 }
 
 export const LoadCommand: MessageFns<LoadCommand> = {
@@ -1240,6 +1260,9 @@ export const LoadCommand: MessageFns<LoadCommand> = {
     }
     if (message.useMmap !== false) {
       writer.uint32(64).bool(message.useMmap);
+    }
+    if (message.gpuLayers !== 0) {
+      writer.uint32(72).int32(message.gpuLayers);
     }
     return writer;
   },
@@ -1321,6 +1344,14 @@ export const LoadCommand: MessageFns<LoadCommand> = {
             message.useMmap = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.gpuLayers = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1355,6 +1386,11 @@ export const LoadCommand: MessageFns<LoadCommand> = {
         : isSet(object.use_mmap)
         ? globalThis.Boolean(object.use_mmap)
         : false,
+      gpuLayers: isSet(object.gpuLayers)
+        ? globalThis.Number(object.gpuLayers)
+        : isSet(object.gpu_layers)
+        ? globalThis.Number(object.gpu_layers)
+        : 0,
     };
   },
 
@@ -1384,6 +1420,9 @@ export const LoadCommand: MessageFns<LoadCommand> = {
     if (message.useMmap !== false) {
       obj.useMmap = message.useMmap;
     }
+    if (message.gpuLayers !== 0) {
+      obj.gpuLayers = Math.round(message.gpuLayers);
+    }
     return obj;
   },
 
@@ -1400,6 +1439,7 @@ export const LoadCommand: MessageFns<LoadCommand> = {
     message.gpu = object.gpu ?? "";
     message.warmUp = object.warmUp ?? false;
     message.useMmap = object.useMmap ?? false;
+    message.gpuLayers = object.gpuLayers ?? 0;
     return message;
   },
 };
@@ -2094,6 +2134,9 @@ function createBaseModelLoaded(): ModelLoaded {
     contextMs: 0,
     warmUpMs: 0,
     fileBytes: 0,
+    gpuBytes: 0,
+    backend: "",
+    gpuLayers: 0,
   };
 }
 
@@ -2122,6 +2165,15 @@ export const ModelLoaded: MessageFns<ModelLoaded> = {
     }
     if (message.fileBytes !== 0) {
       writer.uint32(64).uint64(message.fileBytes);
+    }
+    if (message.gpuBytes !== 0) {
+      writer.uint32(72).uint64(message.gpuBytes);
+    }
+    if (message.backend !== "") {
+      writer.uint32(82).string(message.backend);
+    }
+    if (message.gpuLayers !== 0) {
+      writer.uint32(88).uint32(message.gpuLayers);
     }
     return writer;
   },
@@ -2203,6 +2255,30 @@ export const ModelLoaded: MessageFns<ModelLoaded> = {
             message.fileBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.gpuBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.gpuLayers = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2253,6 +2329,17 @@ export const ModelLoaded: MessageFns<ModelLoaded> = {
         : isSet(object.file_bytes)
         ? globalThis.Number(object.file_bytes)
         : 0,
+      gpuBytes: isSet(object.gpuBytes)
+        ? globalThis.Number(object.gpuBytes)
+        : isSet(object.gpu_bytes)
+        ? globalThis.Number(object.gpu_bytes)
+        : 0,
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      gpuLayers: isSet(object.gpuLayers)
+        ? globalThis.Number(object.gpuLayers)
+        : isSet(object.gpu_layers)
+        ? globalThis.Number(object.gpu_layers)
+        : 0,
     };
   },
 
@@ -2282,6 +2369,15 @@ export const ModelLoaded: MessageFns<ModelLoaded> = {
     if (message.fileBytes !== 0) {
       obj.fileBytes = Math.round(message.fileBytes);
     }
+    if (message.gpuBytes !== 0) {
+      obj.gpuBytes = Math.round(message.gpuBytes);
+    }
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.gpuLayers !== 0) {
+      obj.gpuLayers = Math.round(message.gpuLayers);
+    }
     return obj;
   },
 
@@ -2298,6 +2394,9 @@ export const ModelLoaded: MessageFns<ModelLoaded> = {
     message.contextMs = object.contextMs ?? 0;
     message.warmUpMs = object.warmUpMs ?? 0;
     message.fileBytes = object.fileBytes ?? 0;
+    message.gpuBytes = object.gpuBytes ?? 0;
+    message.backend = object.backend ?? "";
+    message.gpuLayers = object.gpuLayers ?? 0;
     return message;
   },
 };

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { createLogger } from "../../common/logger.js";
+import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
+import type { Engine, LoadedModel, LoadSpec } from "../../services/runner/engine.js";
+import { Runner } from "../../services/runner/runner.js";
+
+const MB = 1_000_000;
+
+/** An engine whose load "took" `deviceBytes` on the GPU, with the runner's memory readings scripted. */
+function runnerWith(readings: { rssBytes: number; anonymousRssBytes: number }[], deviceBytes: number, unifiedMemory: boolean) {
+  const events: RunnerEvent[] = [];
+  let settle!: () => void;
+  const loadedEvent = new Promise<void>((resolve) => (settle = resolve));
+  const engine: Engine = {
+    init: async () => undefined,
+    estimate: async () => 0,
+    load: async (spec: LoadSpec): Promise<LoadedModel> => ({
+      spec,
+      timings: { modelLoadMs: 1, contextMs: 1, warmUpMs: 1 },
+      deviceBytes,
+      gpuLayers: 24,
+      backend: "cuda",
+      generate: async () => ({ finishReason: "stop", promptTokens: 0, completionTokens: 0, firstTokenMs: 0, generateMs: 0 }),
+      dispose: async () => undefined,
+    }),
+  };
+  const runner = new Runner({
+    runnerId: "r1",
+    dataAddress: () => "127.0.0.1:1",
+    engine,
+    send: (event) => {
+      events.push(event);
+      if (event.event?.$case === "loaded") settle();
+    },
+    exit: () => undefined,
+    logger: createLogger("test", {}, { quiet: true }),
+    unifiedMemory,
+    memory: () => readings.shift()!,
+  });
+  runner.handle({ command: { $case: "load", value: { model: "m", path: "/nonexistent.gguf", contextSize: 512, sequences: 1, threads: 1, gpu: "cuda", warmUp: false, useMmap: false, gpuLayers: -1 } } });
+  return loadedEvent.then(() => {
+    const loaded = events.find((event) => event.event?.$case === "loaded")!.event;
+    return loaded?.$case === "loaded" ? loaded.value : undefined;
+  });
+}
+
+describe("what a runner reports a load took (unified memory counted once)", () => {
+  const before = { rssBytes: 100 * MB, anonymousRssBytes: 60 * MB };
+  const after = { rssBytes: 140 * MB, anonymousRssBytes: 98 * MB };
+
+  it("on a Jetson, the shared pool's growth already holds the anonymous RSS growth: 40 + (590 - 38) MB", async () => {
+    const loaded = await runnerWith([before, after], 590 * MB, true);
+    assert.equal(loaded?.measuredBytes, 592 * MB);
+    assert.equal(loaded?.gpuBytes, 552 * MB);
+    assert.deepEqual({ backend: loaded?.backend, gpuLayers: loaded?.gpuLayers }, { backend: "cuda", gpuLayers: 24 });
+  });
+
+  it("on a discrete GPU, RSS growth and VRAM growth are separate memories: 40 + 590 MB", async () => {
+    const loaded = await runnerWith([before, after], 590 * MB, false);
+    assert.equal(loaded?.measuredBytes, 630 * MB);
+    assert.equal(loaded?.gpuBytes, 590 * MB);
+  });
+
+  it("on the CPU, only the RSS growth", async () => {
+    const loaded = await runnerWith([before, after], 0, false);
+    assert.equal(loaded?.measuredBytes, 40 * MB);
+  });
+});
