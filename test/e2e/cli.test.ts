@@ -1,25 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { storiesModel } from "../support/paths.js";
-import { CLI_MAIN, freePortPair, startProcess, type WatchedProcess } from "../support/processes.js";
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_MAIN, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === "number" ? Number((error as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { CLI_MAIN, cli, freePortPair, startProcess, type WatchedProcess } from "../support/processes.js";
 
 /** What a user types in a terminal: `modelswap serve`, then the client commands against it. */
 describe("the modelswap CLI against a running server", function () {

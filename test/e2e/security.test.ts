@@ -1,6 +1,5 @@
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
@@ -9,7 +8,7 @@ import { AdminClient, type StatusResponse } from "../../gen/modelswap/v1/admin.j
 import { GenerateRequest, InferenceClient, ModelState, type GenerateResponse, type ListModelsResponse } from "../../gen/modelswap/v1/inference.js";
 import { generateRequest, startCluster, type TestCluster } from "../support/cluster.js";
 import { storiesModel } from "../support/paths.js";
-import { CLI_MAIN, freePortPair, startProcess, type WatchedProcess } from "../support/processes.js";
+import { CLI_MAIN, cli, freePortPair, startProcess, type WatchedProcess } from "../support/processes.js";
 import { bearer, rawClient, rawServerStream, rawUnary } from "../support/raw-grpc.js";
 import { writeSelfSignedCert } from "../support/self-signed-cert.js";
 
@@ -163,21 +162,6 @@ describe("API keys, scopes and bounded input at the gRPC gateway (real runner)",
     }
   });
 });
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_MAIN, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === "number" ? Number((error as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** `modelswap serve` with keys from the environment and TLS, and the CLI calling it. */
 describe("modelswap serve with TLS and keys from the environment, and the CLI", function () {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -109,6 +109,22 @@ function listenOnce(port: number): Promise<number> {
     server.listen(port, "127.0.0.1", () => {
       const bound = (server.address() as { port: number }).port;
       server.close(() => resolve(bound));
+    });
+  });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `modelswap ARGS...` to its end, as a user in a terminal would. */
+export function cli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI_MAIN, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
+      const code = error ? (typeof (error as { code?: unknown }).code === "number" ? Number((error as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout, stderr });
     });
   });
 }
