@@ -281,8 +281,7 @@ async function main(): Promise<void> {
     startLlamaRouter({ binary, modelsDir: files.swapDir, modelsMax: 1, threads: THREADS, contextSize: CONTEXT, logPath: path.join(DIR, "router-swap.log"), startTimeoutMs: 30_000 }),
   );
   for (const model of files.swap)
-    if (router.modelIds.get(model.path) !== model.name && ![...router.modelIds.values()].includes(model.name))
-      throw new Error(`the router does not list ${model.name} (it lists ${[...router.modelIds.values()].join(", ")})`);
+    if (!router.modelIds.includes(model.name)) throw new Error(`the router does not list ${model.name} (it lists ${router.modelIds.join(", ")})`);
   const stack = await phase("start modelswap", 60, () => bootModelswap(files.swap, calibration.budgetBytes));
   const systems: Record<SystemName, SwapSystem> = {
     router: {

@@ -12,8 +12,8 @@ import { processTree, signalTree } from "./process-tree.js";
 export interface LlamaRouter {
   url: string;
   pid: number;
-  /** Model ids the router lists, by file path. */
-  modelIds: Map<string, string>;
+  /** Model ids the router lists (file names without .gguf). */
+  modelIds: string[];
   logPath: string;
   /** Ids of the models whose instance is loaded. */
   loadedModels(): Promise<string[]>;
@@ -49,7 +49,7 @@ function freePort(): Promise<number> {
 }
 
 interface ModelListing {
-  data?: { id: string; path?: string; status?: { value?: string } }[];
+  data?: { id: string; status?: { value?: string } }[];
 }
 
 async function listModels(url: string): Promise<ModelListing> {
@@ -71,7 +71,6 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
     "--threads-batch", String(options.threads),
     "--ctx-size", String(options.contextSize),
     "--parallel", "1",
-    "--n-gpu-layers", "0",
   ];
   const log = createWriteStream(options.logPath);
   const child: ChildProcess = spawn(options.binary, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
@@ -104,7 +103,7 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
   const router: LlamaRouter = {
     url,
     pid,
-    modelIds: new Map(),
+    modelIds: [],
     logPath: options.logPath,
     loadedModels: async () => ((await listModels(url)).data ?? []).filter((model) => model.status?.value === "loaded").map((model) => model.id),
     busy: async () => ((await listModels(url)).data ?? []).some((model) => model.status?.value === "loading" || model.status?.value === "unloading"),
@@ -124,7 +123,7 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
     }
     await sleep(100);
   }
-  for (const model of (await listModels(url)).data ?? []) if (model.path) router.modelIds.set(model.path, model.id);
+  router.modelIds = ((await listModels(url)).data ?? []).map((model) => model.id);
   return router;
 }
 
