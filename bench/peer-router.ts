@@ -98,6 +98,7 @@ function modelswapCompletion(client: InferenceClient, model: string, maxTokens: 
     let firstMessageTokens = 0;
     let tokens = 0;
     let text = "";
+    let serverTokPerS = Number.NaN;
     let done = false;
     const call = client.generate(
       { model, prompt: PROMPT, maxTokens, task: "", resumable: false, sampling: { temperature: 0, repeatPenalty: 1, ignoreEos: true, stop: [] } },
@@ -116,12 +117,13 @@ function modelswapCompletion(client: InferenceClient, model: string, maxTokens: 
       } else if (event?.$case === "done") {
         done = true;
         tokens = event.value.usage?.completionTokens ?? 0;
+        serverTokPerS = event.value.timings?.tokensPerSecond ?? Number.NaN;
       }
     });
     call.on("error", (error: ServiceError) => reject(new Error(`modelswap Generate ${model}: ${error.code} ${error.details}`)));
     call.on("end", () => {
       if (!done || firstMs === 0) return reject(new Error(`modelswap Generate ${model}: stream ended without tokens and done`));
-      resolve({ ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens, firstMessageTokens, text });
+      resolve({ ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens, firstMessageTokens, text, serverTokPerS });
     });
   });
 }
@@ -148,6 +150,7 @@ type SystemName = "router" | "modelswap";
 
 interface Sample {
   system: SystemName;
+  round: number;
   model: string;
   kind: "swap" | "warm";
   timing: StreamTiming;
@@ -166,7 +169,7 @@ interface SwapSystem {
   complete(model: string, maxTokens: number): Promise<StreamTiming>;
 }
 
-async function runRound(system: SwapSystem, models: PeerModel[], samples: Sample[] | undefined): Promise<void> {
+async function runRound(system: SwapSystem, models: PeerModel[], round: number, samples: Sample[] | undefined): Promise<void> {
   for (const model of models) {
     for (const kind of ["swap", "warm"] as const) {
       const unsettled = !(await system.settled());
@@ -176,9 +179,9 @@ async function runRound(system: SwapSystem, models: PeerModel[], samples: Sample
       const after = await system.resident();
       const displaced = before.filter((name) => !after.includes(name));
       if (timing.tokens !== TOKENS) throw new Error(`${system.name} ${model.name}: ${timing.tokens} tokens, expected ${TOKENS} (EOS ignored)`);
-      samples?.push({ system: system.name, model: model.name, kind, timing, wasResident, unsettled, displaced });
+      samples?.push({ system: system.name, round, model: model.name, kind, timing, wasResident, unsettled, displaced });
       if (flags.verbose)
-        console.log(`    ${system.name} ${model.name} ${kind}: ttft ${fmt(timing.ttftMs)} ms, ${fmt(decodeRate(timing), 0)} tok/s${wasResident ? " (was resident)" : ""}`);
+        console.log(`    ${system.name} ${model.name} ${kind}: ttft ${fmt(timing.ttftMs)} ms, ${fmt(decodeRate([timing]), 0)} tok/s${wasResident ? " (was resident)" : ""}`);
     }
   }
 }
@@ -300,13 +303,13 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   await phase("swap test warm-up round", 300, async () => {
-    await runRound(systems.router, files.swap, undefined);
-    await runRound(systems.modelswap, files.swap, undefined);
+    await runRound(systems.router, files.swap, -1, undefined);
+    await runRound(systems.modelswap, files.swap, -1, undefined);
   });
   for (let round = 0; round < ROUNDS; round++) {
     const order: SystemName[] = round % 2 === 0 ? ["modelswap", "router"] : ["router", "modelswap"];
     await phase(`swap test round ${round + 1}`, 300, async () => {
-      for (const name of order) await runRound(systems[name], files.swap, samples);
+      for (const name of order) await runRound(systems[name], files.swap, round, samples);
     });
     console.log(`  round ${round + 1}/${ROUNDS} done`);
   }
@@ -336,7 +339,10 @@ async function main(): Promise<void> {
   };
   for (const model of files.swap) row(`swap-in TTFT ${model.label}`, (system) => pick(system, model.name, "swap").map((s) => s.timing.ttftMs), 1, " ms");
   for (const model of files.swap) row(`warm TTFT ${model.label}`, (system) => pick(system, model.name, "warm").map((s) => s.timing.ttftMs), 1, " ms");
-  for (const model of files.swap) row(`decode tok/s ${model.label}`, (system) => pick(system, model.name).map((s) => decodeRate(s.timing)), 0, "");
+  // decode: per round, the swap-in and the warm request together
+  const perRound = (system: SystemName, model: string, of: (timings: StreamTiming[]) => number) =>
+    Array.from({ length: ROUNDS }, (_, round) => of(pick(system, model).filter((s) => s.round === round).map((s) => s.timing))).filter((value) => Number.isFinite(value));
+  for (const model of files.swap) row(`decode tok/s ${model.label}`, (system) => perRound(system, model.name, decodeRate), 0, "");
   if (memory)
     rows.push([
       "total RSS, five 100 MB F16 resident",
@@ -358,7 +364,7 @@ async function main(): Promise<void> {
   for (const cells of rows) console.log(`| ${cells.join(" | ")} |`);
   console.log("");
   console.log(`swap-in requests that found their model already resident: ${notSwaps} (0 = every swap-in request swapped)`);
-  if (unsettled > 0) console.log(`requests sent before the system had settled (20 s wait): ${unsettled}`);
+  if (unsettled > 0) console.log(`requests sent before the system had settled (no load, unload or runner start in progress; waited 20 s): ${unsettled}`);
   for (const system of ["router", "modelswap"] as const) {
     const displaced = files.swap.map((model) => {
       const lists = new Set(pick(system, model.name, "swap").map((sample) => sample.displaced.join("+") || "nothing"));
@@ -366,6 +372,11 @@ async function main(): Promise<void> {
     });
     console.log(`${system} swap-ins: ${displaced.join("; ")}`);
   }
+  const serverRate = (system: SystemName, model: string) => fmt(median(pick(system, model).map((s) => s.timing.serverTokPerS)), 0);
+  console.log(
+    `decode tok/s as each server reports it (llama-server timings.predicted_per_second; modelswap done.timings.tokens_per_second), median: ` +
+      files.swap.map((model) => `${model.label} ${serverRate("router", model.name)} vs ${serverRate("modelswap", model.name)}`).join(", "),
+  );
   console.log(`greedy text router vs modelswap: ${sameText.join(", ")}`);
   if (memory) {
     console.log(`RSS router:    ${memory.router.parts}`);

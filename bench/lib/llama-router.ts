@@ -155,12 +155,19 @@ export interface StreamTiming {
   /** Tokens in the first message (the decode rate counts the ones after it). */
   firstMessageTokens: number;
   text: string;
+  /** Decode tok/s as the server reports it (llama-server: timings.predicted_per_second; modelswap: done.timings.tokens_per_second). */
+  serverTokPerS: number;
 }
 
-/** Tokens per second after the first message; NaN when too few tokens. */
-export function decodeRate(timing: StreamTiming): number {
-  const after = timing.tokens - timing.firstMessageTokens;
-  return after > 0 && timing.decodeMs > 0 ? after / (timing.decodeMs / 1000) : Number.NaN;
+/**
+ * Tokens per second after the first message, over several streams: summed tokens over summed
+ * time (a fast stream whose messages arrive in one read has a decode time near 0; summed, it
+ * cannot blow the rate up). NaN when there is nothing to measure.
+ */
+export function decodeRate(timings: readonly StreamTiming[]): number {
+  const tokens = timings.reduce((sum, timing) => sum + timing.tokens - timing.firstMessageTokens, 0);
+  const ms = timings.reduce((sum, timing) => sum + timing.decodeMs, 0);
+  return tokens > 0 && ms > 0 ? tokens / (ms / 1000) : Number.NaN;
 }
 
 /**
@@ -180,6 +187,7 @@ export async function routerCompletion(url: string, model: string, prompt: strin
   let lastMs = 0;
   let chunks = 0;
   let reportedTokens = 0;
+  let serverTokPerS = Number.NaN;
   let text = "";
   let buffer = "";
   const decoder = new TextDecoder();
@@ -197,7 +205,7 @@ export async function routerCompletion(url: string, model: string, prompt: strin
         const parsed = JSON.parse(data) as {
           choices?: { text?: string }[];
           usage?: { completion_tokens?: number };
-          timings?: { predicted_n?: number };
+          timings?: { predicted_n?: number; predicted_per_second?: number };
           error?: unknown;
         };
         if (parsed.error) throw new Error(`llama-server error for ${model}: ${JSON.stringify(parsed.error)}`);
@@ -209,9 +217,10 @@ export async function routerCompletion(url: string, model: string, prompt: strin
           text += piece;
         }
         reportedTokens = parsed.timings?.predicted_n ?? parsed.usage?.completion_tokens ?? reportedTokens;
+        serverTokPerS = parsed.timings?.predicted_per_second ?? serverTokPerS;
       }
     }
   }
   if (firstMs === 0) throw new Error(`llama-server streamed no token for ${model}`);
-  return { ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens: reportedTokens || chunks, firstMessageTokens: 1, text };
+  return { ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens: reportedTokens || chunks, firstMessageTokens: 1, text, serverTokPerS };
 }

@@ -130,12 +130,15 @@ export function peerConfig(models: readonly PeerModel[], budgetBytes: number): C
 
 export const getStatus = (admin: AdminClient) => callUnary<StatusResponse>((done) => admin.getStatus({}, done));
 
-/** Waits (at most `timeoutMs`) until no runner is starting, loading, unloading or stopping and a spare is up; false if it never settled. */
+/**
+ * Waits (at most `timeoutMs`) until no runner is starting, loading, unloading or stopping (a spare
+ * that placement starts after a load shows as "starting" at once); false if it never settled.
+ */
 export async function modelswapSettled(admin: AdminClient, timeoutMs = 20_000): Promise<boolean> {
   const until = performance.now() + timeoutMs;
   while (performance.now() < until) {
     const status = await getStatus(admin);
-    const quiet = status.runners.every((runner) => runner.state === "ready" || runner.state === "spare") && status.runners.some((runner) => runner.state === "spare");
+    const quiet = status.runners.every((runner) => runner.state === "ready" || runner.state === "spare");
     if (quiet) return true;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
