@@ -1,7 +1,9 @@
 /**
  * modelswap against llama.cpp's own multi-model server, side by side on the same files:
  * `llama-server` in router mode (`--models-dir`, `--models-max 1`) and modelswap with a budget
- * that holds one model, so that every round-robin request swaps.
+ * that holds the biggest model and nothing beside it, so that every round-robin request is for a
+ * model that is not resident (a budget counts bytes, not models: the 100 MB model may load
+ * beside the 1 MB one without an eviction; the output says what each swap-in displaced).
  *
  *   npm run bench:peer -- [--rounds 3] [--tokens 64] [--dir DIR] [--time-limit 1200]
  *       [--build-time-limit 2700] [--skip-memory] [--verbose]
@@ -10,7 +12,7 @@
  *    lib/llama-server-build.ts; ~12 minutes on 2 cores, then reused from ~/.cache/modelswap).
  * 2. Writes the test files under --dir (default $MODELSWAP_PEER_DIR or ~/.cache/modelswap/peer-bench;
  *    reused after): a copy of models/stories260K.gguf and random-weight F16 models of 100 MB and
- *    600 MB (forge), plus five distinct 100 MB F16 models for the memory test.
+ *    600 MB (forge), plus five distinct 100 MB F16 models for the memory test (see lib/peer-models.ts).
  * 3. Swap test, page cache warm, 1 thread, context 2048, one sequence: in each round and for each
  *    model in turn, one request for it while another model is resident (swap-in TTFT), then one
  *    more (warm TTFT); 64 tokens each, greedy, EOS ignored. Decode tok/s: tokens after the first
