@@ -52,8 +52,23 @@ interface ModelListing {
   data?: { id: string; status?: { value?: string } }[];
 }
 
+/**
+ * fetch, sent once more when the connection failed before any answer: a kept-alive connection
+ * that llama-server's HTTP server closed as idle (after 5 s) just as it was reused ("other side
+ * closed"); such a request never reached the server.
+ */
+async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    if (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET") throw error;
+    return fetch(url, init);
+  }
+}
+
 async function listModels(url: string): Promise<ModelListing> {
-  const response = await fetch(`${url}/models`, { signal: AbortSignal.timeout(10_000) });
+  const response = await fetchOnce(`${url}/models`, { signal: AbortSignal.timeout(10_000) });
   if (!response.ok) throw new Error(`GET /models: HTTP ${response.status}`);
   return (await response.json()) as ModelListing;
 }
@@ -176,7 +191,7 @@ export function decodeRate(timings: readonly StreamTiming[]): number {
  */
 export async function routerCompletion(url: string, model: string, prompt: string, maxTokens: number, timeoutMs: number): Promise<StreamTiming> {
   const started = performance.now();
-  const response = await fetch(`${url}/v1/completions`, {
+  const response = await fetchOnce(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0, repeat_penalty: 1, ignore_eos: true, stream: true }),
