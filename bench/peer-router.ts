@@ -6,7 +6,7 @@
  * beside the 1 MB one without an eviction; the output says what each swap-in displaced).
  *
  *   npm run bench:peer -- [--rounds 3] [--tokens 64] [--dir DIR] [--time-limit 1200]
- *       [--build-time-limit 2700] [--skip-memory] [--verbose]
+ *       [--build-time-limit 2700] [--skip-memory] [--no-prompt-cache] [--verbose]
  *
  * 1. Builds `llama-server` once from the llama.cpp source node-llama-cpp ships (see
  *    lib/llama-server-build.ts; ~12 minutes on 2 cores, then reused from ~/.cache/modelswap).
@@ -18,7 +18,9 @@
  *    more (warm TTFT); 64 tokens each, greedy, EOS ignored. Decode tok/s: tokens after the first
  *    message / time from first to last message, over both requests. Each request starts on an idle
  *    system (no load, unload or runner start in progress). One unmeasured warm-up round, then
- *    `rounds` rounds, the two systems alternating which goes first.
+ *    `rounds` rounds, the two systems alternating which goes first. llama-server keeps its defaults
+ *    (prompt cache on: a warm request re-uses the KV of the same prompt); --no-prompt-cache sends
+ *    cache_prompt: false so that both evaluate the whole prompt.
  * 4. Memory test: the five 100 MB models resident in each system (router `--models-max 5`,
  *    modelswap with a 2 GiB budget); total VmRSS of each system's process tree.
  * Prints one Markdown table: medians, min–max in brackets, and modelswap ÷ router per row.
@@ -47,7 +49,7 @@ const PROMPT = "Once upon a time";
 const REQUEST_TIMEOUT_MS = 120_000;
 
 const HELP =
-  "npm run bench:peer -- [--rounds 3] [--tokens 64] [--dir DIR] [--time-limit 1200] [--build-time-limit 2700] [--skip-memory] [--verbose]\n" +
+  "npm run bench:peer -- [--rounds 3] [--tokens 64] [--dir DIR] [--time-limit 1200] [--build-time-limit 2700] [--skip-memory] [--no-prompt-cache] [--verbose]\n" +
   "  env: MODELSWAP_LLAMA_SERVER_DIR (llama-server build folder), MODELSWAP_PEER_DIR (test files)\n";
 const { values: flags } = parseArgs({
   options: {
@@ -57,6 +59,7 @@ const { values: flags } = parseArgs({
     "time-limit": { type: "string", default: "1200" },
     "build-time-limit": { type: "string", default: "2700" },
     "skip-memory": { type: "boolean", default: false },
+    "no-prompt-cache": { type: "boolean", default: false },
     verbose: { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
@@ -293,7 +296,7 @@ async function main(): Promise<void> {
       name: "router",
       resident: () => router.loadedModels(),
       settled: () => routerSettled(router),
-      complete: (model, maxTokens) => routerCompletion(router.url, model, PROMPT, maxTokens, REQUEST_TIMEOUT_MS),
+      complete: (model, maxTokens) => routerCompletion(router.url, model, PROMPT, maxTokens, REQUEST_TIMEOUT_MS, { cachePrompt: !flags["no-prompt-cache"] }),
     },
     modelswap: {
       name: "modelswap",
@@ -384,7 +387,12 @@ async function main(): Promise<void> {
     console.log(`RSS router:    ${memory.router.parts}`);
     console.log(`RSS modelswap: ${memory.modelswap.parts}`);
   }
-  console.log(`llama-server defaults kept: prompt cache on (a warm request re-uses the KV of the same prompt), warm-up run at load`);
+  console.log(
+    flags["no-prompt-cache"]
+      ? "llama-server: cache_prompt false (every request evaluates its whole prompt, as modelswap does); warm-up run at load (its default)"
+      : "llama-server defaults kept: prompt cache on (a warm request re-uses the KV of the same prompt and evaluates only its last token; " +
+          "modelswap evaluates the whole prompt: --no-prompt-cache compares equal work), warm-up run at load",
+  );
 }
 
 runBounded(main, {

@@ -187,14 +187,31 @@ export function decodeRate(timings: readonly StreamTiming[]): number {
 
 /**
  * One streamed `/v1/completions` request: greedy, EOS ignored, `maxTokens` tokens. Timings are
- * taken when each server-sent event arrives.
+ * taken when each server-sent event arrives. `cachePrompt` (llama-server's default: true) lets a
+ * request re-use the KV cache of an earlier one with the same prompt prefix.
  */
-export async function routerCompletion(url: string, model: string, prompt: string, maxTokens: number, timeoutMs: number): Promise<StreamTiming> {
+export async function routerCompletion(
+  url: string,
+  model: string,
+  prompt: string,
+  maxTokens: number,
+  timeoutMs: number,
+  options: { cachePrompt?: boolean } = {},
+): Promise<StreamTiming> {
   const started = performance.now();
   const response = await fetchOnce(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0, repeat_penalty: 1, ignore_eos: true, stream: true }),
+    body: JSON.stringify({
+      model,
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 0,
+      repeat_penalty: 1,
+      ignore_eos: true,
+      stream: true,
+      cache_prompt: options.cachePrompt ?? true,
+    }),
     signal: AbortSignal.timeout(timeoutMs),
   });
   if (!response.ok || !response.body) throw new Error(`POST /v1/completions for ${model}: HTTP ${response.status} ${await response.text()}`);
