@@ -38,7 +38,7 @@ import { ensureLlamaServer, llamaCppReleaseTag, stopLlamaServerBuild } from "./l
 import { decodeRate, routerCompletion, startLlamaRouter, stopAllRouters, type LlamaRouter, type StreamTiming } from "./lib/llama-router.js";
 import { startLocalStack, stopAllStacks } from "./lib/local-stack.js";
 import { defaultPeerDir, getStatus, modelswapSettled, oneModelBudget, peerConfig, PEER_CONTEXT, PEER_THREADS, preparePeerFiles, warmPageCache, type PeerModel } from "./lib/peer-models.js";
-import { processName, processTree, vmRssBytes } from "./lib/process-tree.js";
+import { processName, processTree, signalTree, vmRssBytes } from "./lib/process-tree.js";
 import { fmt, loadAverage, median, positiveInt } from "./lib/report.js";
 import { runBounded } from "./lib/run-bounded.js";
 
@@ -399,6 +399,8 @@ runBounded(main, {
   timeLimitS: BUILD_TIME_LIMIT_S + TIME_LIMIT_S,
   cleanup: async () => {
     stopLlamaServerBuild();
-    await Promise.all([stopAllRouters(), stopAllStacks()]);
+    await Promise.race([Promise.all([stopAllRouters(), stopAllStacks()]), sleep(4000)]);
+    // whatever did not stop (runners, router instances: still this process's descendants) ends here, by pid
+    signalTree(processTree(process.pid).filter((pid) => pid !== process.pid), "SIGKILL");
   },
 });

@@ -89,8 +89,10 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
   ];
   const log = createWriteStream(options.logPath);
   const child: ChildProcess = spawn(options.binary, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  // two sources into one file: neither ends it; the child's close does
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  child.once("close", () => log.end());
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${options.binary}`);
   let exited = false;
@@ -113,7 +115,6 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
       // group gone
     }
     signalTree(tree.filter(alive), "SIGKILL");
-    log.end();
   };
   const router: LlamaRouter = {
     url,
