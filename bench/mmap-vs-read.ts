@@ -23,9 +23,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { forgeModel } from "../forge/forge-model.js";
-import { GgmlType, LlamaFileType, findMetadata, ggmlTypeLayout, tensorByteSize, type GgufMetadataEntry } from "../forge/gguf-format.js";
+import { GgmlType, LlamaFileType, findMetadata, tensorByteSize, type GgufMetadataEntry } from "../forge/gguf-format.js";
 import { readGgufHeader } from "../forge/gguf-reader.js";
 import { writeGguf, type TensorSource } from "../forge/gguf-writer.js";
+import { readCpuFeatures, readWeightTensors } from "../services/runner/weight-tensors.js";
+import { repackedBytes, shouldMapWeights } from "../services/runner/weights-mapping.js";
 import { llamaServerCacheDir } from "./lib/llama-server-build.js";
 import { fmt, loadAverage, median, positiveInt } from "./lib/report.js";
 
@@ -188,14 +190,20 @@ async function modelFile(dir: string, type: WeightType, sizeMb: number): Promise
   return file;
 }
 
-async function tensorTypeCounts(file: string): Promise<string> {
-  const header = await readGgufHeader(file);
-  const counts = new Map<string, number>();
-  for (const info of header.tensors) {
-    const name = ggmlTypeLayout(info.type).name;
-    counts.set(name, (counts.get(name) ?? 0) + 1);
+/** Tensor types with their share of the bytes, and what shouldMapWeights decides for this CPU. */
+async function describe(file: string): Promise<string> {
+  const tensors = await readWeightTensors(file);
+  const cpu = await readCpuFeatures();
+  const bytes = new Map<string, { count: number; bytes: number }>();
+  for (const tensor of tensors) {
+    const entry = bytes.get(tensor.type) ?? { count: 0, bytes: 0 };
+    bytes.set(tensor.type, { count: entry.count + 1, bytes: entry.bytes + tensor.bytes });
   }
-  return [...counts].map(([name, count]) => `${count} ${name}`).join(", ");
+  const total = tensors.reduce((sum, tensor) => sum + tensor.bytes, 0);
+  const types = [...bytes].map(([type, entry]) => `${entry.count} ${type} (${fmt((100 * entry.bytes) / total, 0)}% of bytes)`).join(", ");
+  const repacked = repackedBytes(tensors, cpu);
+  const decision = shouldMapWeights(tensors, { kind: "cpu", features: cpu }) ? "map" : "read";
+  return `tensors ${types}; predicted repacked on this CPU ${fmt(repacked / MB, 1)} MB -> shouldMapWeights: ${decision}`;
 }
 
 async function warm(file: string): Promise<void> {
@@ -241,7 +249,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   for (const type of types) {
     const file = await modelFile(dir, type, sizeMb);
-    console.log(`\n${type}: ${file} — tensors ${await tensorTypeCounts(file)}`);
+    console.log(`\n${type}: ${file} — ${await describe(file)}`);
     const results: Record<"mmap" | "read", ChildResult[]> = { mmap: [], read: [] };
     for (let round = 0; round < rounds; round++) {
       for (const mode of round % 2 === 0 ? (["mmap", "read"] as const) : (["read", "mmap"] as const)) {

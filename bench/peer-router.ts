@@ -1,22 +1,26 @@
 /**
  * modelswap against llama.cpp's own multi-model server, side by side on the same files:
  * `llama-server` in router mode (`--models-dir`, `--models-max 1`) and modelswap with a budget
- * that holds one model, so that every round-robin request swaps.
+ * that holds the biggest model and nothing beside it, so that every round-robin request is for a
+ * model that is not resident (a budget counts bytes, not models: the 100 MB model may load
+ * beside the 1 MB one without an eviction; the output says what each swap-in displaced).
  *
  *   npm run bench:peer -- [--rounds 3] [--tokens 64] [--dir DIR] [--time-limit 1200]
- *       [--build-time-limit 2700] [--skip-memory] [--verbose]
+ *       [--build-time-limit 2700] [--skip-memory] [--no-prompt-cache] [--verbose]
  *
  * 1. Builds `llama-server` once from the llama.cpp source node-llama-cpp ships (see
  *    lib/llama-server-build.ts; ~12 minutes on 2 cores, then reused from ~/.cache/modelswap).
  * 2. Writes the test files under --dir (default $MODELSWAP_PEER_DIR or ~/.cache/modelswap/peer-bench;
  *    reused after): a copy of models/stories260K.gguf and random-weight F16 models of 100 MB and
- *    600 MB (forge), plus five distinct 100 MB F16 models for the memory test.
+ *    600 MB (forge), plus five distinct 100 MB F16 models for the memory test (see lib/peer-models.ts).
  * 3. Swap test, page cache warm, 1 thread, context 2048, one sequence: in each round and for each
  *    model in turn, one request for it while another model is resident (swap-in TTFT), then one
  *    more (warm TTFT); 64 tokens each, greedy, EOS ignored. Decode tok/s: tokens after the first
  *    message / time from first to last message, over both requests. Each request starts on an idle
  *    system (no load, unload or runner start in progress). One unmeasured warm-up round, then
- *    `rounds` rounds, the two systems alternating which goes first.
+ *    `rounds` rounds, the two systems alternating which goes first. llama-server keeps its defaults
+ *    (prompt cache on: a warm request re-uses the KV of the same prompt); --no-prompt-cache sends
+ *    cache_prompt: false so that both evaluate the whole prompt.
  * 4. Memory test: the five 100 MB models resident in each system (router `--models-max 5`,
  *    modelswap with a 2 GiB budget); total VmRSS of each system's process tree.
  * Prints one Markdown table: medians, min–max in brackets, and modelswap ÷ router per row.
@@ -34,7 +38,7 @@ import { ensureLlamaServer, llamaCppReleaseTag, stopLlamaServerBuild } from "./l
 import { decodeRate, routerCompletion, startLlamaRouter, stopAllRouters, type LlamaRouter, type StreamTiming } from "./lib/llama-router.js";
 import { startLocalStack, stopAllStacks } from "./lib/local-stack.js";
 import { defaultPeerDir, getStatus, modelswapSettled, oneModelBudget, peerConfig, PEER_CONTEXT, PEER_THREADS, preparePeerFiles, warmPageCache, type PeerModel } from "./lib/peer-models.js";
-import { processName, processTree, vmRssBytes } from "./lib/process-tree.js";
+import { processName, processTree, signalTree, vmRssBytes } from "./lib/process-tree.js";
 import { fmt, loadAverage, median, positiveInt } from "./lib/report.js";
 import { runBounded } from "./lib/run-bounded.js";
 
@@ -45,7 +49,7 @@ const PROMPT = "Once upon a time";
 const REQUEST_TIMEOUT_MS = 120_000;
 
 const HELP =
-  "npm run bench:peer -- [--rounds 3] [--tokens 64] [--dir DIR] [--time-limit 1200] [--build-time-limit 2700] [--skip-memory] [--verbose]\n" +
+  "npm run bench:peer -- [--rounds 3] [--tokens 64] [--dir DIR] [--time-limit 1200] [--build-time-limit 2700] [--skip-memory] [--no-prompt-cache] [--verbose]\n" +
   "  env: MODELSWAP_LLAMA_SERVER_DIR (llama-server build folder), MODELSWAP_PEER_DIR (test files)\n";
 const { values: flags } = parseArgs({
   options: {
@@ -55,6 +59,7 @@ const { values: flags } = parseArgs({
     "time-limit": { type: "string", default: "1200" },
     "build-time-limit": { type: "string", default: "2700" },
     "skip-memory": { type: "boolean", default: false },
+    "no-prompt-cache": { type: "boolean", default: false },
     verbose: { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
@@ -98,6 +103,7 @@ function modelswapCompletion(client: InferenceClient, model: string, maxTokens: 
     let firstMessageTokens = 0;
     let tokens = 0;
     let text = "";
+    let serverTokPerS = Number.NaN;
     let done = false;
     const call = client.generate(
       { model, prompt: PROMPT, maxTokens, task: "", resumable: false, sampling: { temperature: 0, repeatPenalty: 1, ignoreEos: true, stop: [] } },
@@ -116,12 +122,13 @@ function modelswapCompletion(client: InferenceClient, model: string, maxTokens: 
       } else if (event?.$case === "done") {
         done = true;
         tokens = event.value.usage?.completionTokens ?? 0;
+        serverTokPerS = event.value.timings?.tokensPerSecond ?? Number.NaN;
       }
     });
     call.on("error", (error: ServiceError) => reject(new Error(`modelswap Generate ${model}: ${error.code} ${error.details}`)));
     call.on("end", () => {
       if (!done || firstMs === 0) return reject(new Error(`modelswap Generate ${model}: stream ended without tokens and done`));
-      resolve({ ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens, firstMessageTokens, text });
+      resolve({ ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens, firstMessageTokens, text, serverTokPerS });
     });
   });
 }
@@ -148,6 +155,7 @@ type SystemName = "router" | "modelswap";
 
 interface Sample {
   system: SystemName;
+  round: number;
   model: string;
   kind: "swap" | "warm";
   timing: StreamTiming;
@@ -166,7 +174,7 @@ interface SwapSystem {
   complete(model: string, maxTokens: number): Promise<StreamTiming>;
 }
 
-async function runRound(system: SwapSystem, models: PeerModel[], samples: Sample[] | undefined): Promise<void> {
+async function runRound(system: SwapSystem, models: PeerModel[], round: number, samples: Sample[] | undefined): Promise<void> {
   for (const model of models) {
     for (const kind of ["swap", "warm"] as const) {
       const unsettled = !(await system.settled());
@@ -176,9 +184,9 @@ async function runRound(system: SwapSystem, models: PeerModel[], samples: Sample
       const after = await system.resident();
       const displaced = before.filter((name) => !after.includes(name));
       if (timing.tokens !== TOKENS) throw new Error(`${system.name} ${model.name}: ${timing.tokens} tokens, expected ${TOKENS} (EOS ignored)`);
-      samples?.push({ system: system.name, model: model.name, kind, timing, wasResident, unsettled, displaced });
+      samples?.push({ system: system.name, round, model: model.name, kind, timing, wasResident, unsettled, displaced });
       if (flags.verbose)
-        console.log(`    ${system.name} ${model.name} ${kind}: ttft ${fmt(timing.ttftMs)} ms, ${fmt(decodeRate(timing), 0)} tok/s${wasResident ? " (was resident)" : ""}`);
+        console.log(`    ${system.name} ${model.name} ${kind}: ttft ${fmt(timing.ttftMs)} ms, ${fmt(decodeRate([timing]), 0)} tok/s${wasResident ? " (was resident)" : ""}`);
     }
   }
 }
@@ -281,15 +289,14 @@ async function main(): Promise<void> {
     startLlamaRouter({ binary, modelsDir: files.swapDir, modelsMax: 1, threads: THREADS, contextSize: CONTEXT, logPath: path.join(DIR, "router-swap.log"), startTimeoutMs: 30_000 }),
   );
   for (const model of files.swap)
-    if (router.modelIds.get(model.path) !== model.name && ![...router.modelIds.values()].includes(model.name))
-      throw new Error(`the router does not list ${model.name} (it lists ${[...router.modelIds.values()].join(", ")})`);
+    if (!router.modelIds.includes(model.name)) throw new Error(`the router does not list ${model.name} (it lists ${router.modelIds.join(", ")})`);
   const stack = await phase("start modelswap", 60, () => bootModelswap(files.swap, calibration.budgetBytes));
   const systems: Record<SystemName, SwapSystem> = {
     router: {
       name: "router",
       resident: () => router.loadedModels(),
       settled: () => routerSettled(router),
-      complete: (model, maxTokens) => routerCompletion(router.url, model, PROMPT, maxTokens, REQUEST_TIMEOUT_MS),
+      complete: (model, maxTokens) => routerCompletion(router.url, model, PROMPT, maxTokens, REQUEST_TIMEOUT_MS, { cachePrompt: !flags["no-prompt-cache"] }),
     },
     modelswap: {
       name: "modelswap",
@@ -301,13 +308,13 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   await phase("swap test warm-up round", 300, async () => {
-    await runRound(systems.router, files.swap, undefined);
-    await runRound(systems.modelswap, files.swap, undefined);
+    await runRound(systems.router, files.swap, -1, undefined);
+    await runRound(systems.modelswap, files.swap, -1, undefined);
   });
   for (let round = 0; round < ROUNDS; round++) {
     const order: SystemName[] = round % 2 === 0 ? ["modelswap", "router"] : ["router", "modelswap"];
     await phase(`swap test round ${round + 1}`, 300, async () => {
-      for (const name of order) await runRound(systems[name], files.swap, samples);
+      for (const name of order) await runRound(systems[name], files.swap, round, samples);
     });
     console.log(`  round ${round + 1}/${ROUNDS} done`);
   }
@@ -337,7 +344,10 @@ async function main(): Promise<void> {
   };
   for (const model of files.swap) row(`swap-in TTFT ${model.label}`, (system) => pick(system, model.name, "swap").map((s) => s.timing.ttftMs), 1, " ms");
   for (const model of files.swap) row(`warm TTFT ${model.label}`, (system) => pick(system, model.name, "warm").map((s) => s.timing.ttftMs), 1, " ms");
-  for (const model of files.swap) row(`decode tok/s ${model.label}`, (system) => pick(system, model.name).map((s) => decodeRate(s.timing)), 0, "");
+  // decode: per round, the swap-in and the warm request together
+  const perRound = (system: SystemName, model: string, of: (timings: StreamTiming[]) => number) =>
+    Array.from({ length: ROUNDS }, (_, round) => of(pick(system, model).filter((s) => s.round === round).map((s) => s.timing))).filter((value) => Number.isFinite(value));
+  for (const model of files.swap) row(`decode tok/s ${model.label}`, (system) => perRound(system, model.name, decodeRate), 0, "");
   if (memory)
     rows.push([
       "total RSS, five 100 MB F16 resident",
@@ -359,7 +369,7 @@ async function main(): Promise<void> {
   for (const cells of rows) console.log(`| ${cells.join(" | ")} |`);
   console.log("");
   console.log(`swap-in requests that found their model already resident: ${notSwaps} (0 = every swap-in request swapped)`);
-  if (unsettled > 0) console.log(`requests sent before the system had settled (20 s wait): ${unsettled}`);
+  if (unsettled > 0) console.log(`requests sent before the system had settled (no load, unload or runner start in progress; waited 20 s): ${unsettled}`);
   for (const system of ["router", "modelswap"] as const) {
     const displaced = files.swap.map((model) => {
       const lists = new Set(pick(system, model.name, "swap").map((sample) => sample.displaced.join("+") || "nothing"));
@@ -367,18 +377,30 @@ async function main(): Promise<void> {
     });
     console.log(`${system} swap-ins: ${displaced.join("; ")}`);
   }
+  const serverRate = (system: SystemName, model: string) => fmt(median(pick(system, model).map((s) => s.timing.serverTokPerS)), 0);
+  console.log(
+    `decode tok/s as each server reports it (llama-server timings.predicted_per_second; modelswap done.timings.tokens_per_second), median: ` +
+      files.swap.map((model) => `${model.label} ${serverRate("router", model.name)} vs ${serverRate("modelswap", model.name)}`).join(", "),
+  );
   console.log(`greedy text router vs modelswap: ${sameText.join(", ")}`);
   if (memory) {
     console.log(`RSS router:    ${memory.router.parts}`);
     console.log(`RSS modelswap: ${memory.modelswap.parts}`);
   }
-  console.log(`llama-server defaults kept: prompt cache on (a warm request re-uses the KV of the same prompt), warm-up run at load`);
+  console.log(
+    flags["no-prompt-cache"]
+      ? "llama-server: cache_prompt false (every request evaluates its whole prompt, as modelswap does); warm-up run at load (its default)"
+      : "llama-server defaults kept: prompt cache on (a warm request re-uses the KV of the same prompt and evaluates only its last token; " +
+          "modelswap evaluates the whole prompt: --no-prompt-cache compares equal work), warm-up run at load",
+  );
 }
 
 runBounded(main, {
   timeLimitS: BUILD_TIME_LIMIT_S + TIME_LIMIT_S,
   cleanup: async () => {
     stopLlamaServerBuild();
-    await Promise.all([stopAllRouters(), stopAllStacks()]);
+    await Promise.race([Promise.all([stopAllRouters(), stopAllStacks()]), sleep(4000)]);
+    // whatever did not stop (runners, router instances: still this process's descendants) ends here, by pid
+    signalTree(processTree(process.pid).filter((pid) => pid !== process.pid), "SIGKILL");
   },
 });

@@ -181,10 +181,7 @@ async function main(): Promise<void> {
       });
       console.log(`| ${step} | ${cells.join(" | ")} |`);
     }
-    console.log(
-      "\n(*) the runner stamps first_token when it has the first token; the gateway when the first non-empty text arrives " +
-        "(random-weight models often start with byte tokens that make no complete UTF-8 character yet).",
-    );
+    console.log("\n(*) the runner stamps first_token when the engine has the first token; the gateway when its first text arrives.");
   } finally {
     client.close();
     admin.close();

@@ -12,8 +12,8 @@ import { processTree, signalTree } from "./process-tree.js";
 export interface LlamaRouter {
   url: string;
   pid: number;
-  /** Model ids the router lists, by file path. */
-  modelIds: Map<string, string>;
+  /** Model ids the router lists (file names without .gguf). */
+  modelIds: string[];
   logPath: string;
   /** Ids of the models whose instance is loaded. */
   loadedModels(): Promise<string[]>;
@@ -49,11 +49,26 @@ function freePort(): Promise<number> {
 }
 
 interface ModelListing {
-  data?: { id: string; path?: string; status?: { value?: string } }[];
+  data?: { id: string; status?: { value?: string } }[];
+}
+
+/**
+ * fetch, sent once more when the connection failed before any answer: a kept-alive connection
+ * that llama-server's HTTP server closed as idle (after 5 s) just as it was reused ("other side
+ * closed"); such a request never reached the server.
+ */
+async function fetchOnce(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    if (code !== "UND_ERR_SOCKET" && code !== "ECONNRESET") throw error;
+    return fetch(url, init);
+  }
 }
 
 async function listModels(url: string): Promise<ModelListing> {
-  const response = await fetch(`${url}/models`, { signal: AbortSignal.timeout(10_000) });
+  const response = await fetchOnce(`${url}/models`, { signal: AbortSignal.timeout(10_000) });
   if (!response.ok) throw new Error(`GET /models: HTTP ${response.status}`);
   return (await response.json()) as ModelListing;
 }
@@ -71,12 +86,13 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
     "--threads-batch", String(options.threads),
     "--ctx-size", String(options.contextSize),
     "--parallel", "1",
-    "--n-gpu-layers", "0",
   ];
   const log = createWriteStream(options.logPath);
   const child: ChildProcess = spawn(options.binary, args, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  // two sources into one file: neither ends it; the child's close does
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  child.once("close", () => log.end());
   const pid = child.pid;
   if (pid === undefined) throw new Error(`could not start ${options.binary}`);
   let exited = false;
@@ -99,12 +115,11 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
       // group gone
     }
     signalTree(tree.filter(alive), "SIGKILL");
-    log.end();
   };
   const router: LlamaRouter = {
     url,
     pid,
-    modelIds: new Map(),
+    modelIds: [],
     logPath: options.logPath,
     loadedModels: async () => ((await listModels(url)).data ?? []).filter((model) => model.status?.value === "loaded").map((model) => model.id),
     busy: async () => ((await listModels(url)).data ?? []).some((model) => model.status?.value === "loading" || model.status?.value === "unloading"),
@@ -124,7 +139,7 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
     }
     await sleep(100);
   }
-  for (const model of (await listModels(url)).data ?? []) if (model.path) router.modelIds.set(model.path, model.id);
+  router.modelIds = ((await listModels(url)).data ?? []).map((model) => model.id);
   return router;
 }
 
@@ -156,24 +171,48 @@ export interface StreamTiming {
   /** Tokens in the first message (the decode rate counts the ones after it). */
   firstMessageTokens: number;
   text: string;
+  /** Decode tok/s as the server reports it (llama-server: timings.predicted_per_second; modelswap: done.timings.tokens_per_second). */
+  serverTokPerS: number;
 }
 
-/** Tokens per second after the first message; NaN when too few tokens. */
-export function decodeRate(timing: StreamTiming): number {
-  const after = timing.tokens - timing.firstMessageTokens;
-  return after > 0 && timing.decodeMs > 0 ? after / (timing.decodeMs / 1000) : Number.NaN;
+/**
+ * Tokens per second after the first message, over several streams: summed tokens over summed
+ * time (a fast stream whose messages arrive in one read has a decode time near 0; summed, it
+ * cannot blow the rate up). NaN when there is nothing to measure.
+ */
+export function decodeRate(timings: readonly StreamTiming[]): number {
+  const tokens = timings.reduce((sum, timing) => sum + timing.tokens - timing.firstMessageTokens, 0);
+  const ms = timings.reduce((sum, timing) => sum + timing.decodeMs, 0);
+  return tokens > 0 && ms > 0 ? tokens / (ms / 1000) : Number.NaN;
 }
 
 /**
  * One streamed `/v1/completions` request: greedy, EOS ignored, `maxTokens` tokens. Timings are
- * taken when each server-sent event arrives.
+ * taken when each server-sent event arrives. `cachePrompt` (llama-server's default: true) lets a
+ * request re-use the KV cache of an earlier one with the same prompt prefix.
  */
-export async function routerCompletion(url: string, model: string, prompt: string, maxTokens: number, timeoutMs: number): Promise<StreamTiming> {
+export async function routerCompletion(
+  url: string,
+  model: string,
+  prompt: string,
+  maxTokens: number,
+  timeoutMs: number,
+  options: { cachePrompt?: boolean } = {},
+): Promise<StreamTiming> {
   const started = performance.now();
-  const response = await fetch(`${url}/v1/completions`, {
+  const response = await fetchOnce(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 0, repeat_penalty: 1, ignore_eos: true, stream: true }),
+    body: JSON.stringify({
+      model,
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 0,
+      repeat_penalty: 1,
+      ignore_eos: true,
+      stream: true,
+      cache_prompt: options.cachePrompt ?? true,
+    }),
     signal: AbortSignal.timeout(timeoutMs),
   });
   if (!response.ok || !response.body) throw new Error(`POST /v1/completions for ${model}: HTTP ${response.status} ${await response.text()}`);
@@ -181,6 +220,7 @@ export async function routerCompletion(url: string, model: string, prompt: strin
   let lastMs = 0;
   let chunks = 0;
   let reportedTokens = 0;
+  let serverTokPerS = Number.NaN;
   let text = "";
   let buffer = "";
   const decoder = new TextDecoder();
@@ -198,7 +238,7 @@ export async function routerCompletion(url: string, model: string, prompt: strin
         const parsed = JSON.parse(data) as {
           choices?: { text?: string }[];
           usage?: { completion_tokens?: number };
-          timings?: { predicted_n?: number };
+          timings?: { predicted_n?: number; predicted_per_second?: number };
           error?: unknown;
         };
         if (parsed.error) throw new Error(`llama-server error for ${model}: ${JSON.stringify(parsed.error)}`);
@@ -210,9 +250,10 @@ export async function routerCompletion(url: string, model: string, prompt: strin
           text += piece;
         }
         reportedTokens = parsed.timings?.predicted_n ?? parsed.usage?.completion_tokens ?? reportedTokens;
+        serverTokPerS = parsed.timings?.predicted_per_second ?? serverTokPerS;
       }
     }
   }
   if (firstMs === 0) throw new Error(`llama-server streamed no token for ${model}`);
-  return { ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens: reportedTokens || chunks, firstMessageTokens: 1, text };
+  return { ttftMs: firstMs - started, decodeMs: lastMs - firstMs, tokens: reportedTokens || chunks, firstMessageTokens: 1, text, serverTokPerS };
 }

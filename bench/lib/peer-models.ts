@@ -7,6 +7,9 @@ import { parseConfig } from "../../common/config/parse-config.js";
 import type { Config } from "../../common/config/config-types.js";
 import { callUnary } from "../../common/grpc/call-unary.js";
 import { forgeModel } from "../../forge/forge-model.js";
+import { GgufValueType, type GgufArrayValue, type GgufMetadataEntry } from "../../forge/gguf-format.js";
+import { readGgufHeader } from "../../forge/gguf-reader.js";
+import { writeGguf } from "../../forge/gguf-writer.js";
 import type { AdminClient, StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import { startLocalStack, type LocalStack } from "./local-stack.js";
 import { fmt } from "./report.js";
@@ -41,11 +44,38 @@ export interface PeerFiles {
   memoryDir: string;
 }
 
+/** llama.cpp's token type of a byte-fallback token (<0x00>..<0xFF>) and of a plain one. */
+const TOKEN_TYPE_BYTE = 6;
+const TOKEN_TYPE_NORMAL = 1;
+
+/**
+ * stories260K's tokenizer with its byte-fallback tokens turned into plain ones, in a GGUF without
+ * tensors (forge copies its `tokenizer.*` metadata). Random weights pick tokens at random: a byte
+ * token >= 0x80 alone is invalid UTF-8, and llama-server (this release) then ends the stream with
+ * HTTP 500 "The model produced output that does not match the expected Content-only format".
+ * With plain tokens a byte token prints as its name ("<0xF9>"), so the output is always text.
+ */
+async function printableTokenizer(dir: string): Promise<string> {
+  const file = path.join(dir, "tokenizer-printable-bytes.gguf");
+  if (existsSync(file)) return file;
+  const header = await readGgufHeader(path.join(PROJECT_ROOT, "models/stories260K.gguf"));
+  const metadata: GgufMetadataEntry[] = header.metadata
+    .filter((entry) => entry.key.startsWith("tokenizer."))
+    .map((entry) => {
+      if (entry.key !== "tokenizer.ggml.token_type" || entry.type !== GgufValueType.ARRAY) return entry;
+      const types = entry.value as GgufArrayValue;
+      return { ...entry, value: { ...types, items: types.items.map((type) => (type === TOKEN_TYPE_BYTE ? TOKEN_TYPE_NORMAL : type)) } };
+    });
+  await writeGguf(file, metadata, []);
+  return file;
+}
+
 async function forged(file: string, sizeMb: number, seed: number): Promise<void> {
   if (existsSync(file)) return;
   const started = performance.now();
   const partial = `${file}.partial`;
-  await forgeModel({ sizeBytes: sizeMb * MB, outPath: partial, weightType: "f16", seed });
+  const tokenizerFrom = await printableTokenizer(path.dirname(path.dirname(file)));
+  await forgeModel({ sizeBytes: sizeMb * MB, outPath: partial, weightType: "f16", seed, tokenizerFrom });
   renameSync(partial, file);
   console.log(`  forged ${file} in ${fmt(performance.now() - started, 0)} ms`);
 }
@@ -100,12 +130,15 @@ export function peerConfig(models: readonly PeerModel[], budgetBytes: number): C
 
 export const getStatus = (admin: AdminClient) => callUnary<StatusResponse>((done) => admin.getStatus({}, done));
 
-/** Waits (at most `timeoutMs`) until no runner is starting, loading, unloading or stopping and a spare is up; false if it never settled. */
+/**
+ * Waits (at most `timeoutMs`) until no runner is starting, loading, unloading or stopping (a spare
+ * that placement starts after a load shows as "starting" at once); false if it never settled.
+ */
 export async function modelswapSettled(admin: AdminClient, timeoutMs = 20_000): Promise<boolean> {
   const until = performance.now() + timeoutMs;
   while (performance.now() < until) {
     const status = await getStatus(admin);
-    const quiet = status.runners.every((runner) => runner.state === "ready" || runner.state === "spare") && status.runners.some((runner) => runner.state === "spare");
+    const quiet = status.runners.every((runner) => runner.state === "ready" || runner.state === "spare");
     if (quiet) return true;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
