@@ -13,12 +13,21 @@ type Row = Record<string, string | number | boolean | null>;
 const values = (rows: readonly Row[]) => ({ values: rows.map((row) => ({ ...row })) });
 
 /** Lines of y over x per series, with an optional horizontal rule (a budget). */
-export function lines(rows: readonly Row[], options: { x: string; xTitle: string | null; y: string; yTitle: string; series: string; rule?: { y: number; label: string }; xType?: "quantitative" | "ordinal"; xSort?: string[] }): ChartSpec {
+export function lines(
+  rows: readonly Row[],
+  options: { x: string; xTitle: string | null; y: string; yTitle: string; series: string; rule?: { y: number; label: string }; xType?: "quantitative" | "ordinal"; xSort?: string[]; xDomain?: [number, number] },
+): ChartSpec {
   const layers: Record<string, unknown>[] = [
     {
       mark: { type: "line", point: true },
       encoding: {
-        x: { field: options.x, type: options.xType ?? "quantitative", title: options.xTitle, ...(options.xSort ? { sort: options.xSort } : {}) },
+        x: {
+          field: options.x,
+          type: options.xType ?? "quantitative",
+          title: options.xTitle,
+          ...(options.xSort ? { sort: options.xSort } : {}),
+          ...(options.xDomain ? { scale: { domain: options.xDomain } } : {}),
+        },
         y: { field: options.y, type: "quantitative", title: options.yTitle },
         color: { field: options.series, type: "nominal", title: null },
       },
@@ -90,7 +99,7 @@ export function scatterWithRates(
         encoding: {
           x: { field: "x", type: "quantitative", title: options.xTitle },
           y: { field: "y", type: "quantitative", title: options.yTitle },
-          strokeDash: { field: "line", type: "nominal", title: "reference" },
+          strokeDash: { field: "line", type: "nominal", title: "plain reads (reference)" },
           color: { value: "#777" },
         },
       },
@@ -105,7 +114,6 @@ export function scatterWithRates(
         },
       },
     ],
-    resolve: { scale: { color: "independent" } },
   };
 }
 
@@ -135,7 +143,7 @@ export function timelineWithInterval(rows: readonly Row[], options: { x: string;
       {
         data: values([{ start: options.start, end: options.end, label: options.label }]),
         mark: { type: "rect", color: "#fdd49e", opacity: 0.7 },
-        encoding: { x: { field: "start", type: "quantitative" }, x2: { field: "end" } },
+        encoding: { x: { field: "start", type: "quantitative", scale: { zero: false } }, x2: { field: "end" } },
       },
       {
         data: values([{ start: options.start, label: options.label }]),
@@ -146,7 +154,7 @@ export function timelineWithInterval(rows: readonly Row[], options: { x: string;
         data: values(rows),
         mark: { type: "line", interpolate: "step-after" },
         encoding: {
-          x: { field: options.x, type: "quantitative", title: options.xTitle },
+          x: { field: options.x, type: "quantitative", title: options.xTitle, scale: { zero: false } },
           y: { field: options.y, type: "quantitative", title: options.yTitle },
         },
       },
@@ -158,7 +166,7 @@ export function timelineWithInterval(rows: readonly Row[], options: { x: string;
 export function residencyAndMemory(
   intervals: readonly Row[],
   memory: readonly Row[],
-  options: { budgetMb: number; models: string[] },
+  options: { budgetMb: number; models: string[]; seconds: number },
 ): ChartSpec {
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
@@ -170,12 +178,12 @@ export function residencyAndMemory(
         mark: "bar",
         encoding: {
           y: { field: "model", type: "nominal", title: null, sort: options.models },
-          x: { field: "start", type: "quantitative", title: "time (s)" },
+          x: { field: "start", type: "quantitative", title: "time (s)", scale: { domain: [0, options.seconds] } },
           x2: { field: "end" },
           color: { field: "state", type: "nominal", title: "residency", scale: { domain: ["loading", "resident", "unloading"], range: ["#fdae6b", "#3182bd", "#bdbdbd"] } },
         },
       },
-      lines(memory, { x: "t", xTitle: "time (s)", y: "mb", yTitle: "MB", series: "series", rule: { y: options.budgetMb, label: `budget ${Math.round(options.budgetMb)} MB` } }),
+      lines(memory, { x: "t", xTitle: "time (s)", xDomain: [0, options.seconds], y: "mb", yTitle: "MB", series: "series", rule: { y: options.budgetMb, label: `budget ${Math.round(options.budgetMb)} MB` } }),
     ],
     resolve: { scale: { color: "independent" } },
   };

@@ -8,7 +8,7 @@ import type { Section } from "./questions.js";
  */
 
 export async function renderSvg(spec: Record<string, unknown>): Promise<string> {
-  const { spec: vegaSpec } = compile({ config: { font: "sans-serif", view: { stroke: "#ddd" } }, ...spec } as unknown as TopLevelSpec);
+  const { spec: vegaSpec } = compile({ config: { font: "sans-serif", view: { stroke: "#ddd" }, legend: { labelLimit: 360 } }, ...spec } as unknown as TopLevelSpec);
   const view = new View(parse(vegaSpec), { renderer: "none" });
   try {
     return await view.toSVG();

@@ -154,6 +154,7 @@ function q2(data: ReportData): Section {
               { x: "mix", xTitle: null, y: "tokps", yTitle: "tokens/s, all streams together", group: "what", width: 160 },
             ),
           ],
+          resolve: { scale: { color: "independent" } },
         },
       },
     ],
@@ -245,7 +246,7 @@ function q4(data: ReportData): Section {
             { cycle: cycle.cycle, series: "all cycled models loaded", mb: cycle.loadedRssBytes / MB },
             { cycle: cycle.cycle, series: "after unloading them", mb: cycle.unloadedRssBytes / MB },
           ]),
-          { x: "cycle", xTitle: "cycle", y: "mb", yTitle: "runner RSS (MB)", series: "series", rule: { y: pressure.baselineRssBytes / MB, label: "before the first cycle" } },
+          { x: "cycle", xTitle: "cycle", xType: "ordinal", y: "mb", yTitle: "runner RSS (MB)", series: "series", rule: { y: pressure.baselineRssBytes / MB, label: "before the first cycle" } },
         ),
       },
       {
@@ -265,12 +266,13 @@ function q4(data: ReportData): Section {
 
 function q5(data: ReportData): Section {
   const multi = data.multiTask;
-  const budget = data.scenarios[0]!;
   const footprints = new Map<string, number>();
-  const add = (name: string, bytes: number) => bytes > 0 && footprints.set(name, Math.max(bytes, footprints.get(name) ?? 0));
+  const add = (name: string, bytes: number | undefined) => {
+    if (bytes && bytes > 0 && !name.startsWith("small-") && name !== "balanced-0.5b") footprints.set(name, Math.max(bytes, footprints.get(name) ?? 0));
+  };
   for (const model of data.maxSmall.fiveSmallMix.models) add(model.name, model.measuredBytes);
   for (const model of data.largeMix.models) add(model.name, model.measuredBytes);
-  for (const row of data.pressure.estimates) if (!row.model.startsWith("small-")) add(row.model, row.measuredBytes);
+  for (const load of data.loads) if (load.scenario !== "five-small (isolation: process)") add(load.model, load.measuredBytes);
   const names = [...footprints.keys()];
   // one shared runner holds both: the budget of a scenario with one runner (no spare)
   const pairBudget = data.scale.factor * PLAN_BUDGET_BYTES + (1 - data.scale.factor) * data.runnerAllowanceBytes;
@@ -304,7 +306,7 @@ function q5(data: ReportData): Section {
       },
     ],
     notes: [
-      `Footprints measured in this run; the runner's own ${mb(runner)} counted once (models share a runner). The large-hot-swap scenario's model never fits beside another: ${budget.id} budgets hold it alone.`,
+      `Footprints measured in this run (the largest of each model's loads); the runner's own ${mb(runner)} counted once (models share a runner); the budget is the plan's 5 GiB scaled, with room for one runner.`,
     ],
   };
 }
@@ -371,8 +373,8 @@ function q7(data: ReportData): Section {
       {
         title: "Decode tokens/s and warm time to first token by model size (one stream, model resident)",
         spec: labelledPoints(
-          rows.map((row) => ({ params: row.paramsB * 1e9, decode: row.decode, ttft: row.ttft, label: row.model })),
-          { x: "params", xTitle: "parameters (the plan's size class)", ys: [{ field: "decode", title: "decode tokens/s" }, { field: "ttft", title: "warm TTFT (ms)" }], label: "label" },
+          rows.map((row) => ({ params: row.paramsB, decode: row.decode, ttft: row.ttft, label: row.model })),
+          { x: "params", xTitle: "parameters, billions (the plan's size class; log scale)", ys: [{ field: "decode", title: "decode tokens/s" }, { field: "ttft", title: "warm TTFT (ms)" }], label: "label" },
         ),
       },
       {
@@ -382,7 +384,7 @@ function q7(data: ReportData): Section {
             { streams: row.streams, series: "tokens/s, all streams", value: row.aggregateTokPerS },
             { streams: row.streams, series: "tokens/s per stream", value: row.aggregateTokPerS / row.streams },
           ]),
-          { x: "streams", xTitle: "concurrent streams", y: "value", yTitle: "tokens/s", series: "series" },
+          { x: "streams", xTitle: "concurrent streams", xType: "ordinal", y: "value", yTitle: "tokens/s", series: "series" },
         ),
       },
     ],
@@ -501,10 +503,12 @@ function q10(data: ReportData): Section {
   const different = swaps.bursts.find((burst) => burst.kind === "different models");
   const one = swaps.bursts.find((burst) => burst.kind === "one model");
   const t0 = swaps.traceStart;
-  const memory = swaps.samples.flatMap((sample) => [
-    { t: (sample.t - t0) / 1000, series: "charged by placement", mb: sample.charged / MB },
-    { t: (sample.t - t0) / 1000, series: "runner processes' RSS", mb: sample.runnersRss / MB },
-  ]);
+  const memory = swaps.samples
+    .filter((sample) => sample.t <= swaps.traceEnd)
+    .flatMap((sample) => [
+      { t: (sample.t - t0) / 1000, series: "charged by placement", mb: sample.charged / MB },
+      { t: (sample.t - t0) / 1000, series: "runner processes' RSS", mb: sample.runnersRss / MB },
+    ]);
   const random = seededRandom(7); // plot jitter: the same data draws the same plot
   return {
     number: 10,
@@ -529,17 +533,20 @@ function q10(data: ReportData): Section {
         spec: residencyAndMemory(
           swaps.intervals.map((interval) => ({ model: interval.model, state: interval.state, start: (interval.start - t0) / 1000, end: (interval.end - t0) / 1000 })),
           memory,
-          { budgetMb: swaps.budgetBytes / MB, models },
+          { budgetMb: swaps.budgetBytes / MB, models, seconds: (swaps.traceEnd - t0) / 1000 },
         ),
       },
       {
         title: "Time to first token during the trace, with and without a swap",
         spec: distribution(
-          ok.map((request) => ({ kind: request.swapped ? "waited for a swap" : "model resident", ttft: Math.max(0.1, request.ttftMs), jitter: random() })),
+          ok.filter((request) => Number.isFinite(request.ttftMs)).map((request) => ({ kind: request.swapped ? "waited for a swap" : "model resident", ttft: request.ttftMs, jitter: random() })),
           { category: "kind", value: "ttft", valueTitle: "TTFT (ms, log scale)", log: true },
         ),
       },
     ],
-    notes: ["Each burst's requests start together; the next burst starts when the previous one is answered."],
+    notes: [
+      "Each burst's requests start together; the next burst starts when the previous one is answered.",
+      "TTFT is the client's time to the first text: a forged model's first tokens may be bytes that make no whole character yet, so it can come a few tokens late (n/a: none came before the end).",
+    ],
   };
 }

@@ -23,6 +23,8 @@ export interface LoadPoint {
   fileBytes: number;
   loadMs: number;
   weightsMs: number;
+  /** The footprint the runner measured (RSS growth + GPU memory). */
+  measuredBytes: number;
 }
 
 export interface ScenarioSummary {
@@ -100,7 +102,14 @@ export async function runPlan(
   const collect = (scenario: Scenario, session: Session) => {
     for (const event of session.events) {
       if (event.kind !== "loaded" || !event.timings) continue;
-      loads.push({ scenario: scenario.id, model: event.model, fileBytes: event.fileBytes, loadMs: event.timings.loadMs, weightsMs: event.timings.modelLoadMs });
+      loads.push({
+        scenario: scenario.id,
+        model: event.model,
+        fileBytes: event.fileBytes,
+        loadMs: event.timings.loadMs,
+        weightsMs: event.timings.modelLoadMs,
+        measuredBytes: event.measuredBytes,
+      });
     }
     swapOuts.push(...swapOutsOf(session).map((out) => ({ ...out, scenario: scenario.id })));
   };

@@ -40,21 +40,29 @@ export async function swapWhileServing(session: Session, streamed: string, loade
   const streaming = (async () => {
     while (!stop) results.push(await session.generate({ model: streamed, maxTokens, onToken: () => live++ }));
   })();
-  // the stream warms up (5 token messages), runs alone for a while, then the load starts
-  await session.waitUntil(async () => live >= 5, 30_000, "the stream to start");
-  const quietStart = epochNow();
+  let loadStartEpoch = 0;
+  let loadEndEpoch = 0;
+  let quietStart = 0;
+  let stopAt = 0;
   const quietMs = context.quick ? 500 : 1500;
-  await session.waitUntil(async () => epochNow() - quietStart >= quietMs, quietMs + 5000, "a stretch of the stream alone");
-  const eventsBefore = session.events.length;
-  await session.load(loaded);
-  const loadEvents = session.events.slice(eventsBefore).filter((event) => "model" in event && event.model === loaded);
-  const loadStartEpoch = loadEvents.find((event) => event.kind === "loading")?.timeMs ?? quietStart;
-  const loadEndEpoch = loadEvents.find((event) => event.kind === "loaded")?.timeMs ?? epochNow();
-  const tail = quietMs;
-  const stopAt = epochNow() + tail;
-  await session.waitUntil(async () => epochNow() > stopAt, tail + 5000, "the stream after the load");
-  stop = true;
-  await streaming;
+  try {
+    // the stream warms up (5 token messages), runs alone for a while, then the load starts
+    await session.waitUntil(async () => live >= 5 || results.some((result) => !result.ok), 60_000, "the stream to start");
+    quietStart = epochNow();
+    await session.waitUntil(async () => epochNow() - quietStart >= quietMs, quietMs + 5000, "a stretch of the stream alone");
+    const eventsBefore = session.events.length;
+    await session.load(loaded);
+    const loadEvents = session.events.slice(eventsBefore).filter((event) => "model" in event && event.model === loaded);
+    loadStartEpoch = loadEvents.find((event) => event.kind === "loading")?.timeMs ?? quietStart;
+    loadEndEpoch = loadEvents.find((event) => event.kind === "loaded")?.timeMs ?? epochNow();
+    stopAt = epochNow() + quietMs;
+    await session.waitUntil(async () => epochNow() > stopAt, quietMs + 5000, "the stream after the load");
+  } finally {
+    stop = true;
+    await streaming;
+  }
+  const failures = results.filter((result) => !result.ok);
+  if (live === 0) throw new Error(`test 6: ${streamed} sent no tokens${failures[0] ? `: ${failures[0].error}` : ""}`);
 
   const times: number[] = [];
   const counts: number[] = [];
