@@ -123,7 +123,14 @@ export async function runPlan(
       await session.stop();
     }
   };
-  const maxTokensFor = (scenario: Scenario) => Math.max(16, Number((scenario.document.defaults as Record<string, unknown>).context) - 32);
+  /** Up to the context of the model (or the smallest of several), less room for the prompt. */
+  const maxTokensFor = (scenario: Scenario, ...names: string[]) => {
+    const defaults = Number((scenario.document.defaults as Record<string, unknown>).context);
+    const contexts = (scenario.document.models as Record<string, unknown>[])
+      .filter((model) => names.includes(String(model.name)))
+      .map((model) => Number(model.context ?? defaults));
+    return Math.max(16, Math.min(defaults, ...contexts) - 32);
+  };
   const name = (scenario: Scenario, paramsB: number) => scenario.models.find((model) => Math.abs(model.paramsB - paramsB) < 1e-9)!;
 
   // Scenario 1: five small (tests 1, 2's first mix, 3, 5, 9 with a shared runner)
@@ -134,7 +141,7 @@ export async function runPlan(
     const pressure = await memoryPressure(session, kept.name, own.filter((model) => model !== kept).map((model) => model.name), context);
     const swaps = await concurrentSwaps(session, fiveSmall.models.map((model) => model.name), context);
     const [victim, bystander] = own.filter((model) => model !== kept).map((model) => model.name);
-    const failoverShared = await failover(session, "shared", victim!, bystander!, context, maxTokensFor(fiveSmall));
+    const failoverShared = await failover(session, "shared", victim!, bystander!, context, maxTokensFor(fiveSmall, victim!, bystander!));
     return { maxSmall, pressure, swaps, failoverShared };
   });
 
@@ -147,7 +154,7 @@ export async function runPlan(
     // the stream: a real model where there is one (forged models' byte tokens often make no whole
     // character, so their text arrives in few pieces and hides pauses), else the smallest
     const streamed = mixed.models.find((model) => model.real && model !== large3b) ?? mixed.models.reduce((a, b) => (b.fileBytes < a.fileBytes ? b : a));
-    const swapWhile = await swapWhileServing(session, streamed.name, large3b.name, large3b.path, maxTokensFor(mixed), context);
+    const swapWhile = await swapWhileServing(session, streamed.name, large3b.name, large3b.path, maxTokensFor(mixed, streamed.name), context);
     const tasks = [...new Set([...mixed.models.flatMap((model) => model.tasks), ...Object.keys((mixed.document.routes as Record<string, unknown>) ?? {})])];
     const multi = await multiTask(session, tasks, mixed.models.map((model) => model.name), context);
     const warm = await warmByModel(session, mixed.models, context.quick ? 16 : 64, context);
@@ -178,7 +185,7 @@ export async function runPlan(
     const [victim, bystander] = isolatedScenario.models.map((model) => model.name).filter((model) => model !== kept);
     const own = context.quick ? [victim!, bystander!] : isolatedScenario.models.map((model) => model.name);
     const isolated = await isolatedRunners(session, own, context);
-    const failoverIsolated = await failover(session, "process", victim!, bystander!, context, maxTokensFor(isolatedScenario));
+    const failoverIsolated = await failover(session, "process", victim!, bystander!, context, maxTokensFor(isolatedScenario, victim!, bystander!));
     const balancing = await loadBalancing(session, lbModel, context.quick ? STREAM_COUNTS.quick : STREAM_COUNTS.full, context.quick ? 32 : 128, context);
     return { isolated, failoverIsolated, balancing };
   });
