@@ -172,7 +172,11 @@ function q3(data: ReportData): Section {
   const ttftDisk = median(ins(swap.large, "disk").map((entry) => entry.ttftMs));
   const outs = data.swapOuts.filter((out) => out.model === swap.large);
   const swapOut = median(outs.map((out) => out.ms));
-  const rate = (largeFile / MB) / ((Number.isFinite(fromDisk) ? fromDisk : fromCache) / 1000);
+  // what a user waits: the swapping request's time to first token (eviction, load, and the page
+  // faults of a mapped model's first token); the runner's load alone where no TTFT was seen
+  const ttftCache = median(ins(swap.large, "page cache").map((entry) => entry.ttftMs));
+  const swapInMs = Number.isFinite(ttftDisk) ? ttftDisk : Number.isFinite(fromDisk) ? fromDisk : Number.isFinite(ttftCache) ? ttftCache : fromCache;
+  const rate = largeFile / MB / (swapInMs / 1000);
   const planBytes = data.scenarios[2]!.models.find((model) => model.name === swap.large)?.planBytes ?? 4.3e9;
   const fullSeconds = planBytes / MB / rate;
   const source = Number.isFinite(fromDisk) ? "from disk" : "from page cache (dropping files from page cache was not possible here)";
@@ -190,18 +194,18 @@ function q3(data: ReportData): Section {
     tests: "Test 4 (phase B): large-model swap-in — the large-hot-swap scenario, each request swapping the other model out, files in page cache and dropped from it",
     answerable: true,
     answer:
-      `The ${mb(largeFile)} large model${scaleNote(data)} swapped in ${source} in ${ms(Number.isFinite(fromDisk) ? fromDisk : fromCache)} (${fmt(rate, 0)} MB/s; ` +
+      `The ${mb(largeFile)} large model${scaleNote(data)} swapped in ${source} in ${ms(swapInMs)} to its first token (${fmt(rate, 0)} MB/s; the runner's load ${ms(Number.isFinite(fromDisk) ? fromDisk : fromCache)}; ` +
       `the plain read of its file: ${fmt(swap.diskReadMBps, 0)} MB/s from disk) and out in ${ms(swapOut)}; at that rate the plan's ${fmt(planBytes / 1e9, 1)} GB model would swap in in about ${fmt(fullSeconds, 1)} s.`,
     figures: [
       { label: `swap-in of ${swap.large} (${mb(largeFile)}), runner load, median`, value: `from disk ${ms(fromDisk)}, from page cache ${ms(fromCache)}` },
-      { label: "its TTFT when the request had to swap (from disk)", value: ms(ttftDisk) },
+      { label: "TTFT of the request that swapped it in, median", value: `from disk ${ms(ttftDisk)}, from page cache ${ms(ttftCache)}` },
       { label: `swap-out of ${swap.large} (unloading -> unloaded), median of ${outs.length}`, value: ms(swapOut) },
       { label: "plain sequential read of the file", value: `${fmt(swap.diskReadMBps, 0)} MB/s from disk, ${fmt(swap.pageCacheReadMBps, 0)} MB/s from page cache (${swap.dropMethod ?? "could not drop it from page cache"})` },
       { label: `swap-in of ${swap.small}, median`, value: `from disk ${ms(median(ins(swap.small, "disk").map((e) => e.loadMs)))}, from page cache ${ms(median(ins(swap.small, "page cache").map((e) => e.loadMs)))}` },
     ],
     guess: {
       plan: `7B swap-in ~30 s, swap-out ~5 s (4.3 GB at ~143 MB/s)${f < 1 ? `; x ${f}: ${fmt(30 * f, 1)} s and ${fmt(5 * f, 1)} s` : ""}`,
-      measured: `${ms(Number.isFinite(fromDisk) ? fromDisk : fromCache)} in, ${ms(swapOut)} out (${fmt(rate, 0)} MB/s; ~${fmt(fullSeconds, 1)} s for ${fmt(planBytes / 1e9, 1)} GB)`,
+      measured: `${ms(swapInMs)} in (to the first token), ${ms(swapOut)} out (${fmt(rate, 0)} MB/s; ~${fmt(fullSeconds, 1)} s for ${fmt(planBytes / 1e9, 1)} GB)`,
     },
     charts: [{ title: "Swap-in (runner load) time vs model file size, against plain reads of the file", spec: scatterWithRates(points, { x: "file", xTitle: "model file (MB)", y: "load", yTitle: "load time (ms)", series: "what", rates, xMax }) }],
     notes: [
