@@ -25,8 +25,7 @@
  */
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { existsSync, readFileSync, statSync, symlinkSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -39,6 +38,7 @@ import type { ModelLoaded } from "../gen/modelswap/v1/runner.js";
 import { percentile, median, fmt, table, loadAverage, nonNegativeInt } from "./lib/report.js";
 import { seededRandom } from "./simulator/random.js";
 import { runBounded } from "./lib/run-bounded.js";
+import { dropFromPageCache, readWholeFile as nodeRead, residentInPageCache } from "./lib/page-cache.js";
 import { startLocalStack, stopAllStacks, type LocalStack } from "./lib/local-stack.js";
 import { callUnary } from "../common/grpc/call-unary.js";
 
@@ -396,49 +396,6 @@ async function replay(models: BenchModel[], budgetBytes: number, policy: string,
   }
 }
 
-// ---- page cache control and plain reads -------------------------------------------------------
-
-function residentInPageCache(file: string): number | undefined {
-  const out = spawnSync("fincore", ["--bytes", "--noheadings", "--output", "RES", file], { encoding: "utf8" });
-  if (out.status !== 0) return undefined;
-  const value = Number(out.stdout.trim());
-  return Number.isFinite(value) ? value : undefined;
-}
-
-/** Drops one file from page cache. Returns the method that worked, or undefined. */
-function dropFromPageCache(file: string): string | undefined {
-  // flush any dirty pages first (forged files may still be dirty), then drop the clean ones
-  spawnSync("dd", [`of=${file}`, "oflag=nocache", "conv=notrunc,fdatasync", "count=0"], { stdio: "ignore" });
-  spawnSync("dd", [`if=${file}`, "iflag=nocache", "count=0"], { stdio: "ignore" });
-  const after = residentInPageCache(file);
-  if (after !== undefined && after < statSync(file).size * 0.02) return "dd iflag=nocache";
-  try {
-    spawnSync("sync");
-    writeFileSync("/proc/sys/vm/drop_caches", "1");
-    const again = residentInPageCache(file);
-    if (again === undefined || again < statSync(file).size * 0.02) return "/proc/sys/vm/drop_caches";
-  } catch {
-    // not permitted
-  }
-  return undefined;
-}
-
-async function nodeRead(file: string): Promise<number> {
-  const started = performance.now();
-  const handle = await open(file, "r");
-  try {
-    const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
-    let position = 0;
-    while (true) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-      if (bytesRead === 0) break;
-      position += bytesRead;
-    }
-  } finally {
-    await handle.close();
-  }
-  return performance.now() - started;
-}
 function catRead(file: string): number {
   const started = performance.now();
   spawnSync("sh", ["-c", 'cat "$1" > /dev/null', "sh", file], { stdio: "ignore" });

@@ -244,6 +244,9 @@ export class PlacementCore implements PlacementView {
     if (!runner || hosted?.state !== "unloading") return;
     this.removeHosted(runner, modelName);
     runner.rssBytes = rssAfterBytes;
+    // An admin's unload is done once no replica is left: the next request loads the model to stay.
+    const model = this.models.get(modelName);
+    if (model && replicasOf(this, modelName).length === 0) model.unloadRequested = false;
     this.publish({ kind: "unloaded", model: modelName, runnerId, reason: hosted.unload ?? { cause: "admin_unload" }, rssBeforeBytes, rssAfterBytes });
     // The ledger charges what is really there: memory the runner kept counts as its own.
     let stillHosted = 0;

@@ -1,6 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { MiB, modelConfig, PlacementHarness } from "./placement-harness.js";
+import { ModelState } from "../../gen/modelswap/v1/inference.js";
 
 const loadsOf = (harness: PlacementHarness) =>
   harness.commands.filter((entry) => entry.command.command?.$case === "load").map((entry) => (entry.command.command as { value: { model: string } }).value.model);
@@ -343,6 +344,19 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       assert.deepEqual(harness.kinds("unloaded"), []);
       harness.release("w1");
       assert.deepEqual(harness.kinds("unloaded"), ["a"]);
+    });
+
+    it("keeps a model that was unloaded by an admin resident when it is requested again", () => {
+      const harness = threeModels();
+      harness.request("w1", "a");
+      harness.release("w1");
+      harness.core.unload("a");
+      harness.settle();
+      harness.request("w2", "a");
+      harness.release("w2");
+      harness.settle();
+      assert.deepEqual(harness.kinds("unloaded"), ["a"]);
+      assert.equal(harness.core.status().models.find((entry) => entry.info?.name === "a")?.info?.state, ModelState.MODEL_STATE_RESIDENT);
     });
 
     it("preloads models marked preload at start", () => {

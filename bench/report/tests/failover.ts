@@ -1,0 +1,73 @@
+import type { RunContext } from "../run-context.js";
+import type { Session } from "../session.js";
+
+/**
+ * Test 9 (phase C, failover): two models stream at once; once both have sent tokens, the runner
+ * process of one of them is killed (SIGKILL). Which streams fail: only the victim's (its own
+ * process), or the other model's too (they shared one)? Then how long until the victim serves again.
+ */
+
+export interface FailoverResult {
+  isolation: "shared" | "process";
+  victim: string;
+  bystander: string;
+  /** Both models lived in the killed process. */
+  sameProcess: boolean;
+  /** The kill happened while both streams were running. */
+  killedMidStream: boolean;
+  victimFailed: boolean;
+  bystanderFailed: boolean;
+  victimError: string;
+  bystanderError: string;
+  /** A new request for the victim right after the kill: time to its first token (a runner start and a load). */
+  recoveryTtftMs: number;
+  recoveryOk: boolean;
+}
+
+export async function failover(
+  session: Session,
+  isolation: FailoverResult["isolation"],
+  victim: string,
+  bystander: string,
+  context: RunContext,
+  maxTokens: number,
+): Promise<FailoverResult> {
+  context.step(`test 9: a runner is killed mid-stream (${isolation === "shared" ? "models share a runner" : "one runner per model"})`);
+  // only these two resident, so that neither load evicts the other
+  for (const model of await session.residentModels()) if (model !== victim && model !== bystander) await session.unload(model);
+  await session.load(victim);
+  await session.load(bystander);
+  await session.settled();
+  const status = await session.status();
+  const victimRunner = status.runners.find((runner) => runner.models.some((hosted) => hosted.name === victim));
+  if (!victimRunner) throw new Error(`test 9: no runner hosts ${victim}`);
+  const sameProcess = victimRunner.models.some((hosted) => hosted.name === bystander);
+
+  const seen = { victim: 0, bystander: 0 };
+  let killedMidStream = false;
+  let ended = false;
+  const maybeKill = () => {
+    if (killedMidStream || ended || seen.victim < 2 || seen.bystander < 2) return;
+    killedMidStream = true;
+    process.kill(victimRunner.pid, "SIGKILL");
+  };
+  const [victimResult, bystanderResult] = await Promise.all([
+    session.generate({ model: victim, maxTokens, onToken: (tokens) => ((seen.victim = tokens), maybeKill()) }),
+    session.generate({ model: bystander, maxTokens, onToken: (tokens) => ((seen.bystander = tokens), maybeKill()) }),
+  ]);
+  ended = true;
+  const recovery = await session.generate({ model: victim, maxTokens: 2 });
+  return {
+    isolation,
+    victim,
+    bystander,
+    sameProcess,
+    killedMidStream,
+    victimFailed: !victimResult.ok,
+    bystanderFailed: !bystanderResult.ok,
+    victimError: victimResult.error,
+    bystanderError: bystanderResult.error,
+    recoveryTtftMs: recovery.ttftMs,
+    recoveryOk: recovery.ok,
+  };
+}
