@@ -7,4 +7,6 @@ export const cliEnv = {
   /** PEM CA certificate that signed a TLS gateway's certificate (--tls-ca wins). */
   tlsCa: process.env.MODELSWAP_TLS_CA || undefined,
   quietLogs: process.env.MODELSWAP_LOG === "silent",
+  /** etcd endpoints for `ps --cluster` (comma-separated; --etcd wins). */
+  etcd: (process.env.MODELSWAP_ETCD || "http://127.0.0.1:2379").split(",").map((endpoint) => endpoint.trim()),
 };

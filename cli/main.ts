@@ -4,6 +4,8 @@ import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
 import { cliEnv } from "./cli-env.js";
+import { clusterPsCommand } from "./cluster-commands.js";
+import { readConfigFile } from "../common/config/read-config-file.js";
 import { gatewayTarget } from "./gateway-target.js";
 import { gatewayCommand, placementCommand, serveCommand } from "./serve-commands.js";
 
@@ -23,6 +25,7 @@ Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051;
   chat -m MODEL "message"      one chat turn with the model's chat template
   models               list the catalog
   ps                   resident models, memory, queue, runners
+  ps --cluster         every box in the registry (etcd) and its models
   watch                stream residency events (loads, evictions, queue)
   load|unload|pin|unpin MODEL  admin actions
 
@@ -48,7 +51,10 @@ Tools:
   --tls-ca FILE          PEM CA certificate of a TLS gateway (or $MODELSWAP_TLS_CA)`,
   chat: `modelswap chat -m MODEL [options as generate] "message"`,
   models: `modelswap models [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
-  ps: `modelswap ps [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
+  ps: `modelswap ps [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]
+modelswap ps --cluster [--etcd URL]... [-c FILE]
+  --cluster            every registered box and its models, read from etcd
+  --etcd URL           etcd endpoint, may repeat (default: -c FILE's cluster.etcd, else $MODELSWAP_ETCD or http://127.0.0.1:2379)`,
   watch: `modelswap watch [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
   load: `modelswap load MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
   unload: `modelswap unload MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
@@ -84,6 +90,8 @@ const options = {
   out: { type: "string" },
   type: { type: "string" },
   tokenizer: { type: "string" },
+  cluster: { type: "boolean" },
+  etcd: { type: "string", multiple: true },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -157,6 +165,11 @@ async function main(argv: string[]): Promise<number> {
     case "models":
       return modelsCommand(target(), process.stdout);
     case "ps":
+      if (values.cluster) {
+        const cluster = values.config ? readConfigFile(values.config).cluster : undefined;
+        const endpoints = values.etcd ?? cluster?.etcd ?? cliEnv.etcd;
+        return clusterPsCommand(endpoints, cluster?.prefix ?? "modelswap/", process.stdout, process.stderr);
+      }
       return psCommand(target(), process.stdout);
     case "watch":
       return watchCommand(target(), process.stdout, process.stderr);
