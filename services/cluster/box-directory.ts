@@ -23,7 +23,7 @@ export class BoxDirectory {
     private readonly etcd: Etcd3,
     registryPrefix: string,
     private readonly logger: Logger,
-    private readonly retryMs = 500,
+    private readonly options: { retryMs?: number; onChange?: (boxes: BoxRecord[]) => void } = {},
   ) {
     this.prefix = registryKeys.boxes(registryPrefix);
     this.ready = this.resync();
@@ -57,17 +57,24 @@ export class BoxDirectory {
       const response = await this.etcd.getAll().prefix(this.prefix).exec();
       this.records.clear();
       for (const kv of response.kvs) this.apply(kv);
+      this.changed();
       const watcher = await this.etcd.watch().prefix(this.prefix).startRevision(String(BigInt(response.header.revision) + 1n)).create();
       if (this.stopped) return void (await watcher.cancel().catch(() => undefined));
       this.watcher = watcher;
-      watcher.on("put", (kv) => this.apply(kv));
-      watcher.on("delete", (kv) => this.records.delete(this.boxName(kv)));
+      watcher.on("put", (kv) => {
+        this.apply(kv);
+        this.changed();
+      });
+      watcher.on("delete", (kv) => {
+        this.records.delete(this.boxName(kv));
+        this.changed();
+      });
       watcher.on("disconnected", () => this.restart(watcher));
       watcher.on("error", () => this.restart(watcher));
       this.logger.info("cluster_directory_synced", { boxes: this.boxes().map((box) => box.box), revision: response.header.revision, afterFailures: this.failures });
       this.failures = 0;
     } catch (error) {
-      if (this.failures++ === 0) this.logger.warn("cluster_directory_sync_failed", { error: (error as Error).message, retryMs: this.retryMs });
+      if (this.failures++ === 0) this.logger.warn("cluster_directory_sync_failed", { error: (error as Error).message, retryMs: this.retryMs() });
       this.resyncLater();
     }
   }
@@ -85,7 +92,15 @@ export class BoxDirectory {
     this.resyncTimer = setTimeout(() => {
       this.resyncTimer = undefined;
       void this.resync();
-    }, this.retryMs);
+    }, this.retryMs());
+  }
+
+  private retryMs(): number {
+    return this.options.retryMs ?? 500;
+  }
+
+  private changed(): void {
+    this.options.onChange?.(this.boxes());
   }
 
   private apply(kv: IKeyValue): void {
