@@ -10,6 +10,7 @@ import { procMemorySource, type MemorySource } from "../../common/system/memory-
 import { resolveBudget } from "../../common/system/resolve-budget.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import { registerBox, type RegisteredBox } from "../cluster/register-box.js";
+import { runnerListenAddress } from "../cluster/runner-listen-address.js";
 import { LearnedState } from "./learned-state.js";
 import { readIntoPageCache } from "./page-cache.js";
 import { CoreDriver } from "./core-driver.js";
@@ -86,7 +87,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     onAcquire: (waiterId, call, model) => tracing.acquireStarted(waiterId, call.metadata, call.request.model, model),
     onAcquireEnd: (waiterId, outcome, error) => tracing.ended(waiterId, outcome, error),
   });
-  const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", logger, env: options.runnerEnv });
+  const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", logger, env: options.runnerEnv, listen: runnerListenAddress(config) });
   const prefetches = new AbortController();
   const effects: PlacementEffects = withTracing(
     {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../../common/config/config-error.js";
 import type { ClusterConfig } from "../../common/config/config-types.js";
 import { parseConfig } from "../../common/config/parse-config.js";
+import { runnerListenAddress } from "../../services/cluster/runner-listen-address.js";
 
 const withCluster = (cluster: unknown) => ({
   budget: "600MiB",
@@ -74,6 +75,22 @@ describe("config: cluster.advertise and placement.listen", () => {
       const document = { ...withCluster({ etcd: ["http://e:2379"], box: "a", ...(advertise ? { advertise } : {}) }), placement: { listen } };
       if (ok) assert.doesNotThrow(() => parseConfig(document, "/"));
       else assert.throws(() => parseConfig(document, "/"), /which other boxes cannot dial: set cluster\.advertise/);
+    });
+  }
+});
+
+describe("runners listen where other boxes' gateways reach them", () => {
+  const table: { cluster?: Record<string, unknown>; listen?: string; expect: string | undefined }[] = [
+    { expect: undefined },
+    { cluster: { etcd: ["http://e:2379"], box: "a" }, expect: "127.0.0.1:0" },
+    { cluster: { etcd: ["http://e:2379"], box: "a", advertise: "10.0.0.7:50052" }, listen: "0.0.0.0:50052", expect: "10.0.0.7:0" },
+    { cluster: { etcd: ["http://e:2379"], box: "a", advertise: "[fd00::7]:50052" }, listen: "[::]:50052", expect: "[fd00::7]:0" },
+    { cluster: { etcd: ["http://e:2379"], box: "a" }, listen: "192.168.1.20:50052", expect: "192.168.1.20:0" },
+  ];
+  for (const { cluster, listen, expect } of table) {
+    it(`${cluster ? `cluster, advertise ${cluster.advertise ?? "unset"}, placement.listen ${listen ?? "default"}` : "one box"} -> ${expect ?? "loopback (runner default)"}`, () => {
+      const document = { budget: "1GiB", models: [{ name: "a", path: "/a.gguf" }], ...(cluster ? { cluster } : {}), ...(listen ? { placement: { listen } } : {}) };
+      assert.equal(runnerListenAddress(parseConfig(document, "/")), expect);
     });
   }
 });
