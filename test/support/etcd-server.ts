@@ -5,6 +5,7 @@ import { freePortPair, startProcess, type WatchedProcess } from "./processes.js"
 
 /** Debian's etcd-server (installed by .ci/run). */
 export const ETCD_BINARY = process.env.MODELSWAP_ETCD_BINARY ?? "/usr/bin/etcd";
+export const ETCD_INSTALL_HINT = "install it: apt-get install -y etcd-server";
 
 /** A single-member etcd on loopback for one test: its own data folder and free ports; ended by pid. */
 export interface TestEtcd {
