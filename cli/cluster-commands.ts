@@ -6,7 +6,7 @@ import { formatBytes, table } from "./format.js";
 
 /** `modelswap ps --cluster`: every registered box and its models, read from the registry in etcd. */
 export async function clusterPsCommand(etcdEndpoints: string[], prefix: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const etcd = connectEtcd({ etcd: etcdEndpoints });
+  const etcd = await connectEtcd({ etcd: etcdEndpoints });
   try {
     let boxes: BoxRecord[];
     try {

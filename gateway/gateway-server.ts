@@ -38,7 +38,7 @@ export async function startGateway(options: { config: Config; placementAddress: 
   const placement = new PlacementClient(options.placementAddress, credentials.createInsecure(), tracingClientOptions);
   // More than one box: each request's lease comes from the box the registry says serves its model best.
   const cluster = config.cluster
-    ? new ClusterPlacements({ cluster: config.cluster, local: { box: config.cluster.box, placement }, logger, clientOptions: tracingClientOptions })
+    ? await ClusterPlacements.start({ cluster: config.cluster, local: { box: config.cluster.box, placement }, logger, clientOptions: tracingClientOptions })
     : undefined;
   const router = new Router({
     placement,

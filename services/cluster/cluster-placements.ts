@@ -26,12 +26,18 @@ export interface ClusterPlacementsOptions {
  */
 export class ClusterPlacements {
   readonly directory: BoxDirectory;
-  private readonly etcd: Etcd3;
   private readonly clients = new Map<string, PlacementClient>();
 
-  constructor(private readonly options: ClusterPlacementsOptions) {
-    this.etcd = connectEtcd(options.cluster);
-    this.directory = new BoxDirectory(this.etcd, options.cluster.prefix, options.logger);
+  /** Connects to etcd and starts watching the registry (routing starts on whatever it has read so far). */
+  static async start(options: ClusterPlacementsOptions): Promise<ClusterPlacements> {
+    return new ClusterPlacements(options, await connectEtcd(options.cluster));
+  }
+
+  private constructor(
+    private readonly options: ClusterPlacementsOptions,
+    private readonly etcd: Etcd3,
+  ) {
+    this.directory = new BoxDirectory(etcd, options.cluster.prefix, options.logger);
   }
 
   /** The router's PlacementResolver. */

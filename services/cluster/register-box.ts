@@ -16,8 +16,8 @@ export interface RegisteredBox {
  * Registers this placement's box in etcd (cluster config) and keeps its record current.
  * `address` is where placement listens; cluster.advertise overrides it for other boxes.
  */
-export function registerBox(cluster: ClusterConfig, view: PlacementView, address: string, logger: Logger): RegisteredBox {
-  const etcd = connectEtcd(cluster);
+export async function registerBox(cluster: ClusterConfig, view: PlacementView, address: string, logger: Logger): Promise<RegisteredBox> {
+  const etcd = await connectEtcd(cluster);
   const identity = { box: cluster.box, address: cluster.advertise ?? address };
   const registration = new BoxRegistration({ etcd, cluster, logger, describe: (leaseId) => describeBox(view, { ...identity, leaseId }) });
   return {

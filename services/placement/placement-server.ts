@@ -120,7 +120,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   logger.info("placement_listening", { address: server.address, budgetBytes, policy: settings.policyName });
   driver.run((placement) => placement.start());
   health.check();
-  if (config.cluster) registered = registerBox(config.cluster, core, server.address, logger);
+  if (config.cluster) registered = await registerBox(config.cluster, core, server.address, logger);
 
   return {
     address: server.address,

@@ -22,7 +22,7 @@ describe("claimLoad: one load per cold model across gateways (real etcd)", funct
     }
     etcd = await startEtcd();
     // Each gateway has its own client (connection).
-    for (let index = 0; index < 6; index++) clients.push(connectEtcd({ etcd: [etcd.endpoint] }));
+    for (let index = 0; index < 6; index++) clients.push(await connectEtcd({ etcd: [etcd.endpoint] }));
   });
   after(async () => {
     for (const client of clients) client.close();

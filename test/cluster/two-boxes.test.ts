@@ -85,7 +85,7 @@ describe("more than one box: a registry in etcd, routing to where a model lives 
     const [etcdServer, otlp] = await Promise.all([startEtcd(), startOtlpReceiver(), forged("m1", 1), forged("m2", 2), forged("m3", 3), forged("m4", 4)]);
     etcd = etcdServer;
     receiver = otlp;
-    registryClient = connectEtcd({ etcd: [etcd.endpoint] });
+    registryClient = await connectEtcd({ etcd: [etcd.endpoint] });
     registry = new BoxDirectory(registryClient, "modelswap/", createLogger("test", {}, true), {
       retryMs: 200,
       onChange: (current) => {
