@@ -219,12 +219,31 @@ describe("more than one box: a registry in etcd, routing to where a model lives 
     const onVictim = ["stories", "m1", "m2", "m3", "m4"].filter((model) => residentOn(registry.boxes(), model).includes("box-a"));
     assert.ok(onVictim.length > 0, describeRegistry(registry.boxes()));
 
-    // act: kill -9 of box-a's whole process group (gateway, placement, runners), then ask box-b's gateway for its models at once
-    const killedAt = performance.now();
-    killGroup(victim.process, "SIGKILL");
+    // act: while box-b's gateway streams from a runner on box-a, kill -9 box-a's whole process group
+    // (gateway, placement, runners) at the first token; then ask box-b's gateway for each of box-a's models at once
+    const streamed = onVictim.find((model) => model !== "stories") ?? onVictim[0]!;
+    let killedAt = 0;
+    let killed!: () => void;
+    const kill = new Promise<void>((resolve) => (killed = resolve));
+    const inFlight = collect(box("box-b").inference, generateRequest({ model: streamed, maxTokens: 100, resumable: true, sampling: { temperature: 0, ignoreEos: true, stop: [] } }), {
+      deadline: new Date(Date.now() + 30_000),
+      onEvent: (event) => {
+        if (killedAt !== 0 || event.event?.$case !== "token") return;
+        killedAt = performance.now();
+        killGroup(victim.process, "SIGKILL");
+        killed();
+      },
+    });
+    await kill;
     const results = await Promise.all(onVictim.map((model) => ask("box-b", model, { deadlineMs: 20_000 }).then((result) => ({ model, result, ms: performance.now() - killedAt }))));
+    const cut = await inFlight;
 
-    // assert: every request ended with its tokens, well within the lease TTL: none hung until a deadline
+    // assert: the stream cut by the kill resumed on box-b and delivered every token
+    assert.equal(cut.error, undefined, `${streamed} (in flight at the kill): ${cut.error?.code} ${cut.error?.details}\n${logsOf("box-b")}`);
+    assert.equal(cut.done?.usage?.completionTokens, 100);
+    assert.ok(cut.done!.failovers >= 1, `failovers ${cut.done!.failovers}`);
+
+    // every request asked after the kill ended with its tokens within the lease TTL: none hung until a deadline
     for (const { model, result, ms } of results) {
       assert.equal(result.error, undefined, `${model}: ${result.error?.code} ${result.error?.details}\n${logsOf("box-b")}`);
       assert.equal(result.done?.usage?.completionTokens, 8, model);
