@@ -168,6 +168,9 @@ async function main(argv: string[]): Promise<number> {
       if (values.cluster) {
         const cluster = values.config ? readConfigFile(values.config).cluster : undefined;
         const endpoints = values.etcd ?? cluster?.etcd ?? cliEnv.etcd;
+        for (const endpoint of endpoints) {
+          if (!/^https?:\/\/[^/\s]+:\d{1,5}$/.test(endpoint)) throw new UsageError(`--etcd must be an endpoint like http://127.0.0.1:2379 (got "${endpoint}")`);
+        }
         return clusterPsCommand(endpoints, cluster?.prefix ?? "modelswap/", process.stdout, process.stderr);
       }
       return psCommand(target(), process.stdout);
