@@ -208,7 +208,8 @@ describe("more than one box: a registry in etcd, routing to where a model lives 
     // box-b's gateway read the new etcd again (its second sync) and routes a request for a model on box-a there
     let syncs = 0;
     await box("box-b").process.waitForLine((line) => (line.includes('"service":"gateway"') && line.includes('"event":"cluster_directory_synced"') && ++syncs >= 2 ? true : undefined), 30_000);
-    const elsewhere = ["stories", "m1", "m2", "m3"].find((model) => residentOn(current, model)[0] === "box-a")!;
+    const elsewhere = ["stories", "m1", "m2", "m3", "m4"].find((model) => residentOn(current, model)[0] === "box-a");
+    assert.ok(elsewhere, `a model resident on box-a: ${describeRegistry(current)}`);
     const result = await ask("box-b", elsewhere);
     assert.equal(result.error, undefined, `${elsewhere}: ${result.error?.details}\n${logsOf("box-b")}`);
     assert.deepEqual(residentOn(registry.boxes(), elsewhere), ["box-a"], "served where it was resident, not loaded again on box-b");
