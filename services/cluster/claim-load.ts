@@ -1,6 +1,8 @@
 import type { Etcd3 } from "etcd3";
 import { registryKeys } from "./registry-keys.js";
 
+const CLAIM_TIMEOUT_MS = 1000;
+
 export interface LoadClaim {
   /** The box that loads the model. */
   box: string;
@@ -24,16 +26,23 @@ export async function claimLoad(
   ttlSeconds: number,
 ): Promise<LoadClaim> {
   const key = registryKeys.load(prefix, model);
-  const lease = etcd.lease(ttlSeconds, { autoKeepAlive: false });
+  // A request waits on this decision: an unreachable etcd costs it at most CLAIM_TIMEOUT_MS (then it loads where chosen).
+  const deadline = Date.now() + CLAIM_TIMEOUT_MS;
+  const lease = etcd.lease(ttlSeconds, { autoKeepAlive: false, deadline });
   const leaseId = await lease.grant();
-  const created = await etcd.if(key, "Create", "==", 0).then(etcd.put(key).value(box).lease(leaseId)).else(etcd.get(key)).commit();
+  const created = await etcd.if(key, "Create", "==", 0).then(etcd.put(key).value(box).lease(leaseId)).else(etcd.get(key)).options({ deadline }).commit();
   if (created.succeeded) return { box, won: true };
   const existing = created.responses[0]?.response_range?.kvs[0];
   if (!existing) return { box, won: false }; // the claim expired between the compare and the read: load where chosen
   const holder = existing.value.toString("utf8");
   if (usable(holder)) return { box: holder, won: false };
   // The holder is gone or failed this request: replace its claim unless someone else did first.
-  const replaced = await etcd.if(key, "Mod", "==", Number(existing.mod_revision)).then(etcd.put(key).value(box).lease(leaseId)).else(etcd.get(key)).commit();
+  const replaced = await etcd
+    .if(key, "Mod", "==", Number(existing.mod_revision))
+    .then(etcd.put(key).value(box).lease(leaseId))
+    .else(etcd.get(key))
+    .options({ deadline })
+    .commit();
   if (replaced.succeeded) return { box, won: true };
   const latest = replaced.responses[0]?.response_range?.kvs[0]?.value.toString("utf8");
   return latest !== undefined && usable(latest) ? { box: latest, won: false } : { box, won: false };
