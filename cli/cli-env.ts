@@ -16,6 +16,8 @@ export const cliEnv = {
   huggingFaceEndpoint: process.env.HF_ENDPOINT || undefined,
   /** Progress bars (node-llama-cpp draws them on stdout) only where a person watches. */
   interactive: process.stdout.isTTY === true,
+  /** etcd endpoints for `ps --cluster` (comma-separated; --etcd wins). */
+  etcd: (process.env.MODELSWAP_ETCD || "http://127.0.0.1:2379").split(",").map((endpoint) => endpoint.trim()),
 };
 
 /**

@@ -6,6 +6,8 @@ import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
 import { cliEnv, logOptions } from "./cli-env.js";
+import { clusterPsCommand } from "./cluster-commands.js";
+import { readConfigFile } from "../common/config/read-config-file.js";
 import { gatewayTarget } from "./gateway-target.js";
 import { LOG_FORMATS, type LogFormat } from "../common/logger.js";
 import { pullCommand } from "./pull-command.js";
@@ -27,6 +29,7 @@ Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051;
   chat -m MODEL "message"      one chat turn with the model's chat template
   models               list the catalog
   ps                   resident models, memory, queue, runners
+  ps --cluster         every box in the registry (etcd) and its models
   watch                stream residency events (loads, evictions, queue)
   load|unload|pin|unpin MODEL  admin actions
 
@@ -55,7 +58,10 @@ Models:
   --tls-ca FILE          PEM CA certificate of a TLS gateway (or $MODELSWAP_TLS_CA)`,
   chat: `modelswap chat -m MODEL [options as generate] "message"`,
   models: `modelswap models [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
-  ps: `modelswap ps [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
+  ps: `modelswap ps [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]
+modelswap ps --cluster [--etcd URL]... [-c FILE]
+  --cluster            every registered box and its models, read from etcd
+  --etcd URL           etcd endpoint, may repeat (default: -c FILE's cluster.etcd, else $MODELSWAP_ETCD or http://127.0.0.1:2379)`,
   watch: `modelswap watch [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]`,
   load: `modelswap load MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
   unload: `modelswap unload MODEL [--address HOST:PORT] [--api-key KEY] [--tls-ca FILE]  (a key with the admin scope)`,
@@ -103,6 +109,8 @@ const options = {
   "log-format": { type: "string" },
   dir: { type: "string" },
   sha256: { type: "string" },
+  cluster: { type: "boolean" },
+  etcd: { type: "string", multiple: true },
 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -182,6 +190,14 @@ async function main(argv: string[]): Promise<number> {
     case "models":
       return modelsCommand(target(), process.stdout);
     case "ps":
+      if (values.cluster) {
+        const cluster = values.config ? readConfigFile(values.config).cluster : undefined;
+        const endpoints = values.etcd ?? cluster?.etcd ?? cliEnv.etcd;
+        for (const endpoint of endpoints) {
+          if (!/^https?:\/\/[^/\s]+:\d{1,5}$/.test(endpoint)) throw new UsageError(`--etcd must be an endpoint like http://127.0.0.1:2379 (got "${endpoint}")`);
+        }
+        return clusterPsCommand(endpoints, cluster?.prefix ?? "modelswap/", process.stdout, process.stderr);
+      }
       return psCommand(target(), process.stdout);
     case "watch":
       return watchCommand(target(), process.stdout, process.stderr);

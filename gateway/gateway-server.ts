@@ -7,6 +7,7 @@ import { tracingClientOptions } from "../common/telemetry/propagation.js";
 import { registerGatewayMetrics } from "../common/telemetry/request-tracing.js";
 import type { Logger } from "../common/logger.js";
 import { PlacementClient } from "../gen/modelswap/v1/placement.js";
+import { ClusterPlacements } from "../services/cluster/cluster-placements.js";
 import { Router } from "../services/router/router.js";
 import { adminService } from "./admin-service.js";
 import { ApiKeys } from "./auth/api-keys.js";
@@ -35,7 +36,18 @@ export async function startGateway(options: { config: Config; placementAddress: 
   const keys = config.auth ? new ApiKeys(config.auth.keys) : undefined;
   // Calls to placement and runners carry the active trace context (W3C traceparent in metadata).
   const placement = new PlacementClient(options.placementAddress, credentials.createInsecure(), tracingClientOptions);
-  const router = new Router({ placement, routes: config.routes, preferResident: config.preferResident, logger, runnerClientOptions: tracingClientOptions });
+  // More than one box: each request's lease comes from the box the registry says serves its model best.
+  const cluster = config.cluster
+    ? await ClusterPlacements.start({ cluster: config.cluster, local: { box: config.cluster.box, placement }, logger, clientOptions: tracingClientOptions })
+    : undefined;
+  const router = new Router({
+    placement,
+    placementFor: cluster?.resolve,
+    routes: config.routes,
+    preferResident: config.preferResident,
+    logger,
+    runnerClientOptions: tracingClientOptions,
+  });
   const runGenerate = generateRunner(router, modelLabels(config.models));
   // Inference needs the `infer` scope, Admin `admin`; health and reflection stay open.
   const services = [
@@ -67,6 +79,7 @@ export async function startGateway(options: { config: Config; placementAddress: 
   } catch (error) {
     await server.shutdown(0);
     router.close();
+    await cluster?.stop();
     placement.close();
     throw error;
   }
@@ -86,6 +99,7 @@ export async function startGateway(options: { config: Config; placementAddress: 
       stopWatching();
       await Promise.all([server.shutdown(1000), http?.close()]);
       router.close();
+      await cluster?.stop();
       placement.close();
     },
   };

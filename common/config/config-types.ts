@@ -109,6 +109,23 @@ export interface HttpConfig {
   listen: string;
 }
 
+/**
+ * More than one box (`cluster`): each placement registers its box in etcd under a lease;
+ * every gateway watches the registry and routes a request to the box where its model lives.
+ */
+export interface ClusterConfig {
+  /** etcd endpoints, e.g. ["http://10.0.0.5:2379"]. */
+  etcd: string[];
+  /** This box's name in the registry (unique in the cluster). */
+  box: string;
+  /** host:port of this box's placement as other boxes' gateways reach it; undefined = the address placement bound. */
+  advertise: string | undefined;
+  /** TTL of the box's etcd lease: a box that stops renewing it drops out this long after. Whole seconds. */
+  leaseTtlMs: number;
+  /** Key prefix of the registry in etcd (several clusters can share one etcd). */
+  prefix: string;
+}
+
 export interface Config {
   /** Folder of the config file; relative paths were resolved against it. */
   baseDir: string;
@@ -136,4 +153,6 @@ export interface Config {
   tls: TlsConfig | undefined;
   /** Serve without keys on a non-loopback address, on purpose (allow_unauthenticated_public). */
   allowUnauthenticatedPublic: boolean;
+  /** Absent: one box, no registry. */
+  cluster: ClusterConfig | undefined;
 }

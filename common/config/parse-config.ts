@@ -1,7 +1,7 @@
 import path from "node:path";
 import { parseSize } from "../parse-size.js";
 import { ConfigError } from "./config-error.js";
-import type { ApiKeyConfig, AuthConfig, Budget, Config, GpuLayers, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults, Scope, TlsConfig, UnifiedMemorySetting } from "./config-types.js";
+import type { ApiKeyConfig, AuthConfig, Budget, ClusterConfig, Config, GpuLayers, GpuMode, Isolation, ModelConfig, PlacementConfig, SamplingDefaults, Scope, TlsConfig, UnifiedMemorySetting } from "./config-types.js";
 import { isLoopbackAddress } from "./loopback.js";
 import { parseDurationMs } from "./parse-duration.js";
 import { isModelSource, parseModelSource } from "./parse-model-source.js";
@@ -29,7 +29,7 @@ export function parseConfig(document: unknown, baseDir: string, env: ConfigEnv =
   const root = object(document, "config");
   knownKeys(root, "", [
     "listen", "budget", "gpu_budget", "unified_memory", "placement", "defaults", "models", "routes", "prefer_resident", "telemetry",
-    "max_prompt_bytes", "http", "auth", "tls", "allow_unauthenticated_public", "models_dir",
+    "max_prompt_bytes", "http", "auth", "tls", "allow_unauthenticated_public", "models_dir", "cluster",
   ]);
   const modelsDir = path.resolve(baseDir, string(root.models_dir ?? "./models", "models_dir"));
   const defaults = root.defaults === undefined ? {} : object(root.defaults, "defaults");
@@ -57,8 +57,10 @@ export function parseConfig(document: unknown, baseDir: string, env: ConfigEnv =
     auth: root.auth === undefined ? undefined : parseAuth(root.auth, env),
     tls: root.tls === undefined ? undefined : parseTls(root.tls, baseDir),
     allowUnauthenticatedPublic: bool(root.allow_unauthenticated_public ?? false, "allow_unauthenticated_public"),
+    cluster: root.cluster === undefined ? undefined : parseCluster(root.cluster, env),
   };
   checkExposure(config);
+  checkAdvertise(config);
   return config;
 }
 
@@ -107,6 +109,55 @@ function parseAuth(raw: unknown, env: ConfigEnv): AuthConfig {
     secrets.add(key.key);
   });
   return { keys };
+}
+
+/** Other boxes dial this placement: a wildcard listen address needs an explicit one to give them. */
+function checkAdvertise(config: Config): void {
+  if (!config.cluster || config.cluster.advertise !== undefined) return;
+  const listen = config.placement.listen;
+  if (listen.startsWith("unix:") || /^(0\.0\.0\.0|\[::\]):/.test(listen)) {
+    throw new ConfigError(`placement.listen is ${listen}, which other boxes cannot dial: set cluster.advertise to this box's host:port, e.g. 10.0.0.7:50052`);
+  }
+}
+
+/** `cluster`: `box` and `advertise` may name environment variables as ${NAME} (Kubernetes: the node name, the pod IP). */
+function parseCluster(raw: unknown, env: ConfigEnv): ClusterConfig {
+  const cluster = object(raw, "cluster");
+  knownKeys(cluster, "cluster.", ["etcd", "box", "advertise", "lease_ttl", "prefix"]);
+  const etcdRaw = typeof cluster.etcd === "string" ? [cluster.etcd] : cluster.etcd;
+  const etcd = stringList(etcdRaw, "cluster.etcd");
+  if (etcd.length === 0) throw new ConfigError("cluster.etcd must list at least one etcd endpoint like http://127.0.0.1:2379");
+  etcd.forEach((endpoint, index) => {
+    if (!/^https?:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(endpoint)) {
+      throw new ConfigError(`cluster.etcd[${index}] must be an endpoint like http://127.0.0.1:2379 (got "${endpoint}")`);
+    }
+  });
+  const box = expandEnv(string(cluster.box, "cluster.box"), "cluster.box", env);
+  if (!NAME_PATTERN.test(box)) throw new ConfigError(`cluster.box must be 1-64 letters, digits, '.', '_', ':' or '-' (got "${box}")`);
+  const advertiseRaw = cluster.advertise === undefined ? undefined : expandEnv(string(cluster.advertise, "cluster.advertise"), "cluster.advertise", env);
+  const advertise = advertiseRaw === undefined ? undefined : address(advertiseRaw, "cluster.advertise");
+  if (advertise?.startsWith("unix:")) throw new ConfigError(`cluster.advertise must be host:port that other boxes reach (got "${advertise}")`);
+  if (advertise && /^(0\.0\.0\.0|\[::\]):/.test(advertise)) {
+    throw new ConfigError(`cluster.advertise is ${advertise}, which no other box can dial; give this box's own address, e.g. 10.0.0.7:50052`);
+  }
+  const leaseTtlMs = duration(cluster.lease_ttl ?? "5s", "cluster.lease_ttl");
+  if (leaseTtlMs < 1000 || leaseTtlMs > 3_600_000 || leaseTtlMs % 1000 !== 0) {
+    throw new ConfigError(`cluster.lease_ttl must be whole seconds from 1s to 1h, like 5s (etcd leases count seconds; got ${JSON.stringify(cluster.lease_ttl)})`);
+  }
+  const prefix = string(cluster.prefix ?? "modelswap/", "cluster.prefix");
+  if (!/^[A-Za-z0-9._\/-]{1,64}$/.test(prefix) || !prefix.endsWith("/")) {
+    throw new ConfigError(`cluster.prefix must be 1-64 letters, digits, '.', '_', '-' or '/' ending in '/', like modelswap/ (got "${prefix}")`);
+  }
+  return { etcd, box, advertise, leaseTtlMs, prefix };
+}
+
+/** Replaces ${NAME} with the environment variable NAME; an unset one is a mistake the message names. */
+function expandEnv(text: string, at: string, env: ConfigEnv): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_match, name: string) => {
+    const value = env[name];
+    if (value === undefined || value === "") throw new ConfigError(`${at} uses \${${name}}, which is not set; export ${name} or write the value itself`);
+    return value;
+  });
 }
 
 function parseTls(raw: unknown, baseDir: string): TlsConfig {

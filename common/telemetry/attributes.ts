@@ -56,6 +56,11 @@ export const ATTR = {
   loadContextMs: "modelswap.load.context_ms",
   loadWarmUpMs: "modelswap.load.warm_up_ms",
   grpcStatus: "rpc.grpc.status_code",
+  box: "modelswap.box",
+  boxAddress: "modelswap.box.address",
+  boxReason: "modelswap.box.reason",
+  boxDetail: "modelswap.box.detail",
+  boxCandidates: "modelswap.box.candidates",
 } as const;
 
 /** What the gateway calls each public RPC in gen_ai.operation.name. */

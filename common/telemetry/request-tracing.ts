@@ -119,6 +119,35 @@ export async function traceGenerate(
   }
 }
 
+/** Which box serves a request and why (more than one box: services/cluster/cluster-placements.ts). */
+export interface BoxChoiceInfo {
+  box: string;
+  address: string;
+  /** resident | loading | load_claimed | free_memory | eviction_cost | queue | local */
+  reason: string;
+  detail: string;
+  /** Boxes that could have served it. */
+  candidates: number;
+}
+
+/**
+ * Puts the box chosen for the active request on its `generate` span (the last choice
+ * stands: after a failover, the box that served), with an event per choice.
+ */
+export function recordBoxChoice(choice: BoxChoiceInfo): void {
+  const span = trace.getActiveSpan();
+  if (!span) return;
+  const attributes = {
+    [ATTR.box]: choice.box,
+    [ATTR.boxAddress]: choice.address,
+    [ATTR.boxReason]: choice.reason,
+    [ATTR.boxDetail]: choice.detail,
+    [ATTR.boxCandidates]: choice.candidates,
+  };
+  span.setAttributes(attributes);
+  span.addEvent("box_chosen", attributes);
+}
+
 function recordDone(span: Span, done: Extract<NonNullable<GenerateResponse["event"]>, { $case: "done" }>["value"], model: string): void {
   const usage = done.usage;
   const timings = done.timings;

@@ -9,6 +9,8 @@ import type { Logger } from "../../common/logger.js";
 import { procMemorySource, type MemorySource } from "../../common/system/memory-source.js";
 import { resolveBudget } from "../../common/system/resolve-budget.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
+import { registerBox, type RegisteredBox } from "../cluster/register-box.js";
+import { runnerListenAddress } from "../cluster/runner-listen-address.js";
 import { LearnedState } from "./learned-state.js";
 import { readIntoPageCache } from "./page-cache.js";
 import { CoreDriver } from "./core-driver.js";
@@ -74,17 +76,20 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     loadSource: (file) => (prefetchedFiles.delete(file) ? "page_cache" : "unknown"),
   });
   const health = new PlacementHealth(config, logger);
+  // More than one box: this box's record in etcd, published again on every residency change.
+  let registered: RegisteredBox | undefined;
   const grpc = new PlacementGrpc(logger, clock, {
     onEvent: (event) => {
       logger.info(`residency_${event.kind}`, logFields(event));
       options.onEvent?.(event);
+      registered?.changed();
     },
     onRunnerEvent: options.onRunnerEvent,
     onAcquire: (waiterId, call, requestedModel, model) => tracing.acquireStarted(waiterId, call.metadata, requestedModel, model),
     onAcquireEnd: (waiterId, outcome, error) => tracing.ended(waiterId, outcome, error),
     onLeaseEnd: (lease, outcome) => metrics.leaseEnded(lease.model, outcome),
   });
-  const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", unifiedMemory: memory.unifiedMemory, logger, env: options.runnerEnv });
+  const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", unifiedMemory: memory.unifiedMemory, logger, env: options.runnerEnv, listen: runnerListenAddress(config) });
   const prefetches = new AbortController();
   const effects: PlacementEffects = withTracing(
     {
@@ -117,6 +122,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   logger.info("placement_listening", { address: server.address, budgetBytes, policy: settings.policyName });
   driver.run((placement) => placement.start());
   health.check();
+  if (config.cluster) registered = await registerBox(config.cluster, core, server.address, logger);
 
   return {
     address: server.address,
@@ -124,6 +130,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     processes,
     budgetBytes,
     stop: async () => {
+      await registered?.stop();
       core.stop();
       health.drain();
       driver.stop();

@@ -29,6 +29,8 @@ export interface RunnerProcessOptions {
   logger: Logger;
   /** Extra environment for runners (e.g. telemetry settings). */
   env?: NodeJS.ProcessEnv;
+  /** Where runners listen for token streams (host:0); default loopback. Other boxes' gateways must reach it. */
+  listen?: string;
 }
 
 /** Starts and ends runner OS processes; knows nothing about models. */
@@ -45,7 +47,7 @@ export class RunnerProcesses {
 
   /** Starts a runner that dials placement at `placementAddress`. */
   spawn(runnerId: string, placementAddress: string): void {
-    const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER_MAIN, "--id", runnerId, "--placement", placementAddress, "--gpu", this.options.gpu, ...(this.options.unifiedMemory ? ["--unified-memory"] : [])], {
+    const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER_MAIN, "--id", runnerId, "--placement", placementAddress, "--gpu", this.options.gpu, ...(this.options.unifiedMemory ? ["--unified-memory"] : []), ...(this.options.listen ? ["--listen", this.options.listen] : [])], {
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, ...RUNNER_MALLOC_TUNING, ...this.options.env },
     });

@@ -3,13 +3,17 @@ import { cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServi
 import type { Logger } from "../../common/logger.js";
 import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import { LeaseOutcome, type AcquireEvent, type AcquireMessage, type Lease, type PlacementClient } from "../../gen/modelswap/v1/placement.js";
+import type { PlacementResolver } from "./placement-target.js";
 import { RunnerDataClient, type RunnerGenerateResponse, type RunnerSampling } from "../../gen/modelswap/v1/runner.js";
 import { SAMPLING_DEFAULTS } from "../../common/config/sampling-defaults.js";
 import { routeTask } from "./task-routing.js";
 import type { ValidatedRequest } from "./validate-request.js";
 
 export interface RouterOptions {
+  /** This box's placement: the catalog (ListModels), and every lease unless `placementFor` is given. */
   placement: PlacementClient;
+  /** More than one box: chooses the box whose placement leases each request (services/cluster). */
+  placementFor?: PlacementResolver;
   routes: Record<string, string[]>;
   preferResident: boolean;
   logger: Logger;
@@ -69,9 +73,21 @@ export class Router {
     if (contextSize !== undefined && request.maxTokens > contextSize) throw this.overContext(request.maxTokens, model, contextSize);
     const attempt: Attempt = { failovers: 0, emittedText: "", emittedTokens: 0, tokensBeforeRunner: 0, firstTokenAtMs: undefined, lastTokenAtMs: 0, queueMs: 0, loadMs: 0 };
     const failedRunners = new Set<string>();
+    const failedBoxes = new Set<string>();
     for (let tries = 1; ; tries++) {
       if (signal.aborted) throw cancelled("the client cancelled the request");
-      const lease = await this.acquire(model, failedRunners, signal, deadline, sink);
+      const target = await this.placementFor(model, failedBoxes);
+      let lease: Awaited<ReturnType<Router["acquire"]>>;
+      try {
+        lease = await this.acquire(target.placement, model, failedRunners, signal, deadline, sink);
+      } catch (error) {
+        // A box that cannot lease (gone, or its loads failed) is left for another one, before any token.
+        if (!this.options.placementFor || !isUnavailable(error) || tries >= this.maxAttempts || signal.aborted) throw error;
+        failedBoxes.add(target.box);
+        attempt.failovers++;
+        this.options.logger.warn("box_failover", { model, box: target.box, error: (error as Error).message });
+        continue;
+      }
       attempt.queueMs += lease.lease.queueMs;
       attempt.loadMs += lease.lease.loadMs;
       if (request.maxTokens > lease.lease.contextSize) {
@@ -88,6 +104,7 @@ export class Router {
       lease.release(outcome === "done" ? LeaseOutcome.LEASE_OUTCOME_OK : LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED);
       if (outcome === "done") return;
       failedRunners.add(lease.lease.runnerId);
+      failedBoxes.add(target.box);
       attempt.failovers++;
       attempt.tokensBeforeRunner = attempt.emittedTokens;
       const beforeFirstToken = attempt.emittedTokens === 0;
@@ -101,6 +118,15 @@ export class Router {
       }
       this.options.logger.warn("failover", { model, runner: lease.lease.runnerId, tokensDelivered: attempt.emittedTokens, resumable: request.resumable });
     }
+  }
+
+  /** The box to lease from: another than those that failed this request where one can serve it, else any. */
+  private async placementFor(model: string, failedBoxes: ReadonlySet<string>) {
+    const resolve = this.options.placementFor;
+    if (!resolve) return { box: "", placement: this.options.placement };
+    const target = (await resolve(model, failedBoxes)) ?? (failedBoxes.size > 0 ? await resolve(model, new Set()) : undefined);
+    if (!target) throw unavailable(`no box in the cluster serves model "${model}" now; check modelswap ps --cluster and retry`, 2);
+    return target;
   }
 
   /**
@@ -137,6 +163,7 @@ export class Router {
 
   /** Waits for a lease, relaying queue and load progress; the lease lasts until release() (one Acquire call per lease). */
   private acquire(
+    placement: PlacementClient,
     model: string,
     exclude: ReadonlySet<string>,
     signal: AbortSignal,
@@ -144,7 +171,7 @@ export class Router {
     sink: EventSink,
   ): Promise<{ lease: Lease; release: (outcome: LeaseOutcome) => void }> {
     return new Promise((resolve, reject) => {
-      const call: ClientDuplexStream<AcquireMessage, AcquireEvent> = this.options.placement.acquire(deadline ? { deadline } : {});
+      const call: ClientDuplexStream<AcquireMessage, AcquireEvent> = placement.acquire(deadline ? { deadline } : {});
       let granted: Lease | undefined;
       let released = false;
       const release = (outcome: LeaseOutcome) => {
@@ -287,6 +314,10 @@ export class Router {
     }
     return client;
   }
+}
+
+function isUnavailable(error: unknown): boolean {
+  return (error as { code?: unknown }).code === GrpcStatus.UNAVAILABLE;
 }
 
 /** Request sampling over the model's defaults. */

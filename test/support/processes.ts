@@ -18,8 +18,9 @@ export interface WatchedProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-export function startProcess(args: string[], env: NodeJS.ProcessEnv): WatchedProcess {
-  const child = spawn(process.execPath, args, { cwd: projectRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+/** `command` defaults to this Node; `detached` makes the child lead its own process group (kill -PID ends it and its children). */
+export function startProcess(args: string[], env: NodeJS.ProcessEnv, options: { command?: string; detached?: boolean } = {}): WatchedProcess {
+  const child = spawn(options.command ?? process.execPath, args, { cwd: projectRoot, env, stdio: ["ignore", "pipe", "pipe"], detached: options.detached ?? false });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const probes = new Set<(line: string) => void>();
