@@ -3,6 +3,9 @@ import { ConfigError } from "../common/config/config-error.js";
 import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
+import { INTERNAL_SECRET_ENV } from "../common/internal-auth/internal-env.js";
+import { InternalSecret } from "../common/internal-auth/internal-secret.js";
+import { secretFromFile } from "../common/internal-auth/secret-file.js";
 import { cliEnv } from "./cli-env.js";
 import { gatewayTarget } from "./gateway-target.js";
 import { gatewayCommand, placementCommand, serveCommand } from "./serve-commands.js";
@@ -16,6 +19,7 @@ Server:
   serve -c FILE        gateway + placement + runners from one config file
   placement -c FILE    placement alone (starts runners); prints its address
   gateway -c FILE --placement HOST:PORT   the public gateway alone
+  (placement and gateway alone share --secret-file FILE: see README "Internal ports")
 
 Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051;
         key from --api-key or $MODELSWAP_API_KEY; TLS with --tls-ca FILE or $MODELSWAP_TLS_CA):
@@ -30,11 +34,17 @@ Tools:
   forge --size 200MB --out FILE   write a random-weight llama GGUF
 
 'modelswap <command> --help' shows a command's options.`,
-  serve: `modelswap serve -c FILE [--forge-missing]
+  serve: `modelswap serve -c FILE [--forge-missing] [--secret-file FILE]
   -c, --config FILE    YAML config (see README "Configuration")
-  --forge-missing      forge a random-weight stand-in for model files that are missing`,
-  placement: `modelswap placement -c FILE [--forge-missing]`,
-  gateway: `modelswap gateway -c FILE --placement HOST:PORT`,
+  --forge-missing      forge a random-weight stand-in for model files that are missing
+  --secret-file FILE   internal secret shared with extra gateways (default: a new one in memory)`,
+  placement: `modelswap placement -c FILE --secret-file FILE [--listen HOST:PORT] [--forge-missing]
+  --secret-file FILE   the internal secret its gateway holds too (made, mode 0600, if missing);
+                       or $MODELSWAP_INTERNAL_SECRET
+  --listen HOST:PORT   overrides placement.listen`,
+  gateway: `modelswap gateway -c FILE --placement HOST:PORT --secret-file FILE
+  --secret-file FILE   the internal secret placement holds (made, mode 0600, if missing);
+                       or $MODELSWAP_INTERNAL_SECRET`,
   generate: `modelswap generate (-m MODEL | --task TASK) [options] "prompt"
   -m, --model NAME       model name or alias
   --task TASK            route by task instead of model
@@ -65,6 +75,9 @@ const options = {
   config: { type: "string", short: "c" },
   "forge-missing": { type: "boolean" },
   placement: { type: "string" },
+  "secret-file": { type: "string" },
+  listen: { type: "string" },
+  supervised: { type: "boolean" },
   address: { type: "string" },
   "api-key": { type: "string" },
   "tls-ca": { type: "string" },
@@ -113,16 +126,33 @@ async function main(argv: string[]): Promise<number> {
     if (!values.config) throw new UsageError(`${command} needs -c FILE\n\n${HELP[command]}`);
     return values.config;
   };
+  // The internal planes' secret: a file, the environment (serve -> placement), or (serve only) a new one.
+  const internalSecret = (required: boolean): InternalSecret => {
+    if (values["secret-file"]) return secretFromFile(values["secret-file"]);
+    if (cliEnv.internalSecret) return InternalSecret.fromText(cliEnv.internalSecret, INTERNAL_SECRET_ENV);
+    if (!required) return InternalSecret.random();
+    throw new UsageError(
+      `${command} needs the internal secret it shares with its ${command === "gateway" ? "placement" : "gateway"}: ` +
+        `--secret-file FILE (made if missing; give both the same file) or $${INTERNAL_SECRET_ENV}; 'modelswap serve' does this by itself\n\n${HELP[command]}`,
+    );
+  };
   switch (command) {
     case "serve":
-      await serveCommand(requireConfig(), values["forge-missing"] ?? false, cliEnv.quietLogs);
+      await serveCommand(requireConfig(), values["forge-missing"] ?? false, internalSecret(false), cliEnv.quietLogs);
       return -1;
     case "placement":
-      await placementCommand(requireConfig(), values["forge-missing"] ?? false, cliEnv.quietLogs);
+      await placementCommand({
+        configFile: requireConfig(),
+        forgeMissing: values["forge-missing"] ?? false,
+        quietLogs: cliEnv.quietLogs,
+        internalSecret: internalSecret(true),
+        listen: values.listen,
+        supervised: values.supervised ?? false,
+      });
       return -1;
     case "gateway":
       if (!values.placement) throw new UsageError(`gateway needs --placement HOST:PORT\n\n${HELP.gateway}`);
-      await gatewayCommand(requireConfig(), values.placement, cliEnv.quietLogs);
+      await gatewayCommand(requireConfig(), values.placement, internalSecret(true), cliEnv.quietLogs);
       return -1;
     case "generate":
     case "chat": {

@@ -9,6 +9,8 @@ import type { Logger } from "../../common/logger.js";
 import { procMemorySource, type MemorySource } from "../../common/system/memory-source.js";
 import { resolveBudget } from "../../common/system/resolve-budget.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
+import { InternalSecret } from "../../common/internal-auth/internal-secret.js";
+import { GatewaySessions } from "./gateway-sessions.js";
 import { LearnedState } from "./learned-state.js";
 import { readIntoPageCache } from "./page-cache.js";
 import { CoreDriver } from "./core-driver.js";
@@ -29,6 +31,8 @@ export interface PlacementServerOptions {
   onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
   /** Where the box's memory is read (tests inject Jetson-like readings). */
   memorySource?: MemorySource;
+  /** The secret of the internal planes (a gateway needs the same); made here when absent. */
+  internalSecret?: InternalSecret;
 }
 
 export interface RunningPlacement {
@@ -36,6 +40,8 @@ export interface RunningPlacement {
   core: PlacementCore;
   processes: RunnerProcesses;
   budgetBytes: number;
+  /** What a gateway needs to call this placement. */
+  internalSecret: InternalSecret;
   stop(): Promise<void>;
 }
 
@@ -45,7 +51,9 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const clock = { now: () => Date.now() };
   // A percentage is of physical memory on a unified-memory box (Jetson), else of MemAvailable.
   const memorySource = options.memorySource ?? procMemorySource(config.unifiedMemory);
-  const budgetBytes = resolveBudget(config.budget, memorySource.read());
+  const memory = memorySource.read();
+  const budgetBytes = resolveBudget(config.budget, memory);
+  const secret = options.internalSecret ?? InternalSecret.random();
   const learned = new LearnedState(config.placement.stateFile);
   const catalog: CatalogModel[] = config.models.map((model) => {
     const stat = statOrZero(model.path);
@@ -62,6 +70,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     prefetch: config.placement.prefetch,
     runnerBaseBytesGuess: 96 * 1024 * 1024,
     maxLoadAttempts: 3,
+    physicalBytes: memory.physicalBytes,
   };
 
   // Telemetry around the core: spans for acquires and swaps, Prometheus counters (no-ops without the SDK).
@@ -84,10 +93,14 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   });
   const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", logger, env: options.runnerEnv });
   const prefetches = new AbortController();
+  const callEffects = grpc.callEffects();
   const effects: PlacementEffects = withTracing(
     {
-      ...grpc.callEffects(),
-      spawnRunner: (runnerId) => processes.spawn(runnerId, server.address),
+      ...callEffects,
+      // The token lets the runner check the router holds this lease (runner-data-service.ts).
+      grant: (waiterId, lease) => callEffects.grant(waiterId, secret.signLease(lease, Date.now())),
+      // Each runner gets a key for its own id, never the secret itself.
+      spawnRunner: (runnerId) => processes.spawn(runnerId, server.address, secret.runnerKey(runnerId)),
       killRunner: (runnerId) => {
         if (!processes.kill(runnerId)) grpc.shutdownRunners([runnerId]);
       },
@@ -102,6 +115,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
         );
       },
       learned: (model, facts) => learned.set(model, facts),
+      reportRejected: (runnerId, report, reason) => logger.warn("runner_report_rejected", { runnerId, report, reason }),
     },
     tracing,
   );
@@ -110,7 +124,9 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   registerPlacementGauges(() => core.status());
   processes.onExit((runnerId, code) => driver.run((placement) => placement.runnerExited(runnerId, code)));
 
-  const services = [grpc.placementService(driver), grpc.runnerControlService(driver)];
+  // Gateways and runners prove they hold the secret (runners: a key derived from it) before anything is served.
+  const sessions = new GatewaySessions(secret, logger);
+  const services = [sessions.guard(grpc.placementService(driver)), grpc.runnerControlService(driver, secret), sessions.challengeService()];
   const server = await startServer(options.listen ?? config.placement.listen, [...services, health.binding(services), ...reflectionBindings(services)]);
   logger.info("placement_listening", { address: server.address, budgetBytes, policy: settings.policyName });
   driver.run((placement) => placement.start());
@@ -121,6 +137,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     core,
     processes,
     budgetBytes,
+    internalSecret: secret,
     stop: async () => {
       core.stop();
       health.drain();

@@ -36,6 +36,7 @@ const services = [
     logger,
     model: (name) => runner.model(name),
     modelNames: () => runner.modelNames(),
+    leaseProblem: (token, model) => env.key.leaseTokenProblem(token, { model, runnerId: env.runnerId, runnerAddress: dataAddress }, Date.now()),
     onStreamStart: () => runner.streamStarted(),
     onStreamEnd: () => runner.streamEnded(),
     onToken: () => runner.tokenGenerated(),
@@ -45,8 +46,10 @@ const health = new HealthStatus(services);
 const server = await startServer(env.listen, [...services, health.binding(), ...reflectionBindings(services)]);
 dataAddress = server.address;
 control = new ControlSession({
+  runnerId: env.runnerId,
+  key: env.key,
   placementAddress: env.placementAddress,
-  hello: () => runner.hello(),
+  hello: (authProof) => runner.hello(authProof),
   onCommand: (command) => runner.handle(command),
   onGiveUp: () => void exitAfterFlush(3),
   reconnectGraceMs: env.reconnectGraceMs,

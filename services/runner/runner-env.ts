@@ -1,8 +1,12 @@
 import { parseArgs } from "node:util";
+import { RUNNER_KEY_ENV } from "../../common/internal-auth/internal-env.js";
+import { RunnerKey } from "../../common/internal-auth/runner-key.js";
 
-/** The runner's settings, from its command line (placement passes them when it spawns it). */
+/** The runner's settings, from its command line and environment (placement sets both when it spawns it). */
 export interface RunnerEnv {
   runnerId: string;
+  /** Its key for the internal planes (from MODELSWAP_RUNNER_KEY, removed from the environment once read). */
+  key: RunnerKey;
   placementAddress: string;
   listen: string;
   gpu: string;
@@ -11,7 +15,7 @@ export interface RunnerEnv {
   quietLogs: boolean;
 }
 
-export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv {
+export function readRunnerEnv(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): RunnerEnv {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -25,13 +29,17 @@ export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv
     strict: true,
   });
   if (!values.id || !values.placement) throw new Error("runner needs --id and --placement HOST:PORT (placement starts runners itself)");
+  const key = RunnerKey.fromText(env[RUNNER_KEY_ENV]);
+  if (!key) throw new Error(`runner needs its key in ${RUNNER_KEY_ENV} (placement starts runners itself)`);
+  delete env[RUNNER_KEY_ENV];
   return {
     runnerId: values.id,
+    key,
     placementAddress: values.placement,
     listen: values.listen!,
     gpu: values.gpu!,
     reconnectGraceMs: Number(values["reconnect-grace-ms"]),
     heartbeatMs: Number(values["heartbeat-ms"]),
-    quietLogs: process.env.MODELSWAP_LOG === "silent",
+    quietLogs: env.MODELSWAP_LOG === "silent",
   };
 }

@@ -19,7 +19,7 @@ describe("learned model facts across placement restarts", () => {
     const coreWith = (fileBytes: number) =>
       new PlacementCore([{ config: modelConfig("a"), fileBytes, fileMtimeMs: 5, learned }], {
         budgetBytes: 1024 * MiB, policyName: "lru", spareRunners: 0, queueMax: 4, queueTimeoutMs: 1000, minResidencyMs: 0,
-        fairnessMs: 1000, prefetch: false, runnerBaseBytesGuess: 50 * MiB, maxLoadAttempts: 3,
+        fairnessMs: 1000, prefetch: false, runnerBaseBytesGuess: 50 * MiB, maxLoadAttempts: 3, physicalBytes: 16 * 1024 * MiB,
       }, { now: () => 0 }, new Proxy({}, { get: () => () => undefined }) as never);
     // act + assert: the same file -> the measurement is used; a changed file -> start from scratch
     assert.equal(coreWith(1000).listModels()[0]!.measuredBytes, 123 * MiB);
