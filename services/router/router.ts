@@ -1,5 +1,6 @@
-import { credentials, status as GrpcStatus, type ClientOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status as GrpcStatus, type ClientOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServiceError, notFound, unavailable } from "../../common/errors.js";
+import { INTERNAL_METADATA } from "../../common/internal-auth/internal-metadata.js";
 import type { Logger } from "../../common/logger.js";
 import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import type { AcquireEvent, Lease, PlacementClient } from "../../gen/modelswap/v1/placement.js";
@@ -209,6 +210,7 @@ export class Router {
         sampling: resolveSampling(request, lease),
         resumeText: attempt.emittedText,
       },
+      leaseMetadata(lease),
       deadline ? { deadline } : {},
     );
     return new Promise((resolve, reject) => {
@@ -289,6 +291,13 @@ export class Router {
     }
     return client;
   }
+}
+
+/** The runner serves only holders of a lease: placement's token for it travels with the call. */
+function leaseMetadata(lease: Lease): Metadata {
+  const metadata = new Metadata();
+  metadata.set(INTERNAL_METADATA.lease, lease.token);
+  return metadata;
 }
 
 /** Request sampling over the model's defaults. */

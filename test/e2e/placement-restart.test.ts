@@ -18,13 +18,14 @@ describe("placement restarts (real processes: placement, gateway, runners)", fun
   this.timeout(90_000);
   let directory: string;
   let config: string;
+  let secretFile: string;
   let placementPort: number;
   let gatewayPort: number;
   const started: WatchedProcess[] = [];
   const env = { ...process.env, MODELSWAP_LOG: "silent" };
 
   const startPlacementProcess = async () => {
-    const placement = startProcess([CLI_MAIN, "placement", "-c", config], env);
+    const placement = startProcess([CLI_MAIN, "placement", "-c", config, "--secret-file", secretFile], env);
     started.push(placement);
     await placement.waitForLine((line) => (line.startsWith("modelswap-placement-ready") ? true : undefined));
     return placement;
@@ -35,6 +36,7 @@ describe("placement restarts (real processes: placement, gateway, runners)", fun
     placementPort = await freePortPair();
     gatewayPort = await freePortPair();
     config = path.join(directory, "config.yaml");
+    secretFile = path.join(directory, "private", "internal-secret");
     writeFileSync(
       config,
       [
@@ -54,7 +56,7 @@ describe("placement restarts (real processes: placement, gateway, runners)", fun
   it("keeps the resident model and its runner across a placement crash", async () => {
     // arrange: placement + gateway, the model resident
     const first = await startPlacementProcess();
-    const gateway = startProcess([CLI_MAIN, "gateway", "-c", config, "--placement", `127.0.0.1:${placementPort}`], env);
+    const gateway = startProcess([CLI_MAIN, "gateway", "-c", config, "--placement", `127.0.0.1:${placementPort}`, "--secret-file", secretFile], env);
     started.push(gateway);
     const gatewayAddress = `127.0.0.1:${gatewayPort}`;
     const admin = new AdminClient(gatewayAddress, credentials.createInsecure());
