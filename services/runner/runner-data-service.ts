@@ -84,9 +84,9 @@ function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
   const sampling = {
     temperature: s?.temperature ?? 0,
     topK: s?.topK ?? 40,
-    topP: s?.topP || 1,
+    topP: unsetAsOne(s?.topP),
     minP: s?.minP ?? 0,
-    repeatPenalty: s?.repeatPenalty || 1,
+    repeatPenalty: unsetAsOne(s?.repeatPenalty),
     seed: s?.seed,
     stop: s?.stop ?? [],
     ignoreEos: s?.ignoreEos ?? false,
@@ -104,4 +104,9 @@ function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
   const common = { resumeText: request.resumeText, maxTokens: request.maxTokens, sampling };
   if (request.input?.$case === "chat") return { kind: "chat", turns: request.input.value.turns, ...common };
   return { kind: "prompt", prompt: request.input?.$case === "prompt" ? request.input.value : "", ...common };
+}
+
+/** proto3 sends an unset float as 0; NaN stays NaN (and is refused). */
+function unsetAsOne(value: number | undefined): number {
+  return value === undefined || value === 0 ? 1 : value;
 }
