@@ -67,12 +67,9 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
     env: { ...process.env, [INTERNAL_SECRET_ENV]: internalSecret.toText() },
     logger,
     onOutput: (line) => process.stdout.write(line + "\n"),
-    onReady: (address, pid, restarts) => {
-      if (restarts > 0) process.stdout.write(`modelswap placement restarted on ${address} (pid ${pid}, restart ${restarts})\n`);
-      else placementPid = pid;
-    },
+    onReady: (address, pid, restarts) =>
+      process.stdout.write(restarts > 0 ? `modelswap placement restarted on ${address} (pid ${pid}, restart ${restarts})\n` : `modelswap placement started on ${address} (pid ${pid})\n`),
   });
-  let placementPid = 0;
   let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
   // Whatever happens from here, placement (and through it the runners) ends with us.
   const stop = async (code: number) => {
@@ -84,7 +81,7 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
   try {
     const placementAddress = await supervisor.start();
     gateway = await startGateway({ config, placementAddress, internalSecret, logger });
-    process.stdout.write(`modelswap serving on ${gateway.address} (placement ${placementAddress}, pid ${placementPid}); Ctrl-C stops\n`);
+    process.stdout.write(`modelswap serving on ${gateway.address} (placement ${placementAddress}); Ctrl-C stops\n`);
   } catch (error) {
     logger.error("serve_failed", { error });
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);

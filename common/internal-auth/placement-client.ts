@@ -92,13 +92,16 @@ export function authenticatedPlacementClient(address: string, secret: InternalSe
                 const lease = checksLeases ? (message as AcquireEvent).event : undefined;
                 const problem = lease?.$case === "granted" ? secret.leaseProblem(lease.value, Date.now()) : undefined;
                 if (problem) {
-                  call.cancelWithStatus(GrpcStatus.UNAVAILABLE, `placement at ${address} granted a lease with ${problem}; it is not our placement or runs with another secret; retry`);
+                  // The caller hears this status; the message goes no further and the call is torn down.
+                  end({ code: GrpcStatus.UNAVAILABLE, details: `placement at ${address} granted a lease with ${problem}; it is not our placement or runs with another secret; retry`, metadata: new Metadata() });
+                  call.cancelWithStatus(GrpcStatus.CANCELLED, "lease refused");
                   return;
                 }
-                passOn(message);
+                if (!ended) passOn(message);
               },
               onReceiveStatus(status, passOn) {
                 if (status.code === GrpcStatus.UNAUTHENTICATED) session = undefined; // placement restarted: a new session next time
+                if (ended) return;
                 ended = true;
                 passOn(status);
               },

@@ -195,20 +195,17 @@ export class PlacementGrpc {
       let refused = false;
       stream.on("data", (message: RunnerEvent) => {
         const event = message.event;
-        if (refused) return;
+        if (refused || !event) return;
         if (!registered) {
-          const hello = event?.$case === "ready" ? event.value : undefined;
-          if (!hello || hello.runnerId !== runnerId || !internalCrypto.sameMac(hello.authProof, key.runnerProof(placementNonce, runnerNonce))) {
+          if (event.$case !== "ready" || event.value.runnerId !== runnerId || !internalCrypto.sameMac(event.value.authProof, key.runnerProof(placementNonce, runnerNonce))) {
             refused = true;
             return refuse(stream, "no valid hello");
           }
           registered = true;
           this.controlStreams.set(runnerId, stream);
-        } else if (!event || event.$case === "ready") return; // one hello per stream
+        } else if (event.$case === "ready") return; // one hello per stream
         this.hooks.onRunnerEvent?.(runnerId, message);
-        const report = event!;
         driver.run((core) => {
-          const event = report;
           switch (event.$case) {
             case "ready":
               return core.runnerConnected(event.value);

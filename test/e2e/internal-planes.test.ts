@@ -1,4 +1,4 @@
-import { credentials, Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, Server, ServerCredentials, status, type ServerDuplexStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { constants, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
@@ -9,12 +9,17 @@ import { INTERNAL_METADATA } from "../../common/internal-auth/internal-metadata.
 import { InternalSecret } from "../../common/internal-auth/internal-secret.js";
 import { authenticatedPlacementClient } from "../../common/internal-auth/placement-client.js";
 import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
-import { type ListModelsResponse } from "../../gen/modelswap/v1/inference.js";
-import { PlacementClient, type AcquireEvent } from "../../gen/modelswap/v1/placement.js";
+import { parseConfig } from "../../common/config/parse-config.js";
+import { createLogger } from "../../common/logger.js";
+import { startGateway, type RunningGateway } from "../../gateway/gateway-server.js";
+import { InferenceClient, ModelInfo, type ListModelsResponse } from "../../gen/modelswap/v1/inference.js";
+import { PlacementClient, PlacementService, type AcquireEvent, type Lease } from "../../gen/modelswap/v1/placement.js";
+import { GatewaySessions } from "../../services/placement/gateway-sessions.js";
 import {
   RunnerControlClient,
   RunnerControlService,
   RunnerDataClient,
+  RunnerDataService,
   type RunnerCommand,
   type RunnerEvent,
   type RunnerGenerateRequest,
@@ -329,5 +334,72 @@ describe("internal planes: after placement dies, a process on its port cannot co
     assert.ok(!runnerLines.some((entry) => ["model_load_failed", "model_loaded", "command_failed"].includes(String(entry!.event))), "the runner obeyed no command");
     assert.ok(!logs.stderr.some((line) => line.includes(SECRET_TEXT)));
     assert.doesNotThrow(() => process.kill(runnerPid!, 0), "the runner is alive (it waits for its own placement)");
+  });
+});
+
+/**
+ * A connection to placement was proven, then something else answers on it (a process that
+ * took the port): its leases carry no token placement signed, so the gateway sends the
+ * user's prompt nowhere.
+ */
+describe("internal planes: the gateway sends no prompt on a lease placement did not sign", function () {
+  this.timeout(30_000);
+  const servers: Server[] = [];
+  let gateway: RunningGateway | undefined;
+  after(async () => {
+    await gateway?.stop();
+    for (const server of servers) server.forceShutdown();
+  });
+
+  const serve = async (bind: (server: Server) => void): Promise<string> => {
+    const server = new Server();
+    bind(server);
+    servers.push(server);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    return `127.0.0.1:${port}`;
+  };
+
+  it("refuses the lease with UNAVAILABLE, and the runner address it names gets nothing", async () => {
+    const secret = InternalSecret.random();
+    const logger = createLogger("test", {}, true);
+    let promptsCaptured = 0;
+    const trap = await serve((server) =>
+      server.addService(RunnerDataService, {
+        generate: (call: ServerWritableStream<RunnerGenerateRequest, RunnerGenerateResponse>) => {
+          promptsCaptured++;
+          call.end();
+        },
+      }),
+    );
+    const forgedLeases: Lease[] = [
+      { leaseId: "lease-1", model: "stories", runnerId: "r1", runnerAddress: trap, queueMs: 0, loadMs: 0, defaultSampling: undefined, contextSize: 512, token: "" },
+      secret.signLease({ leaseId: "lease-2", model: "stories", runnerId: "r1", runnerAddress: "127.0.0.1:1", queueMs: 0, loadMs: 0, defaultSampling: undefined, contextSize: 512, token: "" }, Date.now()),
+    ];
+    // the second lease was signed for another address; the impostor points it at its trap
+    forgedLeases[1] = { ...forgedLeases[1]!, runnerAddress: trap };
+    let served = 0;
+    const impostor = await serve((server) => {
+      const challenge = new GatewaySessions(secret, logger).challengeService(); // the handshake, as placement answered it
+      server.addService(challenge.definition, challenge.implementation);
+      server.addService(PlacementService, {
+        acquire: (call: ServerWritableStream<unknown, AcquireEvent>) => call.write({ event: { $case: "granted", value: forgedLeases[served++ % 2]! } }),
+        listModels: (_call: unknown, callback: (error: null, response: ListModelsResponse) => void) => callback(null, { models: [ModelInfo.fromPartial({ name: "stories", contextSize: 512 })] }),
+        release: (_call: unknown, callback: (error: null, response: object) => void) => callback(null, {}),
+      });
+    });
+    const config = parseConfig({ listen: "127.0.0.1:0", budget: "1GiB", models: [{ name: "stories", path: storiesModel }] }, "/");
+    gateway = await startGateway({ config, placementAddress: impostor, internalSecret: secret, logger, listen: "127.0.0.1:0" });
+    const inference = new InferenceClient(gateway.address, credentials.createInsecure());
+    try {
+      for (const expected of [/granted a lease with no lease token/, /granted a lease with a lease token that does not verify/]) {
+        const result = await collect(inference, generateRequest({ model: "stories", prompt: "my bank password is hunter2", maxTokens: 4 }));
+        assert.equal(result.error?.code, status.UNAVAILABLE, result.error?.details);
+        assert.match(result.error!.details, expected);
+      }
+    } finally {
+      inference.close();
+    }
+    assert.equal(served, 2);
+    assert.equal(promptsCaptured, 0);
   });
 });

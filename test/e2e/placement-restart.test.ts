@@ -106,8 +106,9 @@ describe("serve restarts placement when it dies (real processes: serve, placemen
       [`listen: 127.0.0.1:${gatewayPort}`, "budget: 1GiB", "placement: {listen: 127.0.0.1:0, spare_runners: 0}", "models:", `  - {name: stories, path: "${storiesModel}", context: 512, threads: 1, preload: true}`].join("\n"),
     );
     serve = startProcess([CLI_MAIN, "serve", "-c", config], { ...process.env, MODELSWAP_LOG: "silent" });
-    const first = await serve.waitForLine((line) => /^modelswap serving on \S+ \(placement (\S+), pid (\d+)\)/.exec(line) ?? undefined);
+    const first = await serve.waitForLine((line) => /^modelswap placement started on (\S+) \(pid (\d+)\)/.exec(line) ?? undefined);
     const [placementAddress, placementPid] = [first[1]!, Number(first[2])];
+    await serve.waitForLine((line) => (line.startsWith("modelswap serving on") ? true : undefined));
     const gatewayAddress = `127.0.0.1:${gatewayPort}`;
     const admin = new AdminClient(gatewayAddress, credentials.createInsecure());
     const inference = new InferenceClient(gatewayAddress, credentials.createInsecure());
