@@ -2,6 +2,11 @@ import { LOG_FORMATS, type LogFormat, type LogOptions } from "../common/logger.j
 
 /** Carries the log format from a CLI process to the processes it starts (placement, runners). */
 export const LOG_FORMAT_VARIABLE = "MODELSWAP_LOG_FORMAT";
+import { INTERNAL_SECRET_ENV } from "../common/internal-auth/internal-env.js";
+
+/** Read once and removed, so that no process this one starts inherits it (runners get a derived key). */
+const internalSecret = process.env[INTERNAL_SECRET_ENV] || undefined;
+delete process.env[INTERNAL_SECRET_ENV];
 
 /** The CLI's environment: the one place it reads variables. */
 export const cliEnv = {
@@ -18,6 +23,8 @@ export const cliEnv = {
   interactive: process.stdout.isTTY === true,
   /** etcd endpoints for `ps --cluster` (comma-separated; --etcd wins). */
   etcd: (process.env.MODELSWAP_ETCD || "http://127.0.0.1:2379").split(",").map((endpoint) => endpoint.trim()),
+  /** The internal secret (serve hands it to its placement this way; --secret-file wins). */
+  internalSecret,
 };
 
 /**

@@ -5,6 +5,9 @@ import { ConfigError } from "../common/config/config-error.js";
 import { parseSize } from "../common/parse-size.js";
 import { forgeModel } from "../forge/forge-model.js";
 import { adminCommand, describeError, generateCommand, modelsCommand, psCommand, watchCommand } from "./client-commands.js";
+import { INTERNAL_SECRET_ENV } from "../common/internal-auth/internal-env.js";
+import { InternalSecret } from "../common/internal-auth/internal-secret.js";
+import { secretFromFile } from "../common/internal-auth/secret-file.js";
 import { cliEnv, logOptions } from "./cli-env.js";
 import { clusterPsCommand } from "./cluster-commands.js";
 import { readConfigFile } from "../common/config/read-config-file.js";
@@ -22,6 +25,7 @@ Server:
   serve -c FILE        gateway + placement + runners from one config file
   placement -c FILE    placement alone (starts runners); prints its address
   gateway -c FILE --placement HOST:PORT   the public gateway alone
+  (placement and gateway alone share --secret-file FILE: see README "Internal ports")
 
 Client (gateway at --address, default $MODELSWAP_ADDRESS or 127.0.0.1:50051;
         key from --api-key or $MODELSWAP_API_KEY; TLS with --tls-ca FILE or $MODELSWAP_TLS_CA):
@@ -38,13 +42,19 @@ Models:
   forge --size 200MB --out FILE   write a random-weight llama GGUF
 
 'modelswap <command> --help' shows a command's options.`,
-  serve: `modelswap serve -c FILE [--forge-missing] [--log-format pretty|json]
+  serve: `modelswap serve -c FILE [--forge-missing] [--secret-file FILE] [--log-format pretty|json]
   -c, --config FILE    YAML config (see README "Configuration")
   --forge-missing      forge a random-weight stand-in for model files that are missing
+  --secret-file FILE   internal secret shared with extra gateways (default: a new one in memory)
   --log-format F       pretty (one readable line per event) or json (one JSON object per line);
                        default pretty on a terminal, json otherwise. Placement and runners follow.`,
-  placement: `modelswap placement -c FILE [--forge-missing] [--log-format pretty|json]`,
-  gateway: `modelswap gateway -c FILE --placement HOST:PORT [--log-format pretty|json]`,
+  placement: `modelswap placement -c FILE --secret-file FILE [--listen HOST:PORT] [--forge-missing] [--log-format pretty|json]
+  --secret-file FILE   the internal secret its gateway holds too (made, mode 0600, if missing);
+                       or $MODELSWAP_INTERNAL_SECRET
+  --listen HOST:PORT   overrides placement.listen`,
+  gateway: `modelswap gateway -c FILE --placement HOST:PORT --secret-file FILE [--log-format pretty|json]
+  --secret-file FILE   the internal secret placement holds (made, mode 0600, if missing);
+                       or $MODELSWAP_INTERNAL_SECRET`,
   generate: `modelswap generate (-m MODEL | --task TASK) [options] "prompt"
   -m, --model NAME       model name or alias
   --task TASK            route by task instead of model
@@ -87,6 +97,9 @@ const options = {
   config: { type: "string", short: "c" },
   "forge-missing": { type: "boolean" },
   placement: { type: "string" },
+  "secret-file": { type: "string" },
+  listen: { type: "string" },
+  supervised: { type: "boolean" },
   address: { type: "string" },
   "api-key": { type: "string" },
   "tls-ca": { type: "string" },
@@ -146,16 +159,33 @@ async function main(argv: string[]): Promise<number> {
     if (!values.config) throw new UsageError(`${command} needs -c FILE\n\n${HELP[command]}`);
     return values.config;
   };
+  // The internal planes' secret: a file, the environment (serve -> placement), or (serve only) a new one.
+  const internalSecret = (required: boolean): InternalSecret => {
+    if (values["secret-file"]) return secretFromFile(values["secret-file"]);
+    if (cliEnv.internalSecret) return InternalSecret.fromText(cliEnv.internalSecret, INTERNAL_SECRET_ENV);
+    if (!required) return InternalSecret.random();
+    throw new UsageError(
+      `${command} needs the internal secret it shares with its ${command === "gateway" ? "placement" : "gateway"}: ` +
+        `--secret-file FILE (made if missing; give both the same file) or $${INTERNAL_SECRET_ENV}; 'modelswap serve' does this by itself\n\n${HELP[command]}`,
+    );
+  };
   switch (command) {
     case "serve":
-      await serveCommand(requireConfig(), values["forge-missing"] ?? false, logOptions(logFormat()));
+      await serveCommand(requireConfig(), values["forge-missing"] ?? false, internalSecret(false), logOptions(logFormat()));
       return -1;
     case "placement":
-      await placementCommand(requireConfig(), values["forge-missing"] ?? false, logOptions(logFormat()));
+      await placementCommand({
+        configFile: requireConfig(),
+        forgeMissing: values["forge-missing"] ?? false,
+        log: logOptions(logFormat()),
+        internalSecret: internalSecret(true),
+        listen: values.listen,
+        supervised: values.supervised ?? false,
+      });
       return -1;
     case "gateway":
       if (!values.placement) throw new UsageError(`gateway needs --placement HOST:PORT\n\n${HELP.gateway}`);
-      await gatewayCommand(requireConfig(), values.placement, logOptions(logFormat()));
+      await gatewayCommand(requireConfig(), values.placement, internalSecret(true), logOptions(logFormat()));
       return -1;
     case "generate":
     case "chat": {

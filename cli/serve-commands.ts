@@ -1,88 +1,98 @@
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { readConfigFile } from "../common/config/read-config-file.js";
+import { INTERNAL_SECRET_ENV } from "../common/internal-auth/internal-env.js";
+import type { InternalSecret } from "../common/internal-auth/internal-secret.js";
 import { createLogger, type LogOptions } from "../common/logger.js";
 import { exitAfterFlush, metricsEndpoint, startTelemetry } from "../common/telemetry/telemetry.js";
 import { startGateway } from "../gateway/gateway-server.js";
 import { startPlacement } from "../services/placement/placement-server.js";
 import { substituteForgedModels } from "./forged-models.js";
+import { PlacementSupervisor, READY_PREFIX } from "./placement-supervisor.js";
 
 const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
-const READY_PREFIX = "modelswap-placement-ready ";
+
+export interface PlacementCommandOptions {
+  configFile: string;
+  forgeMissing: boolean;
+  log: LogOptions;
+  internalSecret: InternalSecret;
+  /** Overrides placement.listen (serve restarts placement on the address the first one bound). */
+  listen: string | undefined;
+  /** End when stdin closes: the parent (serve) is gone. */
+  supervised: boolean;
+}
 
 /** `modelswap placement`: placement alone (it starts its runners); prints one ready line with its address. */
-export async function placementCommand(configFile: string, forgeMissing: boolean, log: LogOptions): Promise<void> {
-  const logger = createLogger("placement", {}, log);
-  const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => logger.info("forge", { line }));
+export async function placementCommand(options: PlacementCommandOptions): Promise<void> {
+  const logger = createLogger("placement", {}, options.log);
+  const config = await substituteForgedModels(readConfigFile(options.configFile), options.forgeMissing, (line) => logger.info("forge", { line }));
   // OTEL_* from the environment; runners inherit it. /metrics on telemetry.metrics_port.
   startTelemetry({ role: "placement", logger, metrics: metricsEndpoint(config.telemetry, "placement") });
-  const placement = await startPlacement({ config, logger });
+  const placement = await startPlacement({ config, logger, listen: options.listen, internalSecret: options.internalSecret });
   process.stdout.write(`${READY_PREFIX}${placement.address}\n`);
-  onStopSignals(async () => {
+  const stop = onStopSignals(async () => {
     await placement.stop();
     await exitAfterFlush(0);
   });
+  if (options.supervised) {
+    process.stdin.once("close", () => void stop());
+    process.stdin.resume();
+  }
 }
 
-/** `modelswap gateway`: the public front door, pointed at a running placement. */
-export async function gatewayCommand(configFile: string, placementAddress: string, log: LogOptions): Promise<void> {
+/** `modelswap gateway`: the public front door, pointed at a running placement that holds the same internal secret. */
+export async function gatewayCommand(configFile: string, placementAddress: string, internalSecret: InternalSecret, log: LogOptions): Promise<void> {
   const logger = createLogger("gateway", {}, log);
   const config = readConfigFile(configFile);
   startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
-  const gateway = await startGateway({ config, placementAddress, logger });
+  const gateway = await startGateway({ config, placementAddress, internalSecret, logger });
   onStopSignals(async () => {
     await gateway.stop();
     await exitAfterFlush(0);
   });
 }
 
-/** `modelswap serve`: placement in its own process (which starts the runners) and the gateway in this one. */
-export async function serveCommand(configFile: string, forgeMissing: boolean, log: LogOptions): Promise<void> {
+/**
+ * `modelswap serve`: the gateway in this process, placement in a child process that is
+ * restarted when it dies (PlacementSupervisor). The internal secret reaches placement in
+ * its environment, never its argv.
+ */
+export async function serveCommand(configFile: string, forgeMissing: boolean, internalSecret: InternalSecret, log: LogOptions): Promise<void> {
   const logger = createLogger("gateway", {}, log);
   const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => process.stderr.write(line + "\n"));
   // The gateway's telemetry (/metrics on metrics_port + 1); placement, a child with this environment, starts its own.
   startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
-  const args = [CLI_MAIN, "placement", "-c", configFile, ...(forgeMissing ? ["--forge-missing"] : [])];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const supervisor = new PlacementSupervisor({
+    args: [CLI_MAIN, "placement", "-c", configFile, "--supervised", ...(forgeMissing ? ["--forge-missing"] : [])],
+    env: { ...process.env, [INTERNAL_SECRET_ENV]: internalSecret.toText() },
+    logger,
+    onOutput: (line) => process.stdout.write(line + "\n"),
+    onReady: (address, pid, restarts) =>
+      process.stdout.write(restarts > 0 ? `modelswap placement restarted on ${address} (pid ${pid}, restart ${restarts})\n` : `modelswap placement started on ${address} (pid ${pid})\n`),
+  });
   let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
-  let stopping = false;
   // Whatever happens from here, placement (and through it the runners) ends with us.
   const stop = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
     await gateway?.stop();
-    child.kill("SIGTERM");
-    if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once("exit", resolve));
+    await supervisor.stop();
     await exitAfterFlush(code);
   };
-  onStopSignals(() => stop(0));
+  const stopOnce = onStopSignals(() => stop(0));
   try {
-    const placementAddress = await new Promise<string>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! });
-      lines.on("line", (line) => {
-        if (line.startsWith(READY_PREFIX)) resolve(line.slice(READY_PREFIX.length));
-        else process.stdout.write(line + "\n");
-      });
-      child.once("exit", (code) => reject(new Error(`placement exited with code ${code} before it was ready`)));
-    });
-    gateway = await startGateway({ config, placementAddress, logger });
+    const placementAddress = await supervisor.start();
+    gateway = await startGateway({ config, placementAddress, internalSecret, logger });
     process.stdout.write(`modelswap serving on ${gateway.address} (placement ${placementAddress}); Ctrl-C stops\n`);
   } catch (error) {
     logger.error("serve_failed", { error });
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    await stop(1);
-    return;
+    void stopOnce(() => stop(1));
   }
-  child.once("exit", (code) => {
-    if (!stopping) {
-      logger.error("placement_exited", { code });
-      void stop(1);
-    }
-  });
 }
 
-/** Ctrl-C or SIGTERM runs `stop` once. */
-function onStopSignals(stop: () => Promise<void>): void {
-  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void stop());
+/** Ctrl-C or SIGTERM runs `stop` once; the returned function runs it (or another ending) once too. */
+function onStopSignals(stop: () => Promise<void>): (ending?: () => Promise<void>) => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  const once = (ending: () => Promise<void> = stop) => (stopping ??= ending());
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void once());
+  return once;
 }

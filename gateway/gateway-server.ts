@@ -6,8 +6,9 @@ import { startServer } from "../common/grpc/start-server.js";
 import { tracingClientOptions } from "../common/telemetry/propagation.js";
 import { registerGatewayMetrics } from "../common/telemetry/request-tracing.js";
 import type { Logger } from "../common/logger.js";
-import { PlacementClient } from "../gen/modelswap/v1/placement.js";
 import { ClusterPlacements } from "../services/cluster/cluster-placements.js";
+import { authenticatedPlacementClient } from "../common/internal-auth/placement-client.js";
+import type { InternalSecret } from "../common/internal-auth/internal-secret.js";
 import { Router } from "../services/router/router.js";
 import { adminService } from "./admin-service.js";
 import { ApiKeys } from "./auth/api-keys.js";
@@ -29,13 +30,23 @@ export interface RunningGateway {
 /** Headroom over max_prompt_bytes for the rest of a request message (names, roles, stop strings, framing). */
 const MESSAGE_HEADROOM_BYTES = 64 * 1024;
 
+export interface GatewayOptions {
+  config: Config;
+  placementAddress: string;
+  /** The internal secret placement holds (the same file or the same `serve`). */
+  internalSecret: InternalSecret;
+  logger: Logger;
+  listen?: string;
+}
+
 /** Boots the public gRPC front door with the router, talking to placement at `placementAddress`. */
-export async function startGateway(options: { config: Config; placementAddress: string; logger: Logger; listen?: string }): Promise<RunningGateway> {
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const { config, logger } = options;
   const tls = config.tls ? readTlsFiles(config.tls) : undefined;
   const keys = config.auth ? new ApiKeys(config.auth.keys) : undefined;
-  // Calls to placement and runners carry the active trace context (W3C traceparent in metadata).
-  const placement = new PlacementClient(options.placementAddress, credentials.createInsecure(), tracingClientOptions);
+  // Calls to placement and runners carry the active trace context (W3C traceparent in metadata);
+  // calls to placement are signed, and its leases checked, with the internal secret.
+  const placement = authenticatedPlacementClient(options.placementAddress, options.internalSecret, tracingClientOptions);
   // More than one box: each request's lease comes from the box the registry says serves its model best.
   const cluster = config.cluster
     ? await ClusterPlacements.start({ cluster: config.cluster, local: { box: config.cluster.box, placement }, logger, clientOptions: tracingClientOptions })

@@ -33,7 +33,7 @@ export async function startLocalStack(
     onEvent: options.onEvent,
     onRunnerEvent: options.onRunnerEvent,
   });
-  const gateway = await startGateway({ config, placementAddress: placement.address, logger, listen: "127.0.0.1:0" });
+  const gateway = await startGateway({ config, placementAddress: placement.address, internalSecret: placement.internalSecret, logger, listen: "127.0.0.1:0" });
   const inference = new InferenceClient(gateway.address, credentials.createInsecure());
   const admin = new AdminClient(gateway.address, credentials.createInsecure());
   const stack: LocalStack = {

@@ -1,4 +1,6 @@
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { lstatSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 
 export interface ServiceBinding {
   definition: ServiceDefinition;
@@ -23,6 +25,7 @@ export interface ServerOptions {
 export async function startServer(address: string, services: ServiceBinding[], options: ServerOptions = {}): Promise<StartedServer> {
   const server = new Server({ "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 8 * 1024 * 1024 });
   for (const service of services) server.addService(service.definition, service.implementation);
+  if (address.startsWith("unix:")) await removeStaleSocket(address.slice("unix:".length).replace(/^\/\/(?=\/)/, ""));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(error) : resolve(boundPort))),
   );
@@ -43,4 +46,26 @@ export async function startServer(address: string, services: ServiceBinding[], o
         });
       }),
   };
+}
+
+/**
+ * A unix socket left by a process that died (kill -9 leaves the file) would make the bind
+ * fail with EADDRINUSE: it is removed when nothing answers on it. A live one is kept (the
+ * bind then fails, as it should).
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    if (!lstatSync(path).isSocket()) return;
+  } catch {
+    return;
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (!live) rmSync(path, { force: true });
 }

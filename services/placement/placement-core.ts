@@ -8,6 +8,7 @@ import { planStep, replicasOf } from "./placement-plan.js";
 import { describeModel, describeStatus } from "./placement-status.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, ResidencyChange, WaiterKind } from "./placement-types.js";
+import { reportChecks } from "./report-checks.js";
 import { footprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason } from "./records.js";
 import { WaitQueue } from "./wait-queue.js";
 
@@ -48,13 +49,16 @@ export class PlacementCore implements PlacementView {
     this.queue = new WaitQueue(settings.fairnessMs);
     this.memory = new MemoryLedger(settings.budgetBytes, settings.runnerBaseBytesGuess, this.runners, this.models);
     for (const entry of catalog) {
-      const fresh = entry.learned && entry.learned.fileBytes === entry.fileBytes && entry.learned.fileMtimeMs === entry.fileMtimeMs;
+      const learned = entry.learned && entry.learned.fileBytes === entry.fileBytes && entry.learned.fileMtimeMs === entry.fileMtimeMs ? entry.learned : undefined;
+      // state_file is read back under the same checks as the reports it came from.
+      const estimatedBytes = learned?.estimatedBytes !== undefined && !reportChecks.estimate(learned.estimatedBytes, entry, settings.physicalBytes) ? learned.estimatedBytes : undefined;
+      const measuredBytes = learned?.measuredBytes !== undefined && !reportChecks.measured(learned.measuredBytes, { estimatedBytes, fileBytes: entry.fileBytes }) ? learned.measuredBytes : undefined;
       this.models.set(entry.config.name, {
         catalog: entry,
         pinned: entry.config.pin,
-        estimatedBytes: fresh ? entry.learned?.estimatedBytes : undefined,
-        measuredBytes: fresh ? entry.learned?.measuredBytes : undefined,
-        reloadCostMs: fresh ? entry.learned?.loadMs : undefined,
+        estimatedBytes,
+        measuredBytes,
+        reloadCostMs: learned?.loadMs !== undefined && !reportChecks.durationMs(learned.loadMs) ? learned.loadMs : undefined,
         estimating: false,
         lastUsedMs: 0,
         useCount: 0,
@@ -155,6 +159,8 @@ export class PlacementCore implements PlacementView {
   // ---- runner events --------------------------------------------------------
 
   runnerConnected(hello: RunnerReady): void {
+    const rssProblem = reportChecks.rss(hello.rssBytes, this.settings.physicalBytes);
+    if (rssProblem) this.effects.reportRejected(hello.runnerId, "ready.rss_bytes", rssProblem);
     let runner = this.runners.get(hello.runnerId);
     if (!runner) {
       // A runner from before a placement restart: adopt it with what it has loaded.
@@ -166,7 +172,7 @@ export class PlacementCore implements PlacementView {
     runner.state = "ready";
     runner.pid = hello.pid;
     runner.address = hello.address;
-    runner.rssBytes = hello.rssBytes;
+    if (!rssProblem) runner.rssBytes = hello.rssBytes;
     let adoptedBytes = 0;
     for (const held of hello.hosted) {
       const model = this.models.get(held.model);
@@ -175,12 +181,18 @@ export class PlacementCore implements PlacementView {
         continue;
       }
       if (!runner.hosted.has(held.model)) runner.hosted.set(held.model, this.newHosted(held.model, "ready"));
-      model.measuredBytes ??= held.measuredBytes;
-      adoptedBytes += held.measuredBytes;
+      const measuredProblem = reportChecks.measured(held.measuredBytes, { estimatedBytes: model.estimatedBytes, fileBytes: model.catalog.fileBytes });
+      if (measuredProblem) this.effects.reportRejected(runner.id, `ready.hosted[${held.model}].measured_bytes`, measuredProblem);
+      else model.measuredBytes ??= held.measuredBytes;
+      const measured = measuredProblem ? (footprint(model) ?? 0) : held.measuredBytes;
+      adoptedBytes += measured;
       if (model.catalog.config.isolation === "process") runner.isolatedFor = held.model;
-      this.publish({ kind: "loaded", model: held.model, runnerId: runner.id, measuredBytes: held.measuredBytes, rssBytes: hello.rssBytes, fileBytes: model.catalog.fileBytes, timings: undefined });
+      this.publish({ kind: "loaded", model: held.model, runnerId: runner.id, measuredBytes: measured, rssBytes: runner.rssBytes, fileBytes: model.catalog.fileBytes, timings: undefined });
     }
-    if (fresh) {
+    if (rssProblem) {
+      // Charged as a fresh runner until its reports make sense.
+      runner.baseBytes = runner.initialBaseBytes = this.memory.runnerBaseBytes();
+    } else if (fresh) {
       runner.baseBytes = hello.rssBytes;
       runner.initialBaseBytes = hello.rssBytes;
       this.memory.learnRunnerBase(hello.rssBytes);
@@ -195,6 +207,8 @@ export class PlacementCore implements PlacementView {
 
   runnerProgress(runnerId: string, model: string, progress: number): void {
     if (this.runners.get(runnerId)?.hosted.get(model)?.state !== "loading") return;
+    const problem = reportChecks.progress(progress);
+    if (problem) return this.effects.reportRejected(runnerId, "progress", problem);
     for (const waiter of this.queue.of(model)) this.effects.notifyLoading(waiter.id, model, progress);
   }
 
@@ -206,9 +220,16 @@ export class PlacementCore implements PlacementView {
     hosted.state = "ready";
     hosted.backend = loaded.backend;
     hosted.gpuLayers = loaded.gpuLayers;
-    runner.rssBytes = loaded.rssBytes;
-    model.measuredBytes = loaded.measuredBytes;
-    model.reloadCostMs = loaded.loadMs;
+    // What fails its check stays out of the ledger, the policy and state_file (the estimate stands in).
+    const problems = {
+      rss_bytes: reportChecks.rss(loaded.rssBytes, this.settings.physicalBytes),
+      measured_bytes: reportChecks.measured(loaded.measuredBytes, { estimatedBytes: model.estimatedBytes, fileBytes: model.catalog.fileBytes }),
+      load_ms: [loaded.loadMs, loaded.modelLoadMs, loaded.contextMs, loaded.warmUpMs].map(reportChecks.durationMs).find(Boolean),
+    };
+    for (const [field, problem] of Object.entries(problems)) if (problem) this.effects.reportRejected(runnerId, `loaded.${field}`, problem);
+    if (!problems.rss_bytes) runner.rssBytes = loaded.rssBytes;
+    if (!problems.measured_bytes) model.measuredBytes = loaded.measuredBytes;
+    if (!problems.load_ms) model.reloadCostMs = loaded.loadMs;
     model.loads++;
     model.consecutiveLoadFailures = 0;
     model.prefetched = false;
@@ -219,10 +240,10 @@ export class PlacementCore implements PlacementView {
       kind: "loaded",
       model: loaded.model,
       runnerId,
-      measuredBytes: loaded.measuredBytes,
-      rssBytes: loaded.rssBytes,
-      fileBytes: loaded.fileBytes,
-      timings: { loadMs: loaded.loadMs, modelLoadMs: loaded.modelLoadMs, contextMs: loaded.contextMs, warmUpMs: loaded.warmUpMs },
+      measuredBytes: problems.measured_bytes ? (footprint(model) ?? 0) : loaded.measuredBytes,
+      rssBytes: runner.rssBytes,
+      fileBytes: model.catalog.fileBytes,
+      timings: problems.load_ms ? undefined : { loadMs: loaded.loadMs, modelLoadMs: loaded.modelLoadMs, contextMs: loaded.contextMs, warmUpMs: loaded.warmUpMs },
     });
     this.effects.learned(loaded.model, this.learnedFacts(model));
     this.reconcile();
@@ -232,6 +253,7 @@ export class PlacementCore implements PlacementView {
     const runner = this.runners.get(runnerId);
     const model = this.models.get(modelName);
     if (!runner || runner.hosted.get(modelName)?.state !== "loading") return;
+    reason = boundedText(reason);
     this.removeHosted(runner, modelName);
     this.publish({ kind: "load_failed", model: modelName, runnerId, reason });
     if (model) this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
@@ -243,6 +265,14 @@ export class PlacementCore implements PlacementView {
     const hosted = runner?.hosted.get(modelName);
     if (!runner || hosted?.state !== "unloading") return;
     this.removeHosted(runner, modelName);
+    const problem = reportChecks.rss(rssBeforeBytes, this.settings.physicalBytes) ?? reportChecks.rss(rssAfterBytes, this.settings.physicalBytes);
+    if (problem) {
+      // The model's bytes leave the ledger; the runner keeps the base it had.
+      this.effects.reportRejected(runnerId, "unloaded.rss_bytes", problem);
+      this.publish({ kind: "unloaded", model: modelName, runnerId, reason: hosted.unload ?? { cause: "admin_unload" }, rssBeforeBytes: runner.rssBytes, rssAfterBytes: runner.rssBytes });
+      this.reconcile();
+      return;
+    }
     runner.rssBytes = rssAfterBytes;
     // An admin's unload is done once no replica is left: the next request loads the model to stay.
     const model = this.models.get(modelName);
@@ -260,15 +290,22 @@ export class PlacementCore implements PlacementView {
 
   runnerHeartbeat(runnerId: string, rssBytes: number): void {
     const runner = this.runners.get(runnerId);
-    if (runner) runner.rssBytes = rssBytes;
+    if (!runner) return;
+    const problem = reportChecks.rss(rssBytes, this.settings.physicalBytes);
+    if (problem) this.effects.reportRejected(runnerId, "heartbeat.rss_bytes", problem);
+    else runner.rssBytes = rssBytes;
   }
 
-  runnerEstimate(modelName: string, bytes: number, error: string): void {
+  /** A runner's estimate for a model placement asked about (any other is ignored). */
+  runnerEstimate(runnerId: string, modelName: string, bytes: number, error: string): void {
     const model = this.models.get(modelName);
-    if (!model) return;
+    if (!model?.estimating) return;
     model.estimating = false;
-    if (error) {
-      this.rejectWaitersOf(modelName, failedPrecondition(`cannot read model "${modelName}" at ${model.catalog.config.path}: ${error}`));
+    const problem = error ? undefined : reportChecks.estimate(bytes, model.catalog, this.settings.physicalBytes);
+    if (problem) this.effects.reportRejected(runnerId, "estimate.bytes", problem);
+    if (error || problem) {
+      const why = error ? boundedText(error) : `the runner's estimate is not plausible (${problem})`;
+      this.rejectWaitersOf(modelName, failedPrecondition(`cannot read model "${modelName}" at ${model.catalog.config.path}: ${why}`));
     } else {
       model.estimatedBytes = bytes;
       this.effects.learned(modelName, this.learnedFacts(model));
@@ -422,6 +459,7 @@ export class PlacementCore implements PlacementView {
       loadMs,
       contextSize: config.contextSize,
       defaultSampling: { ...config.sampling, stop: [], ignoreEos: false },
+      token: "", // signed on its way out (placement-server.ts), where the secret is
     });
   }
 
@@ -549,4 +587,9 @@ export class PlacementCore implements PlacementView {
   status(): StatusResponse {
     return describeStatus(this.nowMs, this.memory, this.policy.name, this.models, this.runners, (name) => this.queue.countOf(name));
   }
+}
+
+/** Text from a runner, bounded before it is copied into errors, events and logs. */
+function boundedText(text: string, maxLength = 500): string {
+  return text.length <= maxLength ? text : `${text.slice(0, maxLength)}...`;
 }

@@ -11,6 +11,8 @@ import { resolveBudget } from "../../common/system/resolve-budget.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import { registerBox, type RegisteredBox } from "../cluster/register-box.js";
 import { runnerListenAddress } from "../cluster/runner-listen-address.js";
+import { InternalSecret } from "../../common/internal-auth/internal-secret.js";
+import { GatewaySessions } from "./gateway-sessions.js";
 import { LearnedState } from "./learned-state.js";
 import { readIntoPageCache } from "./page-cache.js";
 import { CoreDriver } from "./core-driver.js";
@@ -31,6 +33,8 @@ export interface PlacementServerOptions {
   onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
   /** Where the box's memory is read (tests inject Jetson-like readings). */
   memorySource?: MemorySource;
+  /** The secret of the internal planes (a gateway needs the same); made here when absent. */
+  internalSecret?: InternalSecret;
 }
 
 export interface RunningPlacement {
@@ -38,6 +42,8 @@ export interface RunningPlacement {
   core: PlacementCore;
   processes: RunnerProcesses;
   budgetBytes: number;
+  /** What a gateway needs to call this placement. */
+  internalSecret: InternalSecret;
   stop(): Promise<void>;
 }
 
@@ -49,6 +55,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const memorySource = options.memorySource ?? procMemorySource(config.unifiedMemory);
   const memory = memorySource.read();
   const budgetBytes = resolveBudget(config.budget, memory);
+  const secret = options.internalSecret ?? InternalSecret.random();
   const learned = new LearnedState(config.placement.stateFile);
   const catalog: CatalogModel[] = config.models.map((model) => {
     const stat = statOrZero(model.path);
@@ -65,6 +72,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     prefetch: config.placement.prefetch,
     runnerBaseBytesGuess: 96 * 1024 * 1024,
     maxLoadAttempts: 3,
+    physicalBytes: memory.physicalBytes,
   };
 
   // Telemetry around the core: spans for acquires and swaps, Prometheus counters (no-ops without the SDK).
@@ -91,10 +99,14 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   });
   const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", unifiedMemory: memory.unifiedMemory, logger, env: options.runnerEnv, listen: runnerListenAddress(config) });
   const prefetches = new AbortController();
+  const callEffects = grpc.callEffects();
   const effects: PlacementEffects = withTracing(
     {
-      ...grpc.callEffects(),
-      spawnRunner: (runnerId) => processes.spawn(runnerId, server.address),
+      ...callEffects,
+      // The token lets the runner check the router holds this lease (runner-data-service.ts).
+      grant: (waiterId, lease) => callEffects.grant(waiterId, secret.signLease(lease, Date.now())),
+      // Each runner gets a key for its own id, never the secret itself.
+      spawnRunner: (runnerId) => processes.spawn(runnerId, server.address, secret.runnerKey(runnerId)),
       killRunner: (runnerId) => {
         if (!processes.kill(runnerId)) grpc.shutdownRunners([runnerId]);
       },
@@ -109,6 +121,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
         );
       },
       learned: (model, facts) => learned.set(model, facts),
+      reportRejected: (runnerId, report, reason) => logger.warn("runner_report_rejected", { runnerId, report, reason }),
     },
     tracing,
   );
@@ -117,7 +130,9 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   registerPlacementGauges(() => core.status());
   processes.onExit((runnerId, code) => driver.run((placement) => placement.runnerExited(runnerId, code)));
 
-  const services = [grpc.placementService(driver), grpc.runnerControlService(driver)];
+  // Gateways and runners prove they hold the secret (runners: a key derived from it) before anything is served.
+  const sessions = new GatewaySessions(secret, logger);
+  const services = [sessions.guard(grpc.placementService(driver)), grpc.runnerControlService(driver, secret), sessions.challengeService()];
   const server = await startServer(options.listen ?? config.placement.listen, [...services, health.binding(services), ...reflectionBindings(services)]);
   logger.info("placement_listening", { address: server.address, budgetBytes, policy: settings.policyName });
   driver.run((placement) => placement.start());
@@ -129,6 +144,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     core,
     processes,
     budgetBytes,
+    internalSecret: secret,
     stop: async () => {
       await registered?.stop();
       core.stop();

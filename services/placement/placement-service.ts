@@ -1,7 +1,10 @@
-import { Metadata, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, status as GrpcStatus, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { ModelswapError, toGrpcStatus } from "../../common/errors.js";
 import { deadlineOf } from "../../common/grpc/call-context.js";
 import { unaryHandler } from "../../common/grpc/handlers.js";
+import { internalCrypto } from "../../common/internal-auth/internal-crypto.js";
+import { INTERNAL_METADATA, singleValue } from "../../common/internal-auth/internal-metadata.js";
+import type { InternalSecret } from "../../common/internal-auth/internal-secret.js";
 import type { Logger } from "../../common/logger.js";
 import type { LoadModelResponse, ResidencyEvent, WatchStatusRequest } from "../../gen/modelswap/v1/admin.js";
 import type { ResidencyEventRecord } from "./placement-types.js";
@@ -187,45 +190,66 @@ export class PlacementGrpc {
     };
   }
 
-  runnerControlService(driver: CoreDriver) {
+  /**
+   * The runners' control streams. A stream is obeyed only after a mutual challenge
+   * (common/internal-auth/runner-key.ts): the runner dials with its id and a nonce,
+   * placement answers in its headers with a nonce and its proof, and the runner's first
+   * event must be its hello carrying its own proof. Anything else is refused, so a process
+   * without the runner's key cannot register, re-register a runner's id, or report.
+   */
+  runnerControlService(driver: CoreDriver, secret: InternalSecret) {
+    const refuse = (stream: ServerDuplexStream<RunnerEvent, RunnerCommand>, problem: string) => {
+      this.logger.warn("runner_refused", { problem, peer: stream.getPeer() });
+      stream.emit("error", { code: GrpcStatus.UNAUTHENTICATED, details: `RunnerControl/Connect is internal to modelswap (${problem}): only runners started by this placement may connect` });
+    };
     const connect = (stream: ServerDuplexStream<RunnerEvent, RunnerCommand>) => {
-      // Headers at once: the runner learns the stream is up even before any command.
-      stream.sendMetadata(new Metadata());
-      let runnerId: string | undefined;
+      const runnerId = singleValue(stream.metadata, INTERNAL_METADATA.runnerId);
+      const runnerNonce = singleValue(stream.metadata, INTERNAL_METADATA.nonce);
+      if (!runnerId || !RUNNER_ID.test(runnerId) || !internalCrypto.isNonce(runnerNonce)) return refuse(stream, "no runner id and nonce");
+      const key = secret.runnerKey(runnerId);
+      const placementNonce = internalCrypto.nonce();
+      // Headers at once: the runner checks placement's proof before it says anything.
+      const headers = new Metadata();
+      headers.set(INTERNAL_METADATA.nonce, placementNonce);
+      headers.set(INTERNAL_METADATA.proof, key.placementProof(runnerNonce, placementNonce));
+      stream.sendMetadata(headers);
+      let registered = false;
+      let refused = false;
       stream.on("data", (message: RunnerEvent) => {
         const event = message.event;
-        if (!event) return;
-        if (event.$case === "ready") {
-          runnerId = event.value.runnerId;
+        if (refused || !event) return;
+        if (!registered) {
+          if (event.$case !== "ready" || event.value.runnerId !== runnerId || !internalCrypto.sameMac(event.value.authProof, key.runnerProof(placementNonce, runnerNonce))) {
+            refused = true;
+            return refuse(stream, "no valid hello");
+          }
+          registered = true;
           this.controlStreams.set(runnerId, stream);
-        }
-        if (!runnerId) return;
+        } else if (event.$case === "ready") return; // one hello per stream
         this.hooks.onRunnerEvent?.(runnerId, message);
-        const id = runnerId;
         driver.run((core) => {
           switch (event.$case) {
             case "ready":
               return core.runnerConnected(event.value);
             case "loaded":
-              return core.runnerLoaded(id, event.value);
+              return core.runnerLoaded(runnerId, event.value);
             case "failed":
-              return core.runnerLoadFailed(id, event.value.model, event.value.reason);
+              return core.runnerLoadFailed(runnerId, event.value.model, event.value.reason);
             case "unloaded":
-              return core.runnerUnloaded(id, event.value.model, event.value.rssBeforeBytes, event.value.rssBytes);
+              return core.runnerUnloaded(runnerId, event.value.model, event.value.rssBeforeBytes, event.value.rssBytes);
             case "progress":
-              return core.runnerProgress(id, event.value.model, event.value.progress);
+              return core.runnerProgress(runnerId, event.value.model, event.value.progress);
             case "heartbeat":
-              return core.runnerHeartbeat(id, event.value.rssBytes);
+              return core.runnerHeartbeat(runnerId, event.value.rssBytes);
             case "estimate":
-              return core.runnerEstimate(event.value.requestId, event.value.bytes, event.value.error);
+              return core.runnerEstimate(runnerId, event.value.requestId, event.value.bytes, event.value.error);
           }
         });
       });
       const gone = () => {
-        if (!runnerId || this.controlStreams.get(runnerId) !== stream) return;
+        if (!registered || this.controlStreams.get(runnerId) !== stream) return;
         this.controlStreams.delete(runnerId);
-        const id = runnerId;
-        driver.run((core) => core.runnerExited(id, null));
+        driver.run((core) => core.runnerExited(runnerId, null));
       };
       stream.on("end", () => {
         gone();
@@ -237,6 +261,9 @@ export class PlacementGrpc {
     return { definition: RunnerControlService, implementation: { connect } };
   }
 }
+
+/** Runner ids placement makes (`r<pid>-<hex>-<n>`), bounded before they are hashed or logged. */
+const RUNNER_ID = /^[\w.:-]{1,64}$/;
 
 /** The catalog name for a name or alias; the name itself when unknown (the core refuses it next). */
 function resolvedName(driver: CoreDriver, name: string): string {

@@ -26,6 +26,8 @@ export interface PlacementEffects {
   prefetch(path: string): void;
   /** Persists what was learned about a model (measured bytes, load time). */
   learned(model: string, facts: LearnedFacts): void;
+  /** A runner reported a figure that failed its check (report-checks.ts); it was left out. */
+  reportRejected(runnerId: string, report: string, reason: string): void;
 }
 
 export interface LearnedFacts {
@@ -50,6 +52,8 @@ export interface PlacementSettings {
   runnerBaseBytesGuess: number;
   /** After this many consecutive failed loads of a model, its waiters get UNAVAILABLE. */
   maxLoadAttempts: number;
+  /** The box's physical memory (MemTotal): no runner's RSS can be more. */
+  physicalBytes: number;
 }
 
 export interface CatalogModel {

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { INTERNAL_SECRET_ENV, RUNNER_KEY_ENV } from "../../common/internal-auth/internal-env.js";
+import type { RunnerKey } from "../../common/internal-auth/runner-key.js";
 import type { Logger } from "../../common/logger.js";
 
 const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url));
@@ -45,11 +47,17 @@ export class RunnerProcesses {
     this.exitListeners.push(listener);
   }
 
-  /** Starts a runner that dials placement at `placementAddress`. */
-  spawn(runnerId: string, placementAddress: string): void {
+  /**
+   * Starts a runner that dials placement at `placementAddress`. Its key travels in its
+   * environment (readable by its own user only), not its argv (/proc/PID/cmdline is
+   * world-readable); the internal secret itself is never passed on.
+   */
+  spawn(runnerId: string, placementAddress: string, key: RunnerKey): void {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...RUNNER_MALLOC_TUNING, ...this.options.env, [RUNNER_KEY_ENV]: key.toText() };
+    delete env[INTERNAL_SECRET_ENV];
     const child = spawn(process.execPath, [...RUNNER_NODE_FLAGS, RUNNER_MAIN, "--id", runnerId, "--placement", placementAddress, "--gpu", this.options.gpu, ...(this.options.unifiedMemory ? ["--unified-memory"] : []), ...(this.options.listen ? ["--listen", this.options.listen] : [])], {
       stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, ...RUNNER_MALLOC_TUNING, ...this.options.env },
+      env,
     });
     this.children.set(runnerId, child);
     child.once("exit", (code, signal) => {

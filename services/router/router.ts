@@ -1,5 +1,6 @@
-import { credentials, status as GrpcStatus, type ClientDuplexStream, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status as GrpcStatus, type ClientDuplexStream, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
 import { cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServiceError, notFound, unavailable } from "../../common/errors.js";
+import { INTERNAL_METADATA } from "../../common/internal-auth/internal-metadata.js";
 import type { Logger } from "../../common/logger.js";
 import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import { LeaseOutcome, type AcquireEvent, type AcquireMessage, type Lease, type PlacementClient } from "../../gen/modelswap/v1/placement.js";
@@ -234,6 +235,7 @@ export class Router {
         sampling: resolveSampling(request, lease),
         resumeText: attempt.emittedText,
       },
+      leaseMetadata(lease),
       deadline ? { deadline } : {},
     );
     return new Promise((resolve, reject) => {
@@ -318,6 +320,13 @@ export class Router {
 
 function isUnavailable(error: unknown): boolean {
   return (error as { code?: unknown }).code === GrpcStatus.UNAVAILABLE;
+}
+
+/** The runner serves only holders of a lease: placement's token for it travels with the call. */
+function leaseMetadata(lease: Lease): Metadata {
+  const metadata = new Metadata();
+  metadata.set(INTERNAL_METADATA.lease, lease.token);
+  return metadata;
 }
 
 /** Request sampling over the model's defaults. */

@@ -37,6 +37,7 @@ const services = [
     logger,
     model: (name) => runner.model(name),
     modelNames: () => runner.modelNames(),
+    leaseProblem: (token, model) => env.key.leaseTokenProblem(token, { model, runnerId: env.runnerId, runnerAddress: dataAddress }, Date.now()),
     onStreamStart: () => runner.streamStarted(),
     onStreamEnd: () => runner.streamEnded(),
     onToken: () => runner.tokenGenerated(),
@@ -46,8 +47,10 @@ const health = new HealthStatus(services);
 const server = await startServer(env.listen, [...services, health.binding(), ...reflectionBindings(services)]);
 dataAddress = server.address;
 control = new ControlSession({
+  runnerId: env.runnerId,
+  key: env.key,
   placementAddress: env.placementAddress,
-  hello: () => runner.hello(),
+  hello: (authProof) => runner.hello(authProof),
   onCommand: (command) => runner.handle(command),
   onGiveUp: () => void exitAfterFlush(3),
   reconnectGraceMs: env.reconnectGraceMs,
@@ -55,7 +58,7 @@ control = new ControlSession({
 });
 control.start();
 health.setServing(true);
-logger.info("runner_listening", { address: dataAddress, placement: env.placementAddress, rssBytes: process.memoryUsage.rss() });
+logger.info("runner_listening", { address: dataAddress, pid: process.pid, placement: env.placementAddress, rssBytes: process.memoryUsage.rss() });
 setInterval(() => control?.send(runner.heartbeat()), env.heartbeatMs).unref();
 for (const signal of ["SIGTERM", "SIGINT"] as const)
   process.once(signal, () => {

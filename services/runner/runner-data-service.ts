@@ -1,5 +1,6 @@
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { failedPrecondition, invalidArgument } from "../../common/errors.js";
+import { failedPrecondition, invalidArgument, unauthenticated } from "../../common/errors.js";
+import { INTERNAL_METADATA, singleValue } from "../../common/internal-auth/internal-metadata.js";
 import { serverStreamHandler } from "../../common/grpc/handlers.js";
 import { writeWithBackpressure } from "../../common/grpc/stream-writer.js";
 import { SAMPLING_DEFAULTS } from "../../common/config/sampling-defaults.js";
@@ -18,17 +19,27 @@ export interface RunnerDataDeps {
   model(name: string): LoadedModel | undefined;
   /** The models it holds (for messages). */
   modelNames(): string[];
+  /** Why `token` (the `x-modelswap-lease` metadata) does not open a stream on `model` here, or undefined when it does. */
+  leaseProblem(token: string | undefined, model: string): string | undefined;
   onStreamStart(): void;
   onStreamEnd(): void;
   onToken(): void;
 }
 
-/** The runner's token stream: one gRPC call = one sequence of one of the models it holds. */
+/**
+ * The runner's token stream: one gRPC call = one sequence of one of the models it holds.
+ * A call must carry the token of a lease placement granted on this runner and that model
+ * (UNAUTHENTICATED otherwise) and sampling values in range (INVALID_ARGUMENT otherwise).
+ */
 export function runnerDataService(deps: RunnerDataDeps) {
   const generate = serverStreamHandler(deps.logger, (call: ServerWritableStream<RunnerGenerateRequest, RunnerGenerateResponse>, signal) =>
     // `runner.generate` span, a child of the caller's trace context (from the call's metadata).
     traceRunnerGenerate(call.metadata, call.request, async (span) => {
     const request = call.request;
+    const leaseProblem = deps.leaseProblem(singleValue(call.metadata, INTERNAL_METADATA.lease), request.model);
+    if (leaseProblem) {
+      throw unauthenticated(`this runner serves only holders of a lease from its placement (the call had ${leaseProblem}); clients call the gateway`);
+    }
     const model = deps.model(request.model);
     if (!model) {
       const held = deps.modelNames();
@@ -68,11 +79,27 @@ export function runnerDataService(deps: RunnerDataDeps) {
   return { definition: RunnerDataService, implementation: { generate } };
 }
 
+/** The request's sampling with defaults applied; throws INVALID_ARGUMENT for a value out of range (NaN included). */
 function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
   // The router sends fully resolved sampling; a request without any gets the project's defaults.
   const s = request.sampling ?? { ...SAMPLING_DEFAULTS, seed: undefined, stop: [], ignoreEos: false };
   const sampling = { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP, repeatPenalty: s.repeatPenalty, seed: s.seed, stop: s.stop, ignoreEos: s.ignoreEos };
+  // The ranges the gateway and the config allow (validate-request.ts, parse-config.ts).
+  const range = (name: string, value: number, min: number, max: number) => {
+    if (!(value >= min && value <= max)) throw invalidArgument(`sampling.${name} is ${value}; use a value from ${min} to ${max}`);
+  };
+  range("temperature", sampling.temperature, 0, 2);
+  range("top_k", sampling.topK, 0, 2 ** 31 - 1);
+  range("top_p", sampling.topP, 0, 1);
+  range("min_p", sampling.minP, 0, 1);
+  range("repeat_penalty", sampling.repeatPenalty, 1, 2);
+  if (request.maxTokens < 0) throw invalidArgument(`max_tokens is ${request.maxTokens}; use a positive number`);
   const common = { resumeText: request.resumeText, maxTokens: request.maxTokens, sampling };
   if (request.input?.$case === "chat") return { kind: "chat", turns: request.input.value.turns, ...common };
   return { kind: "prompt", prompt: request.input?.$case === "prompt" ? request.input.value : "", ...common };
+}
+
+/** proto3 sends an unset float as 0; NaN stays NaN (and is refused). */
+function unsetAsOne(value: number | undefined): number {
+  return value === undefined || value === 0 ? 1 : value;
 }

@@ -1,9 +1,13 @@
 import { parseArgs } from "node:util";
 import { LOG_FORMATS, type LogFormat, type LogOptions } from "../../common/logger.js";
+import { RUNNER_KEY_ENV } from "../../common/internal-auth/internal-env.js";
+import { RunnerKey } from "../../common/internal-auth/runner-key.js";
 
-/** The runner's settings, from its command line (placement passes them when it spawns it). */
+/** The runner's settings, from its command line and environment (placement sets both when it spawns it). */
 export interface RunnerEnv {
   runnerId: string;
+  /** Its key for the internal planes (from MODELSWAP_RUNNER_KEY, removed from the environment once read). */
+  key: RunnerKey;
   placementAddress: string;
   listen: string;
   gpu: string;
@@ -15,7 +19,7 @@ export interface RunnerEnv {
   log: LogOptions;
 }
 
-export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv {
+export function readRunnerEnv(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): RunnerEnv {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -31,16 +35,20 @@ export function readRunnerEnv(argv: string[] = process.argv.slice(2)): RunnerEnv
     strict: true,
   });
   if (!values.id || !values.placement) throw new Error("runner needs --id and --placement HOST:PORT (placement starts runners itself)");
-  const requested = process.env.MODELSWAP_LOG_FORMAT as LogFormat | undefined;
+  const key = RunnerKey.fromText(env[RUNNER_KEY_ENV]);
+  if (!key) throw new Error(`runner needs its key in ${RUNNER_KEY_ENV} (placement starts runners itself)`);
+  delete env[RUNNER_KEY_ENV];
+  const requested = env.MODELSWAP_LOG_FORMAT as LogFormat | undefined;
   const format: LogFormat = requested && LOG_FORMATS.includes(requested) ? requested : "json";
   return {
     runnerId: values.id,
+    key,
     placementAddress: values.placement,
     listen: values.listen!,
     gpu: values.gpu!,
     reconnectGraceMs: Number(values["reconnect-grace-ms"]),
     heartbeatMs: Number(values["heartbeat-ms"]),
     unifiedMemory: values["unified-memory"]!,
-    log: { format, quiet: process.env.MODELSWAP_LOG === "silent", colors: format === "pretty" && process.stderr.isTTY === true && !process.env.NO_COLOR },
+    log: { format, quiet: env.MODELSWAP_LOG === "silent", colors: format === "pretty" && process.stderr.isTTY === true && !process.env.NO_COLOR },
   };
 }

@@ -4,6 +4,7 @@ import type { RunnerCommand, RunnerEvent } from "../../gen/modelswap/v1/runner.j
 import type { Engine, LoadedModel } from "./engine.js";
 import { measureLoad } from "./load-measurement.js";
 import { processMemory } from "./process-memory.js";
+import { checkGgufFile } from "./gguf-file-check.js";
 
 export interface RunnerOptions {
   runnerId: string;
@@ -61,7 +62,8 @@ export class Runner {
     this.tokensGenerated++;
   }
 
-  hello(): RunnerEvent {
+  /** The first event of a control stream, with the runner's proof for the placement that proved itself. */
+  hello(authProof: string): RunnerEvent {
     return {
       event: {
         $case: "ready",
@@ -71,6 +73,7 @@ export class Runner {
           address: this.options.dataAddress(),
           rssBytes: this.rss(),
           hosted: [...this.models].map(([model, entry]) => ({ model, measuredBytes: entry.measuredBytes })),
+          authProof,
         },
       },
     };
@@ -107,6 +110,7 @@ export class Runner {
     const started = performance.now();
     let reportedProgress = 0;
     try {
+      await checkGgufFile(spec.path);
       const loaded = await engine.load(
         {
           model: spec.model,
@@ -172,6 +176,7 @@ export class Runner {
 
   private async estimate(requestId: string, path: string, contextSize: number, sequences: number): Promise<void> {
     try {
+      await checkGgufFile(path);
       const bytes = await this.options.engine.estimate(path, contextSize, sequences);
       this.options.send({ event: { $case: "estimate", value: { requestId, bytes: Math.round(bytes), error: "" } } });
     } catch (error) {

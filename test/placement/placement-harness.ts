@@ -57,6 +57,8 @@ export class PlacementHarness {
   readonly spawned: string[] = [];
   readonly killed: string[] = [];
   readonly prefetched: string[] = [];
+  /** Runner reports placement refused (report-checks.ts): "runnerId report: reason". */
+  readonly rejectedReports: string[] = [];
   /** Model sizes the fake runners "measure" and "estimate". */
   readonly sizes = new Map<string, number>();
   /** When false, loads stay in progress until finishLoads() is called. */
@@ -79,7 +81,7 @@ export class PlacementHarness {
         if (!this.runnersConnect) return;
         this.pending.push(() => {
           this.connected.add(runnerId);
-          this.core.runnerConnected({ runnerId, pid: 100 + this.spawned.length, address: `fake:${runnerId}`, rssBytes: RUNNER_BASE, hosted: [] });
+          this.core.runnerConnected({ runnerId, pid: 100 + this.spawned.length, address: `fake:${runnerId}`, rssBytes: RUNNER_BASE, hosted: [], authProof: "" });
         });
       },
       sendToRunner: (runnerId, command) => {
@@ -101,6 +103,7 @@ export class PlacementHarness {
       },
       prefetch: (path) => this.prefetched.push(path),
       learned: () => undefined,
+      reportRejected: (runnerId, report, reason) => this.rejectedReports.push(`${runnerId} ${report}: ${reason}`),
     };
     this.core = new PlacementCore(
       models.map((config) => ({ config, fileBytes: 1, fileMtimeMs: 1 })),
@@ -115,6 +118,7 @@ export class PlacementHarness {
         prefetch: true,
         runnerBaseBytesGuess: RUNNER_BASE,
         maxLoadAttempts: 3,
+        physicalBytes: 64 * 1024 * MiB,
         ...settings,
       },
       { now: () => this.now },
@@ -202,7 +206,7 @@ export class PlacementHarness {
     const c = command.command;
     switch (c?.$case) {
       case "estimate":
-        this.core.runnerEstimate(c.value.requestId, this.sizes.get(c.value.requestId) ?? 100 * MiB, "");
+        this.core.runnerEstimate(runnerId, c.value.requestId, this.sizes.get(c.value.requestId) ?? 100 * MiB, "");
         return;
       case "load":
         if (this.autoFinishLoads) this.finishLoad(runnerId, c.value.model);

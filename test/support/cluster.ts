@@ -45,7 +45,7 @@ export async function startCluster(document: Record<string, unknown>, baseDir = 
     },
     onRunnerEvent: (runnerId, event) => runnerEvents.push({ runnerId, event }),
   });
-  const gateway = await startGateway({ config, placementAddress: placement.address, logger });
+  const gateway = await startGateway({ config, placementAddress: placement.address, internalSecret: placement.internalSecret, logger });
   const inference = new InferenceClient(gateway.address, credentials.createInsecure());
   const admin = new AdminClient(gateway.address, credentials.createInsecure());
   return {

@@ -12,8 +12,11 @@ export interface WatchedProcess {
   child: ChildProcess;
   stdout: string[];
   stderr: string[];
-  /** Resolves with the first line (of either stream) `probe` maps to a value; rejects if the process exits first. */
-  waitForLine<T>(probe: (line: string) => T | undefined, timeoutMs?: number): Promise<T>;
+  /**
+   * Resolves with the first line (of either stream) `probe` maps to a value; rejects if the
+   * process exits first, unless `afterExit` (its children may still write to its pipes).
+   */
+  waitForLine<T>(probe: (line: string) => T | undefined, timeoutMs?: number, afterExit?: boolean): Promise<T>;
   /** SIGTERM, then waits for the exit (SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -40,7 +43,7 @@ export function startProcess(args: string[], env: NodeJS.ProcessEnv, options: { 
     child,
     stdout,
     stderr,
-    waitForLine<T>(probe: (line: string) => T | undefined, timeoutMs = 30_000): Promise<T> {
+    waitForLine<T>(probe: (line: string) => T | undefined, timeoutMs = 30_000, afterExit = false): Promise<T> {
       for (const line of [...stdout, ...stderr]) {
         const value = probe(line);
         if (value !== undefined) return Promise.resolve(value);
@@ -66,6 +69,7 @@ export function startProcess(args: string[], env: NodeJS.ProcessEnv, options: { 
           reject(new Error(`no expected line within ${timeoutMs} ms; stderr tail:\n${stderr.slice(-15).join("\n")}`));
         }, timeoutMs);
         probes.add(check);
+        if (afterExit) return;
         if (exited) onExit(child.exitCode);
         else exitWaiters.add(onExit);
       });

@@ -11,6 +11,8 @@ import { InferenceClient } from "../../gen/modelswap/v1/inference.js";
 import { collect, generateRequest } from "../support/cluster.js";
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.js";
 import { projectRoot, storiesModel } from "../support/paths.js";
+import { RUNNER_KEY_ENV } from "../../common/internal-auth/internal-env.js";
+import { InternalSecret } from "../../common/internal-auth/internal-secret.js";
 import { CLI_MAIN, RUNNER_MAIN, freePortPair, jsonLine, startProcess, type WatchedProcess } from "../support/processes.js";
 
 const MiB = 1024 * 1024;
@@ -58,7 +60,7 @@ function recordHealth(address: string): { statuses: string[]; serving: Promise<v
 
 /** The RSS of an idle runner process (what placement charges per runner), measured on a real one. */
 async function idleRunnerRss(env: NodeJS.ProcessEnv): Promise<number> {
-  const probe = startProcess([RUNNER_MAIN, "--id", "rss-probe", "--placement", "127.0.0.1:9", "--gpu", "cpu"], env);
+  const probe = startProcess([RUNNER_MAIN, "--id", "rss-probe", "--placement", "127.0.0.1:9", "--gpu", "cpu"], { ...env, [RUNNER_KEY_ENV]: InternalSecret.random().runnerKey("rss-probe").toText() });
   try {
     return await probe.waitForLine((line) => {
       const entry = jsonLine(line);

@@ -79,7 +79,7 @@ describe("router (fake placement and runners on loopback)", () => {
                 call.write({ event: { $case: "queued", value: { position: 1, model: m.value.model } } });
                 entry.granted = runner.id;
                 call.write({
-                  event: { $case: "granted", value: { leaseId: `lease-${acquires.length}`, model: m.value.model, runnerId: runner.id, runnerAddress: runner.address, queueMs: 0, loadMs: 0, contextSize: 512, defaultSampling: undefined } },
+                  event: { $case: "granted", value: { leaseId: `lease-${acquires.length}`, model: m.value.model, runnerId: runner.id, runnerAddress: runner.address, queueMs: 0, loadMs: 0, contextSize: 512, defaultSampling: undefined, token: "" } },
                 });
               } else if (m?.$case === "release" && entry) {
                 entry.released = m.value.outcome;

@@ -124,6 +124,12 @@ export interface Lease {
   /** Model defaults the router applies to unset sampling fields. */
   defaultSampling?: RunnerSampling | undefined;
   contextSize: number;
+  /**
+   * Proof that placement granted this lease, for the runner: the router passes it on the
+   * runner call as `x-modelswap-lease` metadata and the runner refuses streams without a
+   * valid one. Opaque to the router (common/internal-auth/runner-key.ts).
+   */
+  token: string;
 }
 
 export interface ReleaseRequest {
@@ -452,6 +458,7 @@ function createBaseLease(): Lease {
     loadMs: 0,
     defaultSampling: undefined,
     contextSize: 0,
+    token: "",
   };
 }
 
@@ -480,6 +487,9 @@ export const Lease: MessageFns<Lease> = {
     }
     if (message.contextSize !== 0) {
       writer.uint32(64).uint32(message.contextSize);
+    }
+    if (message.token !== "") {
+      writer.uint32(74).string(message.token);
     }
     return writer;
   },
@@ -561,6 +571,14 @@ export const Lease: MessageFns<Lease> = {
             message.contextSize = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -611,6 +629,7 @@ export const Lease: MessageFns<Lease> = {
         : isSet(object.context_size)
         ? globalThis.Number(object.context_size)
         : 0,
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
     };
   },
 
@@ -640,6 +659,9 @@ export const Lease: MessageFns<Lease> = {
     if (message.contextSize !== 0) {
       obj.contextSize = Math.round(message.contextSize);
     }
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
     return obj;
   },
 
@@ -658,6 +680,7 @@ export const Lease: MessageFns<Lease> = {
       ? RunnerSampling.fromPartial(object.defaultSampling)
       : undefined;
     message.contextSize = object.contextSize ?? 0;
+    message.token = object.token ?? "";
     return message;
   },
 };

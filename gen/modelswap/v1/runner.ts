@@ -145,6 +145,12 @@ export interface RunnerReady {
   rssBytes: number;
   /** Models already loaded (re-registration after placement restarted), else empty. */
   hosted: HostedModel[];
+  /**
+   * The runner's answer to placement's challenge: proof that it holds the key placement
+   * derived for this runner id (common/internal-auth/runner-key.ts). Sent only after
+   * placement proved itself in its response headers.
+   */
+  authProof: string;
 }
 
 /** A model a runner holds, with the memory its load measured. */
@@ -1895,7 +1901,7 @@ export const RunnerEvent: MessageFns<RunnerEvent> = {
 };
 
 function createBaseRunnerReady(): RunnerReady {
-  return { runnerId: "", pid: 0, address: "", rssBytes: 0, hosted: [] };
+  return { runnerId: "", pid: 0, address: "", rssBytes: 0, hosted: [], authProof: "" };
 }
 
 export const RunnerReady: MessageFns<RunnerReady> = {
@@ -1914,6 +1920,9 @@ export const RunnerReady: MessageFns<RunnerReady> = {
     }
     for (const v of message.hosted) {
       HostedModel.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.authProof !== "") {
+      writer.uint32(66).string(message.authProof);
     }
     return writer;
   },
@@ -1971,6 +1980,14 @@ export const RunnerReady: MessageFns<RunnerReady> = {
             message.hosted.push(HostedModel.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.authProof = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1998,6 +2015,11 @@ export const RunnerReady: MessageFns<RunnerReady> = {
         ? globalThis.Number(object.rss_bytes)
         : 0,
       hosted: globalThis.Array.isArray(object?.hosted) ? object.hosted.map((e: any) => HostedModel.fromJSON(e)) : [],
+      authProof: isSet(object.authProof)
+        ? globalThis.String(object.authProof)
+        : isSet(object.auth_proof)
+        ? globalThis.String(object.auth_proof)
+        : "",
     };
   },
 
@@ -2018,6 +2040,9 @@ export const RunnerReady: MessageFns<RunnerReady> = {
     if (message.hosted?.length) {
       obj.hosted = message.hosted.map((e) => HostedModel.toJSON(e));
     }
+    if (message.authProof !== "") {
+      obj.authProof = message.authProof;
+    }
     return obj;
   },
 
@@ -2031,6 +2056,7 @@ export const RunnerReady: MessageFns<RunnerReady> = {
     message.address = object.address ?? "";
     message.rssBytes = object.rssBytes ?? 0;
     message.hosted = object.hosted?.map((e) => HostedModel.fromPartial(e)) || [];
+    message.authProof = object.authProof ?? "";
     return message;
   },
 };
