@@ -151,7 +151,8 @@ export class PlacementCore implements PlacementView {
   unload(name: string): ModelInfo {
     const model = this.models.get(this.resolve(name))!;
     if (model.pinned) throw failedPrecondition(`model "${model.catalog.config.name}" is pinned; unpin it first (PinModel pinned=false)`);
-    model.unloadRequested = true;
+    // Only a model with replicas has something to unload; the flag ends with its last replica.
+    model.unloadRequested = replicasOf(this, model.catalog.config.name).length > 0;
     this.reconcile();
     return this.modelInfo(model);
   }
@@ -349,6 +350,10 @@ export class PlacementCore implements PlacementView {
         model.consecutiveLoadFailures = 0;
         this.rejectWaitersOf(modelName, unavailable(`runners crashed ${this.settings.maxLoadAttempts} times loading "${modelName}"; check the model file and the runner logs`, 5));
       }
+    }
+    for (const name of models) {
+      const model = this.models.get(name);
+      if (model && replicasOf(this, name).length === 0) model.unloadRequested = false;
     }
     this.publish({ kind: "runner_exited", runnerId, models, loading, expected, exitCode });
     this.reconcile();
