@@ -49,7 +49,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const placement = authenticatedPlacementClient(options.placementAddress, options.internalSecret, tracingClientOptions);
   // More than one box: each request's lease comes from the box the registry says serves its model best.
   const cluster = config.cluster
-    ? await ClusterPlacements.start({ cluster: config.cluster, local: { box: config.cluster.box, placement }, logger, clientOptions: tracingClientOptions })
+    ? await ClusterPlacements.start({ cluster: config.cluster, local: { box: config.cluster.box, placement }, logger, clientOptions: tracingClientOptions, internalSecret: options.internalSecret })
     : undefined;
   const router = new Router({
     placement,

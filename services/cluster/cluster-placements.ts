@@ -1,4 +1,4 @@
-import { credentials, type ClientOptions } from "@grpc/grpc-js";
+import type { ClientOptions } from "@grpc/grpc-js";
 import type { Etcd3 } from "etcd3";
 import type { ClusterConfig } from "../../common/config/config-types.js";
 import type { Logger } from "../../common/logger.js";
@@ -7,6 +7,8 @@ import { PlacementClient } from "../../gen/modelswap/v1/placement.js";
 import type { PlacementTarget } from "../router/placement-target.js";
 import { BoxDirectory } from "./box-directory.js";
 import { claimLoad } from "./claim-load.js";
+import { authenticatedPlacementClient } from "../../common/internal-auth/placement-client.js";
+import type { InternalSecret } from "../../common/internal-auth/internal-secret.js";
 import { connectEtcd } from "./connect-etcd.js";
 import { filterBoxes, LOADING_REASONS, pickBox } from "./pick-box.js";
 
@@ -17,6 +19,8 @@ export interface ClusterPlacementsOptions {
   logger: Logger;
   /** Options for the placement clients (telemetry: the trace-context interceptor). */
   clientOptions?: ClientOptions;
+  /** The installation's internal secret: every box's placement proves it, and signs its leases with it. */
+  internalSecret: InternalSecret;
 }
 
 /**
@@ -85,7 +89,7 @@ export class ClusterPlacements {
   private client(address: string): PlacementClient {
     let client = this.clients.get(address);
     if (!client) {
-      client = new PlacementClient(address, credentials.createInsecure(), this.options.clientOptions);
+      client = authenticatedPlacementClient(address, this.options.internalSecret, this.options.clientOptions);
       this.clients.set(address, client);
     }
     return client;

@@ -119,7 +119,8 @@ describe("more than one box: a registry in etcd, routing to where a model lives 
           ].join("\n"),
         );
         // Its own process group: kill -9 of the group ends the gateway, placement and runners at once.
-        const serve = startProcess([CLI_MAIN, "serve", "-c", configPath], env, { detached: true });
+        // Every box of one installation shares the internal secret (the README's two-box quick start).
+        const serve = startProcess([CLI_MAIN, "serve", "-c", configPath, "--secret-file", path.join(directory, "internal.secret")], env, { detached: true });
         const gateway = `127.0.0.1:${gatewayPort}`;
         boxes.set(name, {
           name,
