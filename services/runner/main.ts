@@ -58,7 +58,7 @@ control = new ControlSession({
 });
 control.start();
 health.setServing(true);
-logger.info("runner_listening", { address: dataAddress, pid: process.pid, placement: env.placementAddress, rssBytes: process.memoryUsage.rss() });
+logger.info("runner_listening", { address: dataAddress, runnerPid: process.pid, placement: env.placementAddress, rssBytes: process.memoryUsage.rss() });
 setInterval(() => control?.send(runner.heartbeat()), env.heartbeatMs).unref();
 for (const signal of ["SIGTERM", "SIGINT"] as const)
   process.once(signal, () => {

@@ -287,7 +287,7 @@ describe("internal planes: after placement dies, a process on its port cannot co
     const logs = placement;
     runnerPid = await logs.waitForLine((line) => {
       const entry = jsonLine(line);
-      return entry?.event === "runner_listening" ? Number(entry.pid) : undefined;
+      return entry?.event === "runner_listening" ? Number(entry.runnerPid) : undefined;
     });
     await logs.waitForLine((line) => (jsonLine(line)?.event === "residency_loaded" ? true : undefined));
     // bait: a FIFO (opening it to read would block, and show as a reader) and a file with a secret

@@ -23,7 +23,7 @@ describe("log formats of placement and its runners", function () {
 
   async function runUntilReady(args: string[]): Promise<string[]> {
     const env = { ...process.env, MODELSWAP_LOG: "", MODELSWAP_LOG_FORMAT: "" };
-    const placement = startProcess([CLI_MAIN, "placement", "-c", config, ...args], env);
+    const placement = startProcess([CLI_MAIN, "placement", "-c", config, "--secret-file", path.join(directory, "internal.secret"), ...args], env);
     try {
       await placement.waitForLine((line) => (line.includes("placement_ready") ? true : undefined), 60_000);
       return [...placement.stderr];
@@ -36,7 +36,7 @@ describe("log formats of placement and its runners", function () {
     const lines = await runUntilReady(["--log-format", "pretty"]);
     assert.ok(lines.every((line) => !line.startsWith("{")), lines.join("\n"));
     assert.ok(lines.some((line) => /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: placement placement_listening address=127\.0\.0\.1:\d+ budgetBytes=209715200 policy=cost$/.test(line)), lines.join("\n"));
-    assert.ok(lines.some((line) => /^\[[\d:.]+\] INFO: runner\/r[\w-]+ runner_listening address=127\.0\.0\.1:\d+ placement=127\.0\.0\.1:\d+ rssBytes=\d+$/.test(line)), lines.join("\n"));
+    assert.ok(lines.some((line) => /^\[[\d:.]+\] INFO: runner\/r[\w-]+ runner_listening address=127\.0\.0\.1:\d+ runnerPid=\d+ placement=127\.0\.0\.1:\d+ rssBytes=\d+$/.test(line)), lines.join("\n"));
     assert.ok(lines.some((line) => /INFO: runner\/r[\w-]+ model_loaded model=stories loadMs=[\d.]+ measuredBytes=\d+ models=1$/.test(line)), lines.join("\n"));
   });
 
