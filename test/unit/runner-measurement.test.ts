@@ -3,6 +3,7 @@ import { createLogger } from "../../common/logger.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import type { Engine, LoadedModel, LoadSpec } from "../../services/runner/engine.js";
 import { Runner } from "../../services/runner/runner.js";
+import { storiesModel } from "../support/paths.js";
 
 const MB = 1_000_000;
 
@@ -37,7 +38,7 @@ function runnerWith(readings: { rssBytes: number; anonymousRssBytes: number }[],
     unifiedMemory,
     memory: () => readings.shift()!,
   });
-  runner.handle({ command: { $case: "load", value: { model: "m", path: "/nonexistent.gguf", contextSize: 512, sequences: 1, threads: 1, gpu: "cuda", warmUp: false, useMmap: false, gpuLayers: -1 } } });
+  runner.handle({ command: { $case: "load", value: { model: "m", path: storiesModel, contextSize: 512, sequences: 1, threads: 1, gpu: "cuda", warmUp: false, useMmap: false, gpuLayers: -1 } } });
   return loadedEvent.then(() => {
     const loaded = events.find((event) => event.event?.$case === "loaded")!.event;
     return loaded?.$case === "loaded" ? loaded.value : undefined;
