@@ -18,6 +18,8 @@ export interface TestCluster {
   admin: AdminClient;
   /** Every residency event placement published, in order (as WatchStatus shows them). */
   events: ResidencyEvent[];
+  /** Calls `listener` with every residency event from now on, as it is published. */
+  onEvent(listener: (event: ResidencyEvent) => void): void;
   /** Resolves when an event matching `predicate` has been (or is) published. */
   waitForEvent(predicate: (event: ResidencyEvent) => boolean, timeoutMs?: number): Promise<ResidencyEvent>;
   runnerEvents: { runnerId: string; event: RunnerEvent }[];
@@ -28,6 +30,7 @@ export async function startCluster(document: Record<string, unknown>, baseDir = 
   const config = parseConfig({ listen: "127.0.0.1:0", ...document, placement: { listen: "127.0.0.1:0", ...(document.placement as object) } }, baseDir);
   const logger = createLogger("test", {}, { quiet: true });
   const events: ResidencyEvent[] = [];
+  const listeners: ((event: ResidencyEvent) => void)[] = [];
   const runnerEvents: { runnerId: string; event: RunnerEvent }[] = [];
   const waiting = new Set<{ predicate: (event: ResidencyEvent) => boolean; resolve: (event: ResidencyEvent) => void }>();
   const placement = await startPlacement({
@@ -37,6 +40,7 @@ export async function startCluster(document: Record<string, unknown>, baseDir = 
     onEvent: (record) => {
       const event = toWireEvent(record);
       events.push(event);
+      for (const listener of listeners) listener(event);
       for (const waiter of waiting) {
         if (!waiter.predicate(event)) continue;
         waiting.delete(waiter);
@@ -56,6 +60,7 @@ export async function startCluster(document: Record<string, unknown>, baseDir = 
     admin,
     events,
     runnerEvents,
+    onEvent: (listener) => void listeners.push(listener),
     waitForEvent(predicate, timeoutMs = 30_000) {
       const seen = events.find(predicate);
       if (seen) return Promise.resolve(seen);
