@@ -469,7 +469,9 @@ function q9(data: ReportData): Section {
     answerable: true,
     answer:
       `A runner of its own costs ${mb(perModelExtra)} more per model (RSS; ${mb(pssExtra)} counting shared library pages once): ${isolated.models} models took ${mb(isolated.rssBytes)} in ${isolated.runners} runners vs ${mb(shared.rssBytes)} in ${shared.runners}; ` +
-      `it buys a crash domain: killing ${fsh.victim}'s runner ${fsh.bystanderFailed ? "also failed" : "did not fail"} the other model's stream when shared, and ${fiso.bystanderFailed ? "failed" : "did not fail"} it when isolated.`,
+      ([fsh, fiso].some((result) => result.victimError.startsWith("not measured"))
+        ? `the crash test was not measured in this run (${[fsh, fiso].find((result) => result.victimError.startsWith("not measured"))!.victimError}).`
+        : `it buys a crash domain: killing ${fsh.victim}'s runner ${fsh.bystanderFailed ? "also failed" : "did not fail"} the other model's stream when shared, and ${fiso.bystanderFailed ? "failed" : "did not fail"} it when isolated.`),
     figures: [
       { label: `shared: ${shared.models} models, ${plural(shared.runners, "runner")}`, value: `RSS ${mb(shared.rssBytes)}, PSS ${mb(shared.pssBytes)}; overhead beyond the models ${mb(overhead(shared))} per model` },
       { label: `isolated: ${isolated.models} models, ${plural(isolated.runners, "runner")}`, value: `RSS ${mb(isolated.rssBytes)}, PSS ${mb(isolated.pssBytes)}; overhead ${mb(overhead(isolated))} per model; loading them all at once took ${ms(data.isolated.loadAllMs)}` },

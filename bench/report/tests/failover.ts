@@ -47,7 +47,11 @@ export async function failover(
     if (hosts(victim) && hosts(bystander)) break;
   }
   const victimRunner = status.runners.find((runner) => runner.models.some((hosted) => hosted.name === victim));
-  if (!victimRunner) throw new Error(`test 9: no runner hosts ${victim}`);
+  if (!victimRunner) {
+    // The budget did not hold both at once (a load measured more than planned): said, not failed.
+    const reason = `not measured: ${victim} and ${bystander} were not resident together after 4 tries`;
+    return { isolation, victim, bystander, sameProcess: false, killedMidStream: false, victimFailed: false, bystanderFailed: false, victimError: reason, bystanderError: reason, recoveryTtftMs: Number.NaN, recoveryOk: false };
+  }
   const sameProcess = victimRunner.models.some((hosted) => hosted.name === bystander);
 
   const seen = { victim: 0, bystander: 0 };
