@@ -7,7 +7,7 @@ import { availableReplicas, pickReplica } from "./replica-picker.js";
 import { footprint, runnerLeases, type HostedModel, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
 
 /** Memory a runner may keep above its size at registration before it is recycled to make room. */
-export const RETAINED_SLACK_BYTES = 8 * 1024 * 1024;
+const RETAINED_SLACK_BYTES = 8 * 1024 * 1024;
 
 /**
  * Placement's one decision step: from the current picture to the next actions. Pure.
@@ -196,7 +196,7 @@ function loadTarget(view: PlacementView, model: ModelRecord): LoadTarget {
   return chooseRunnerForLoad({ name: model.catalog.config.name, isolation: model.catalog.config.isolation }, runnerSlots(view));
 }
 
-export function runnerSlots(view: PlacementView): RunnerSlot[] {
+function runnerSlots(view: PlacementView): RunnerSlot[] {
   return [...view.runners.values()]
     .filter((runner) => runner.state !== "stopping")
     .map((runner) => ({

@@ -83,12 +83,6 @@ export function footprint(model: ModelRecord): number | undefined {
   return model.measuredBytes ?? model.estimatedBytes;
 }
 
-/** A runner's replica of `model` in the given state, if any. */
-export function hostedIn(runner: RunnerRecord, model: string, state?: HostedModel["state"]): HostedModel | undefined {
-  const hosted = runner.hosted.get(model);
-  return hosted && (state === undefined || hosted.state === state) ? hosted : undefined;
-}
-
 /** Streams in flight on a runner, over all its models. */
 export function runnerLeases(runner: RunnerRecord): number {
   let total = 0;

@@ -26,10 +26,6 @@ export class WaitQueue {
     return waiter;
   }
 
-  has(waiter: WaiterRecord): boolean {
-    return this.waiters.includes(waiter);
-  }
-
   find(id: string): WaiterRecord | undefined {
     return this.waiters.find((waiter) => waiter.id === id);
   }
