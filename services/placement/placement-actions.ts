@@ -23,7 +23,9 @@ export type PlacementAction =
   /** Ends a runner process; its models (if any) leave with it for `reason`. */
   | { kind: "stop_runner"; runnerId: string; kill: boolean; reason: UnloadReason | undefined }
   | { kind: "estimate"; model: string; runnerId: string }
-  | { kind: "prefetch"; model: string };
+  | { kind: "prefetch"; model: string }
+  /** Held leases placement wants back: their holders release them (at once when idle). */
+  | { kind: "revoke_leases"; leaseIds: string[] };
 
 /** The read-only picture the planner decides from. */
 export interface PlacementView {

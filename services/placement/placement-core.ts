@@ -4,7 +4,7 @@ import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import type { ModelLoaded, RunnerReady } from "../../gen/modelswap/v1/runner.js";
 import { MemoryLedger } from "./memory-ledger.js";
 import type { PlacementAction, PlacementView } from "./placement-actions.js";
-import { planStep, replicasOf } from "./placement-plan.js";
+import { PARKED_LEASE_MAX_IDLE_MS, planStep, replicasOf } from "./placement-plan.js";
 import { describeModel, describeStatus } from "./placement-status.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, ResidencyChange, WaiterKind } from "./placement-types.js";
@@ -131,10 +131,40 @@ export class PlacementCore implements PlacementView {
     const lease = this.leases.get(leaseId);
     if (!lease) return;
     this.leases.delete(leaseId);
-    this.runners.get(lease.runnerId)?.hosted.get(lease.model)?.leases.delete(leaseId);
+    const hosted = this.hostedOf(lease);
+    hosted?.leases.delete(leaseId);
+    hosted?.revoking.delete(leaseId);
+    // A parked lease given back was last used when it was parked.
+    const wasStreaming = hosted?.parked.delete(leaseId) === false;
     const model = this.models.get(lease.model);
-    if (model) model.lastUsedMs = this.nowMs;
+    if (model && wasStreaming) model.lastUsedMs = this.nowMs;
     this.reconcile();
+  }
+
+  /** The holder keeps the lease after a stream ended (held lease): the model was used now. */
+  leaseParked(leaseId: string): void {
+    const lease = this.leases.get(leaseId);
+    const hosted = lease && this.hostedOf(lease);
+    if (!lease || !hosted || hosted.parked.has(leaseId)) return;
+    hosted.parked.set(leaseId, this.nowMs);
+    this.models.get(lease.model)!.lastUsedMs = this.nowMs;
+    this.reconcile();
+  }
+
+  /** A new stream starts on a parked lease: a use of its model, without an Acquire. */
+  leaseResumed(leaseId: string): void {
+    const lease = this.leases.get(leaseId);
+    const hosted = lease && this.hostedOf(lease);
+    if (!lease || !hosted || !hosted.parked.delete(leaseId)) return;
+    const model = this.models.get(lease.model)!;
+    model.lastUsedMs = this.nowMs;
+    model.useCount++;
+    this.policyState = this.policy.onAccess(this.policyState, this.accessed(model), this.nowMs);
+    this.reconcile();
+  }
+
+  private hostedOf(lease: LeaseRecord): HostedModel | undefined {
+    return this.runners.get(lease.runnerId)?.hosted.get(lease.model);
   }
 
   pin(name: string, pinned: boolean): ModelInfo {
@@ -325,7 +355,11 @@ export class PlacementCore implements PlacementView {
     const models = [...runner.hosted.keys()];
     const loading = [...runner.hosted.values()].filter((hosted) => hosted.state === "loading").map((hosted) => hosted.model);
     for (const hosted of runner.hosted.values()) {
-      for (const leaseId of hosted.leases) this.leases.delete(leaseId);
+      for (const leaseId of hosted.leases) {
+        this.leases.delete(leaseId);
+        // A held lease on a runner that is gone is of no use: its holder drops it now rather than on its next request.
+        if (hosted.parked.has(leaseId)) this.effects.revokeLease(leaseId);
+      }
       if (expected && hosted.unload) {
         this.publish({ kind: "unloaded", model: hosted.model, runnerId, reason: hosted.unload, rssBeforeBytes: runner.rssBytes, rssAfterBytes: 0 });
       }
@@ -375,6 +409,7 @@ export class PlacementCore implements PlacementView {
         const model = this.models.get(hosted.model)!;
         const ttl = model.catalog.config.ttlMs;
         if (hosted.state === "ready" && ttl !== undefined && !model.pinned && model.lastUsedMs + ttl > now) ahead.push(model.lastUsedMs + ttl);
+        for (const parkedAtMs of hosted.parked.values()) ahead.push(parkedAtMs + PARKED_LEASE_MAX_IDLE_MS);
       }
     }
     return ahead.length > 0 ? Math.min(...ahead) : undefined;
@@ -432,6 +467,14 @@ export class PlacementCore implements PlacementView {
           command: { $case: "estimate", value: { requestId: config.name, path: config.path, contextSize: config.contextSize, sequences: config.sequences } },
         });
       }
+      case "revoke_leases":
+        for (const leaseId of action.leaseIds) {
+          const lease = this.leases.get(leaseId);
+          if (!lease) continue;
+          this.hostedOf(lease)?.revoking.add(leaseId);
+          this.effects.revokeLease(leaseId);
+        }
+        return;
       case "prefetch": {
         const model = this.models.get(action.model)!;
         model.prefetched = true;
@@ -557,7 +600,7 @@ export class PlacementCore implements PlacementView {
   }
 
   private newHosted(model: string, state: HostedModel["state"]): HostedModel {
-    return { model, state, leases: new Set(), loadStartedMs: this.nowMs, unload: undefined, backend: "", gpuLayers: 0 };
+    return { model, state, leases: new Set(), parked: new Map(), revoking: new Set(), loadStartedMs: this.nowMs, unload: undefined, backend: "", gpuLayers: 0 };
   }
 
   private accessed(model: ModelRecord) {

@@ -9,16 +9,22 @@ import { footprint, runnerLeases, type HostedModel, type ModelRecord, type Runne
 /** Memory a runner may keep above its size at registration before it is recycled to make room. */
 const RETAINED_SLACK_BYTES = 8 * 1024 * 1024;
 
+/** A held lease parked this long with no stream is asked back (its holder acquires again when it needs one). */
+export const PARKED_LEASE_MAX_IDLE_MS = 30_000;
+
 /**
  * Placement's one decision step: from the current picture to the next actions. Pure.
  * The steps run in priority order and the first that has something to do answers; the core
  * applies its actions and asks again until nothing is left to do. Invariants:
  * - a load starts only when committed bytes + its footprint (+ a new runner's) fit the budget;
  * - a model with leases, queued work (within the fairness bound), or pinned is never evicted;
+ * - held (parked) leases are leases: they are revoked, and their release awaited, before
+ *   their model can leave or while any request waits (so that waiting work is never
+ *   overtaken by streams that skip the queue);
  * - concurrent requests for one cold model share one load.
  */
 export function planStep(view: PlacementView): PlacementAction[] {
-  for (const step of [expireWaiters, enforceBudget, grantLeases, planLoads, keepMinReplicas, unloadIdle, maintainRunners]) {
+  for (const step of [expireWaiters, enforceBudget, grantLeases, reclaimParkedLeases, planLoads, keepMinReplicas, unloadIdle, maintainRunners]) {
     const actions = step(view);
     if (actions.length > 0) return actions;
   }
@@ -60,6 +66,10 @@ function enforceBudget(view: PlacementView): PlacementAction[] {
   const { memory, settings } = view;
   const overshoot = memory.committedBytes() - memory.bytesBeingFreed() - settings.budgetBytes;
   if (overshoot <= 0) return [];
+  // Held leases first: the policy may then choose among every model that has no stream.
+  const held = parkedLeases(view, () => true);
+  if (held.length > 0) return [{ kind: "revoke_leases", leaseIds: held }];
+  if (anyRevoking(view)) return [];
   const resident = residentModels(view, true);
   const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
   const decision = view.policy.decide(view.policyState, { needBytes: 0, budgetBytes: residentBytes - overshoot, resident, nowMs: view.nowMs, minResidencyMs: 0 });
@@ -94,6 +104,44 @@ function grantLeases(view: PlacementView): PlacementAction[] {
     if (barrier) break;
   }
   return actions;
+}
+
+/**
+ * Held leases placement wants back: all of them while a request waits (it may need their
+ * slot, or their model's memory, and must not be overtaken); a model's when it is to be
+ * unloaded, idles past its TTL, or leaves its runner; any parked too long.
+ */
+function reclaimParkedLeases(view: PlacementView): PlacementAction[] {
+  const requestWaits = view.queue.length > 0;
+  const leaseIds = parkedLeases(view, (runner, hosted, parkedAtMs) => {
+    const model = view.models.get(hosted.model)!;
+    const ttl = model.catalog.config.ttlMs;
+    return (
+      requestWaits ||
+      model.unloadRequested ||
+      runner.state !== "ready" ||
+      hosted.state !== "ready" ||
+      (!model.pinned && ttl !== undefined && view.nowMs - model.lastUsedMs >= ttl) ||
+      view.nowMs - parkedAtMs >= PARKED_LEASE_MAX_IDLE_MS
+    );
+  });
+  return leaseIds.length > 0 ? [{ kind: "revoke_leases", leaseIds }] : [];
+}
+
+/** Parked leases not yet asked back that `wanted` selects. */
+function parkedLeases(view: PlacementView, wanted: (runner: RunnerRecord, hosted: HostedModel, parkedAtMs: number) => boolean): string[] {
+  const leaseIds: string[] = [];
+  for (const runner of view.runners.values()) {
+    for (const hosted of runner.hosted.values()) {
+      for (const [leaseId, parkedAtMs] of hosted.parked) if (!hosted.revoking.has(leaseId) && wanted(runner, hosted, parkedAtMs)) leaseIds.push(leaseId);
+    }
+  }
+  return leaseIds;
+}
+
+function anyRevoking(view: PlacementView): boolean {
+  for (const runner of view.runners.values()) for (const hosted of runner.hosted.values()) if (hosted.revoking.size > 0) return true;
+  return false;
 }
 
 function planLoads(view: PlacementView): PlacementAction[] {
@@ -158,6 +206,8 @@ function placeLoad(view: PlacementView, model: ModelRecord, waiter: WaiterRecord
   const extra = idleExtraReplica(view);
   if (extra) return [{ kind: "unload", model: extra.hosted.model, runnerId: extra.runner.id, reason: { cause: "extra_replica" }, forWaiter: waiter.id }];
 
+  // Held leases asked back are released within a round trip: choose victims once they are.
+  if (anyRevoking(view)) return waitForMemory;
   const resident = residentModels(view, view.queue.protectsQueuedWork(waiter, view.nowMs));
   const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
   const otherBytes = memory.committedBytes() - residentBytes - memory.bytesBeingFreed();

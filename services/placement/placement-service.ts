@@ -16,8 +16,8 @@ import type { PlacementEffects } from "./placement-types.js";
 
 type AcquireCall = ServerDuplexStream<AcquireMessage, AcquireEvent>;
 
-/** How a lease ended, as placement counts it. */
-export type LeaseEnd = "ok" | "cancelled" | "runner_failed";
+/** How a lease (or a stream on a held lease) ended, as placement counts it; "idle": a parked lease given back. */
+export type LeaseEnd = "ok" | "cancelled" | "runner_failed" | "idle";
 
 interface PendingLoad {
   /** With the load time of the model (LoadModel's answer is completed by the service). */
@@ -36,6 +36,8 @@ export class PlacementGrpc {
   private readonly acquireCalls = new Map<string, AcquireCall>();
   /** The lease each granted Acquire call holds. */
   private readonly leaseOf = new Map<AcquireCall, Lease>();
+  /** The call holding each granted lease (to revoke it). */
+  private readonly callOfLease = new Map<string, AcquireCall>();
   private readonly pendingLoads = new Map<string, PendingLoad>();
   private readonly controlStreams = new Map<string, ServerDuplexStream<RunnerEvent, RunnerCommand>>();
   private readonly watchers = new Set<ServerWritableStream<WatchStatusRequest, ResidencyEvent>>();
@@ -50,16 +52,20 @@ export class PlacementGrpc {
       onAcquire?: (waiterId: string, call: AcquireCall, requestedModel: string, model: string) => void;
       /** An Acquire call ended by the caller before its grant, or refused at once. */
       onAcquireEnd?: (waiterId: string, outcome: "cancelled" | "rejected", error?: unknown) => void;
-      /** A lease ended: the caller released it (saying how its stream ended) or went away. */
-      onLeaseEnd?: (lease: Lease, outcome: LeaseEnd) => void;
+      /** A stream on a lease ended: the caller released or parked the lease (saying how), or went away. */
+      onLeaseEnd?: (lease: Lease, outcome: Exclude<LeaseEnd, "idle">) => void;
     } = {},
   ) {}
 
   /** The effects that talk to callers and runners; process and file effects are added by the caller. */
-  callEffects(): Pick<PlacementEffects, "sendToRunner" | "grant" | "loadDone" | "notifyQueued" | "notifyLoading" | "reject" | "publish"> {
+  callEffects(): Pick<PlacementEffects, "sendToRunner" | "grant" | "revokeLease" | "loadDone" | "notifyQueued" | "notifyLoading" | "reject" | "publish"> {
     return {
       sendToRunner: (runnerId, command) => this.controlStreams.get(runnerId)?.write(command),
       grant: (waiterId, lease) => this.onGrant(waiterId, lease),
+      revokeLease: (leaseId) => {
+        const call = this.callOfLease.get(leaseId);
+        if (call && !call.cancelled) call.write({ event: { $case: "revoke", value: {} } });
+      },
       loadDone: (waiterId, _model, loadMs) => {
         const pending = this.pendingLoads.get(waiterId);
         this.pendingLoads.delete(waiterId);
@@ -99,12 +105,14 @@ export class PlacementGrpc {
     if (!call) return;
     // A call cancelled just now still has its "cancelled" handler to run: it releases this lease.
     this.leaseOf.set(call, lease);
+    this.callOfLease.set(lease.leaseId, call);
     if (!call.cancelled) call.write({ event: { $case: "granted", value: lease } });
   }
 
   placementService(driver: CoreDriver) {
     const logger = this.logger;
-    // One call per lease: `request`, then queued / loading / granted, then `release` (or the caller goes away).
+    // One call per lease: `request`, then queued / loading / granted, then `release` (or the
+    // caller goes away); a held lease has `park` / `resume` pairs in between, one per stream.
     const acquire = (call: AcquireCall) => {
       const waiterId = `w${++this.serial}`;
       let started = false;
@@ -115,8 +123,9 @@ export class PlacementGrpc {
         const lease = this.leaseOf.get(call);
         this.leaseOf.delete(call);
         if (lease) {
+          this.callOfLease.delete(lease.leaseId);
           driver.run((core) => core.release(lease.leaseId));
-          this.hooks.onLeaseEnd?.(lease, outcome);
+          if (outcome !== "idle") this.hooks.onLeaseEnd?.(lease, outcome);
         } else if (this.acquireCalls.delete(waiterId)) {
           this.hooks.onAcquireEnd?.(waiterId, "cancelled");
           driver.run((core) => core.cancel(waiterId));
@@ -126,8 +135,9 @@ export class PlacementGrpc {
         started = true;
         this.acquireCalls.set(waiterId, call);
         this.hooks.onAcquire?.(waiterId, call, request.model, resolvedName(driver, request.model));
-        const deadline = deadlineOf(call);
-        const deadlineMs = deadline ? this.clock.now() + (deadline.getTime() - Date.now()) : Number.POSITIVE_INFINITY;
+        // The earlier of the call's deadline and the request's (a held lease's call has none of its own).
+        const deadlines = [deadlineOf(call)?.getTime(), request.waitDeadlineUnixMs > 0 ? request.waitDeadlineUnixMs : undefined].filter((at): at is number => at !== undefined);
+        const deadlineMs = deadlines.length > 0 ? this.clock.now() + (Math.min(...deadlines) - Date.now()) : Number.POSITIVE_INFINITY;
         try {
           driver.run((core) => core.request(waiterId, request.model, "lease", deadlineMs, new Set(request.excludeRunners)));
         } catch (error) {
@@ -143,6 +153,12 @@ export class PlacementGrpc {
         else if (m?.$case === "release") {
           finish(leaseEnd(m.value.outcome));
           call.end();
+        } else if (m?.$case === "park" || m?.$case === "resume") {
+          const lease = this.leaseOf.get(call);
+          if (!lease || finished) return;
+          if (m.$case === "resume") return driver.run((core) => core.leaseResumed(lease.leaseId));
+          driver.run((core) => core.leaseParked(lease.leaseId));
+          this.hooks.onLeaseEnd?.(lease, leaseEnd(m.value.outcome) as Exclude<LeaseEnd, "idle">);
         }
       });
       call.on("end", () => {
@@ -277,5 +293,6 @@ function resolvedName(driver: CoreDriver, name: string): string {
 function leaseEnd(outcome: LeaseOutcome): LeaseEnd {
   if (outcome === LeaseOutcome.LEASE_OUTCOME_OK) return "ok";
   if (outcome === LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED) return "runner_failed";
+  if (outcome === LeaseOutcome.LEASE_OUTCOME_IDLE) return "idle";
   return "cancelled";
 }

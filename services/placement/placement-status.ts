@@ -1,7 +1,7 @@
 import { ModelState, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import type { ModelStatus, RunnerInfo, StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import type { MemoryLedger } from "./memory-ledger.js";
-import type { HostedModel, ModelRecord, RunnerRecord } from "./records.js";
+import { streamingLeases, type HostedModel, type ModelRecord, type RunnerRecord } from "./records.js";
 
 /** Placement's read side: what ListModels, GetStatus and `modelswap ps` show. Pure. */
 
@@ -24,7 +24,7 @@ export function describeModel(model: ModelRecord, replicas: readonly HostedModel
     measuredBytes: model.measuredBytes ?? 0,
     contextSize: config.contextSize,
     pinned: model.pinned,
-    inFlight: replicas.reduce((sum, replica) => sum + replica.leases.size, 0),
+    inFlight: replicas.reduce((sum, replica) => sum + streamingLeases(replica), 0),
     queued,
     replicas: replicas.filter((replica) => replica.state === "ready").length,
   };
@@ -62,9 +62,9 @@ export function describeStatus(
       model: hosted.map((entry) => entry.model).join(","),
       state: runner.state === "ready" && hosted.length === 0 ? "spare" : runner.state,
       rssBytes: runner.rssBytes,
-      inFlight: hosted.reduce((sum, entry) => sum + entry.leases.size, 0),
+      inFlight: hosted.reduce((sum, entry) => sum + streamingLeases(entry), 0),
       address: runner.address,
-      models: hosted.map((entry) => ({ name: entry.model, state: entry.state, inFlight: entry.leases.size, bytes: memory.modelBytes(entry.model), backend: entry.backend, gpuLayers: entry.gpuLayers })),
+      models: hosted.map((entry) => ({ name: entry.model, state: entry.state, inFlight: streamingLeases(entry), bytes: memory.modelBytes(entry.model), backend: entry.backend, gpuLayers: entry.gpuLayers })),
       isolated: runner.isolatedFor !== undefined,
       baseBytes: runner.registered ? runner.baseBytes : memory.runnerBaseBytes(),
     };

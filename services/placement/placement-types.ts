@@ -15,6 +15,8 @@ export interface PlacementEffects {
   /** Ends a runner process that did not free its memory or stopped answering. */
   killRunner(runnerId: string): void;
   grant(waiterId: string, lease: Lease): void;
+  /** Asks the holder of a (held) lease to release it. */
+  revokeLease(leaseId: string): void;
   /** An admin LoadModel request completed. */
   loadDone(waiterId: string, model: string, loadMs: number): void;
   notifyQueued(waiterId: string, model: string, position: number): void;

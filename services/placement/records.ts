@@ -34,7 +34,12 @@ export interface UnloadReason {
 export interface HostedModel {
   readonly model: string;
   state: "loading" | "ready" | "unloading";
+  /** Every lease on it, streaming or parked: a model with leases is not unloaded. */
   readonly leases: Set<string>;
+  /** Leases the caller holds between streams (held leases), with when each was parked. A subset of `leases`. */
+  readonly parked: Map<string, number>;
+  /** Leases placement asked back (revoke) whose release has not arrived yet. A subset of `leases`. */
+  readonly revoking: Set<string>;
   loadStartedMs: number;
   unload: UnloadReason | undefined;
   /** Where it runs and how many layers are on the GPU, once loaded (empty / 0 before). */
@@ -81,6 +86,11 @@ export interface LeaseRecord {
 /** Bytes a model takes when resident: measured once known, else estimated. */
 export function footprint(model: ModelRecord): number | undefined {
   return model.measuredBytes ?? model.estimatedBytes;
+}
+
+/** Leases with a stream on them now (not parked). */
+export function streamingLeases(hosted: HostedModel): number {
+  return hosted.leases.size - hosted.parked.size;
 }
 
 /** Streams in flight on a runner, over all its models. */

@@ -4,10 +4,11 @@ import { INTERNAL_METADATA } from "../../common/internal-auth/internal-metadata.
 import type { Logger } from "../../common/logger.js";
 import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
 import { LeaseOutcome, type AcquireEvent, type AcquireMessage, type Lease, type PlacementClient } from "../../gen/modelswap/v1/placement.js";
-import type { PlacementResolver } from "./placement-target.js";
+import type { PlacementResolver, PlacementTarget } from "./placement-target.js";
 import { RunnerDataClient, type RunnerGenerateResponse, type RunnerSampling } from "../../gen/modelswap/v1/runner.js";
 import { SAMPLING_DEFAULTS } from "../../common/config/sampling-defaults.js";
 import { routeTask } from "./task-routing.js";
+import { HeldLease, HeldLeases } from "./held-leases.js";
 import type { ValidatedRequest } from "./validate-request.js";
 
 export interface RouterOptions {
@@ -42,10 +43,12 @@ interface Attempt {
 
 /**
  * The data plane: resolves a request to a model, holds a lease from placement,
- * relays the runner's token stream and fails over. Every exit releases the lease.
+ * relays the runner's token stream and fails over. Every exit ends the lease's stream: the
+ * lease is then parked for the model's next request (held lease) or released.
  */
 export class Router {
   private readonly runnerClients = new Map<string, RunnerDataClient>();
+  private readonly heldLeases = new HeldLeases();
   private readonly contextSizes = new Map<string, number>();
   private readonly clock: { now(): number };
   private readonly maxAttempts: number;
@@ -56,6 +59,7 @@ export class Router {
   }
 
   close(): void {
+    this.heldLeases.close();
     for (const client of this.runnerClients.values()) client.close();
     this.runnerClients.clear();
   }
@@ -77,35 +81,39 @@ export class Router {
     const failedBoxes = new Set<string>();
     for (let tries = 1; ; tries++) {
       if (signal.aborted) throw cancelled("the client cancelled the request");
-      const target = await this.placementFor(model, failedBoxes);
-      let lease: Awaited<ReturnType<Router["acquire"]>>;
-      try {
-        lease = await this.acquire(target.placement, model, failedRunners, signal, deadline, sink);
-      } catch (error) {
-        // A box that cannot lease (gone, or its loads failed) is left for another one, before any token.
-        if (!this.options.placementFor || !isUnavailable(error) || tries >= this.maxAttempts || signal.aborted) throw error;
-        failedBoxes.add(target.box);
-        attempt.failovers++;
-        this.options.logger.warn("box_failover", { model, box: target.box, error: (error as Error).message });
-        continue;
+      // A warm model: a lease parked by an earlier request, no placement round trip.
+      let lease = this.heldLeases.take(model, failedRunners, failedBoxes);
+      if (!lease) {
+        const target = await this.placementFor(model, failedBoxes);
+        try {
+          lease = await this.acquire(target, model, failedRunners, signal, deadline, sink);
+        } catch (error) {
+          // A box that cannot lease (gone, or its loads failed) is left for another one, before any token.
+          if (!this.options.placementFor || !isUnavailable(error) || tries >= this.maxAttempts || signal.aborted) throw error;
+          failedBoxes.add(target.box);
+          attempt.failovers++;
+          this.options.logger.warn("box_failover", { model, box: target.box, error: (error as Error).message });
+          continue;
+        }
+        attempt.queueMs += lease.lease.queueMs;
+        attempt.loadMs += lease.lease.loadMs;
       }
-      attempt.queueMs += lease.lease.queueMs;
-      attempt.loadMs += lease.lease.loadMs;
       if (request.maxTokens > lease.lease.contextSize) {
-        lease.release(LeaseOutcome.LEASE_OUTCOME_OK);
+        lease.end(LeaseOutcome.LEASE_OUTCOME_OK, this.clock.now());
         throw this.overContext(request.maxTokens, model, lease.lease.contextSize);
       }
       let outcome: "done" | "runner_failed";
       try {
         outcome = await this.relayFromRunner(request, lease.lease, attempt, signal, deadline, sink, receivedAtMs);
       } catch (error) {
-        lease.release(signal.aborted ? LeaseOutcome.LEASE_OUTCOME_CANCELLED : LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED);
+        // An error the request caused (INVALID_ARGUMENT) leaves the runner fine, but the lease goes back: it is rare.
+        lease.end(signal.aborted ? LeaseOutcome.LEASE_OUTCOME_CANCELLED : LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED, this.clock.now());
         throw error;
       }
-      lease.release(outcome === "done" ? LeaseOutcome.LEASE_OUTCOME_OK : LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED);
+      lease.end(outcome === "done" ? LeaseOutcome.LEASE_OUTCOME_OK : LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED, this.clock.now());
       if (outcome === "done") return;
       failedRunners.add(lease.lease.runnerId);
-      failedBoxes.add(target.box);
+      failedBoxes.add(lease.box);
       attempt.failovers++;
       attempt.tokensBeforeRunner = attempt.emittedTokens;
       const beforeFirstToken = attempt.emittedTokens === 0;
@@ -162,30 +170,32 @@ export class Router {
     return routeTask(chain.map((name) => ({ name, resident: resident.has(name) })), this.options.preferResident)!;
   }
 
-  /** Waits for a lease, relaying queue and load progress; the lease lasts until release() (one Acquire call per lease). */
+  /**
+   * Waits for a lease, relaying queue and load progress. The lease lasts as long as its
+   * Acquire call: over this request's stream, and over later ones while it is parked.
+   * The call is given no deadline: a parked lease outlives the request that asked for it.
+   */
   private acquire(
-    placement: PlacementClient,
+    target: PlacementTarget,
     model: string,
     exclude: ReadonlySet<string>,
     signal: AbortSignal,
     deadline: Date | undefined,
     sink: EventSink,
-  ): Promise<{ lease: Lease; release: (outcome: LeaseOutcome) => void }> {
+  ): Promise<HeldLease> {
     return new Promise((resolve, reject) => {
-      const call: ClientDuplexStream<AcquireMessage, AcquireEvent> = placement.acquire(deadline ? { deadline } : {});
-      let granted: Lease | undefined;
-      let released = false;
-      const release = (outcome: LeaseOutcome) => {
-        if (released || !granted) return;
-        released = true;
+      // No gRPC deadline on the call: placement ends the wait at the request's deadline (in the request).
+      const call: ClientDuplexStream<AcquireMessage, AcquireEvent> = target.placement.acquire({});
+      let held: HeldLease | undefined;
+      let waitEnded = false;
+      const endWait = () => {
+        waitEnded = true;
         signal.removeEventListener("abort", onAbort);
-        // Placement ends the call when it takes the release.
-        call.write({ message: { $case: "release", value: { outcome } } });
-        call.end();
       };
       const onAbort = () => {
         call.cancel();
-        if (!granted) reject(cancelled("the client cancelled the request"));
+        endWait();
+        reject(cancelled("the client cancelled the request"));
       };
       signal.addEventListener("abort", onAbort, { once: true });
       call.on("data", (event: AcquireEvent) => {
@@ -193,22 +203,27 @@ export class Router {
         if (!e) return;
         if (e.$case === "queued") void sink({ event: { $case: "queued", value: e.value } });
         else if (e.$case === "loading") void sink({ event: { $case: "loading", value: e.value } });
-        else if (e.$case === "granted") {
-          granted = e.value;
-          resolve({ lease: e.value, release });
-        }
+        else if (e.$case === "granted" && !held && !waitEnded) {
+          endWait();
+          held = new HeldLease(e.value, target.box, this.clock.now(), (message) => call.write(message), () => call.end(), this.heldLeases);
+          resolve(held);
+        } else if (e.$case === "revoke") held?.revoke();
       });
       call.on("error", (error: ServiceError) => {
-        signal.removeEventListener("abort", onAbort);
-        if (granted) return; // the lease ends with the call
+        if (held) return held.lost(); // the lease ends with the call
+        if (waitEnded) return;
+        endWait();
         if (error.code === GrpcStatus.CANCELLED && signal.aborted) return reject(cancelled("the client cancelled the request"));
         if (error.code === GrpcStatus.DEADLINE_EXCEEDED) return reject(deadlineExceeded(`deadline passed while waiting for model "${model}" to load`));
         reject(isServiceError(error) ? fromServiceError(error) : error);
       });
       call.on("end", () => {
-        if (!granted) reject(unavailable(`placement ended the wait for "${model}" without a lease; retry`));
+        if (held) return held.lost();
+        if (waitEnded) return;
+        endWait();
+        reject(unavailable(`placement ended the wait for "${model}" without a lease; retry`));
       });
-      call.write({ message: { $case: "request", value: { model, excludeRunners: [...exclude] } } });
+      call.write({ message: { $case: "request", value: { model, excludeRunners: [...exclude], waitDeadlineUnixMs: deadline?.getTime() ?? 0 } } });
     });
   }
 

@@ -167,7 +167,7 @@ describe("internal planes: placement's port and runner ports refuse callers with
       for (const metadata of [new Metadata(), forged]) {
         const acquire = await new Promise<ServiceError | undefined>((resolve) => {
           const call = direct.acquire(metadata);
-          call.write({ message: { $case: "request", value: { model: "stories", excludeRunners: [] } } });
+          call.write({ message: { $case: "request", value: { model: "stories", excludeRunners: [], waitDeadlineUnixMs: 0 } } });
           call.on("data", (event: AcquireEvent) => assert.fail(`a lease event reached the intruder: ${JSON.stringify(event)}`));
           call.on("error", resolve);
           call.on("end", () => resolve(undefined));

@@ -57,6 +57,8 @@ export class PlacementHarness {
   readonly spawned: string[] = [];
   readonly killed: string[] = [];
   readonly prefetched: string[] = [];
+  /** Lease ids placement asked back (held leases), in order. */
+  readonly revoked: string[] = [];
   /** Runner reports placement refused (report-checks.ts): "runnerId report: reason". */
   readonly rejectedReports: string[] = [];
   /** Model sizes the fake runners "measure" and "estimate". */
@@ -93,6 +95,7 @@ export class PlacementHarness {
         this.pending.push(() => this.core.runnerExited(runnerId, null));
       },
       grant: (waiterId, lease) => (this.outcome(waiterId).lease = lease),
+      revokeLease: (leaseId) => this.revoked.push(leaseId),
       loadDone: (waiterId) => (this.outcome(waiterId).loaded = true),
       notifyQueued: (waiterId, _model, position) => this.outcome(waiterId).queued.push(position),
       notifyLoading: (waiterId, _model, progress) => this.outcome(waiterId).loading.push(progress),
@@ -164,6 +167,29 @@ export class PlacementHarness {
     if (!lease) throw new Error(`${waiterId} holds no lease`);
     this.core.release(lease.leaseId);
     return this.settle();
+  }
+
+  /** The holder keeps `waiterId`'s lease after its stream (held lease). */
+  park(waiterId: string): this {
+    this.core.leaseParked(this.leaseOf(waiterId));
+    return this.settle();
+  }
+
+  /** A new stream starts on `waiterId`'s parked lease. */
+  resume(waiterId: string): this {
+    this.core.leaseResumed(this.leaseOf(waiterId));
+    return this.settle();
+  }
+
+  /** Whether placement asked `waiterId`'s lease back. */
+  wasRevoked(waiterId: string): boolean {
+    return this.revoked.includes(this.leaseOf(waiterId));
+  }
+
+  private leaseOf(waiterId: string): string {
+    const lease = this.outcome(waiterId).lease;
+    if (!lease) throw new Error(`${waiterId} holds no lease`);
+    return lease.leaseId;
   }
 
   advance(ms: number): this {

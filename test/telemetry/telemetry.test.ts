@@ -283,6 +283,28 @@ describe("telemetry: one trace per request across gateway, placement and runner 
     assert.ok((sample(gatewayMetrics, "modelswap_requests_total", { model: "big2", operation: "text_completion", code: "0" }) ?? 0) >= 1);
   });
 
+
+  it("serves a warm request on the lease the previous one held (no placement.acquire in its trace), and a swap waits for that lease to come back", async () => {
+    const sampling = { temperature: 0, ignoreEos: true, stop: [] };
+    const sentAtNs = BigInt(Date.now() - 1) * 1_000_000n;
+    // act: big2 is warm and the gateway holds the lease of the last request for it
+    const warm = await collect(inference, generateRequest({ model: "big2", maxTokens: 4, sampling }), { deadline: new Date(Date.now() + 20_000) });
+    assert.equal(warm.error, undefined, warm.error?.details);
+    const warmTrace = await receiver.waitFor((spans) => {
+      const root = spans.find((span) => span.name === "generate" && span.attributes["gen_ai.request.model"] === "big2" && span.startNs >= sentAtNs);
+      const inTrace = root ? spans.filter((span) => span.traceId === root.traceId) : [];
+      return inTrace.some((span) => span.name === "runner.generate") ? inTrace : undefined;
+    });
+    assert.deepEqual(warmTrace.map((span) => span.name).filter((name) => name.startsWith("placement.")), [], "no placement round trip");
+    assert.equal(warm.done!.timings!.queueMs, 0);
+
+    // act: big is cold and needs big2's memory, whose lease the gateway holds: placement asks for it back first
+    const swap = await collect(inference, generateRequest({ model: "big", maxTokens: 4, sampling }), { deadline: new Date(Date.now() + 20_000) });
+    assert.equal(swap.error, undefined, `${swap.error?.details}\nserve's last log lines:\n${serve!.stderr.slice(-30).join("\n")}`);
+    assert.ok(swap.done!.timings!.loadMs > 0, "big was loaded for this request");
+    const evict = await receiver.waitFor((spans) => spans.find((span) => span.name === "model.evict" && span.attributes["modelswap.evict.model"] === "big2"));
+    assert.match(String(evict.attributes["modelswap.evict.reason"]), /^evicted by lru for big$/);
+  });
   it("answers buf curl through server reflection: lists the services and streams a Generate without local protos", async () => {
     const run = promisify(execFile);
     const common = ["curl", "--protocol", "grpc", "--http2-prior-knowledge"];

@@ -47,6 +47,8 @@ export enum LeaseOutcome {
   LEASE_OUTCOME_OK = 1,
   LEASE_OUTCOME_CANCELLED = 2,
   LEASE_OUTCOME_RUNNER_FAILED = 3,
+  /** LEASE_OUTCOME_IDLE - A parked lease given back with no stream on it (not counted as a stream). */
+  LEASE_OUTCOME_IDLE = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -64,6 +66,9 @@ export function leaseOutcomeFromJSON(object: any): LeaseOutcome {
     case 3:
     case "LEASE_OUTCOME_RUNNER_FAILED":
       return LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED;
+    case 4:
+    case "LEASE_OUTCOME_IDLE":
+      return LeaseOutcome.LEASE_OUTCOME_IDLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -81,6 +86,8 @@ export function leaseOutcomeToJSON(object: LeaseOutcome): string {
       return "LEASE_OUTCOME_CANCELLED";
     case LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED:
       return "LEASE_OUTCOME_RUNNER_FAILED";
+    case LeaseOutcome.LEASE_OUTCOME_IDLE:
+      return "LEASE_OUTCOME_IDLE";
     case LeaseOutcome.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -93,8 +100,14 @@ export interface AcquireMessage {
     /** First message of the call. */
     { $case: "request"; value: AcquireRequest }
     | //
-    /** After `granted`: the stream on the leased runner ended. */
+    /** After `granted`: the stream on the leased runner ended, or a parked lease is given back. */
     { $case: "release"; value: ReleaseRequest }
+    | //
+    /** After `granted` or `resume`: a stream ended (how: the outcome) and the caller keeps the lease for the next one. */
+    { $case: "park"; value: ParkRequest }
+    | //
+    /** After `park`: a new stream starts on the lease. */
+    { $case: "resume"; value: ResumeRequest }
     | undefined;
 }
 
@@ -103,6 +116,12 @@ export interface AcquireRequest {
   model: string;
   /** Runners to avoid (they failed this request before). */
   excludeRunners: string[];
+  /**
+   * The request's deadline (Unix time in ms; 0 = none): the wait for the lease ends with
+   * DEADLINE_EXCEEDED then. It is not the call's gRPC deadline because a lease held between
+   * streams (park) outlives the request that acquired it.
+   */
+  waitDeadlineUnixMs: number;
 }
 
 export interface AcquireEvent {
@@ -110,7 +129,24 @@ export interface AcquireEvent {
     | { $case: "queued"; value: Queued }
     | { $case: "loading"; value: Loading }
     | { $case: "granted"; value: Lease }
+    | //
+    /**
+     * After `granted`: placement wants the lease back (see Acquire). The caller starts no
+     * new stream on it and releases it as soon as its stream, if any, ends.
+     */
+    { $case: "revoke"; value: RevokeLease }
     | undefined;
+}
+
+export interface ParkRequest {
+  /** How the stream that just ended went (counted by placement as a released lease's would be). */
+  outcome: LeaseOutcome;
+}
+
+export interface ResumeRequest {
+}
+
+export interface RevokeLease {
 }
 
 export interface Lease {
@@ -149,6 +185,12 @@ export const AcquireMessage: MessageFns<AcquireMessage> = {
       case "release":
         ReleaseRequest.encode(message.message.value, writer.uint32(18).fork()).join();
         break;
+      case "park":
+        ParkRequest.encode(message.message.value, writer.uint32(26).fork()).join();
+        break;
+      case "resume":
+        ResumeRequest.encode(message.message.value, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -182,6 +224,22 @@ export const AcquireMessage: MessageFns<AcquireMessage> = {
             message.message = { $case: "release", value: ReleaseRequest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = { $case: "park", value: ParkRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.message = { $case: "resume", value: ResumeRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -200,6 +258,10 @@ export const AcquireMessage: MessageFns<AcquireMessage> = {
         ? { $case: "request", value: AcquireRequest.fromJSON(object.request) }
         : isSet(object.release)
         ? { $case: "release", value: ReleaseRequest.fromJSON(object.release) }
+        : isSet(object.park)
+        ? { $case: "park", value: ParkRequest.fromJSON(object.park) }
+        : isSet(object.resume)
+        ? { $case: "resume", value: ResumeRequest.fromJSON(object.resume) }
         : undefined,
     };
   },
@@ -210,6 +272,10 @@ export const AcquireMessage: MessageFns<AcquireMessage> = {
       obj.request = AcquireRequest.toJSON(message.message.value);
     } else if (message.message?.$case === "release") {
       obj.release = ReleaseRequest.toJSON(message.message.value);
+    } else if (message.message?.$case === "park") {
+      obj.park = ParkRequest.toJSON(message.message.value);
+    } else if (message.message?.$case === "resume") {
+      obj.resume = ResumeRequest.toJSON(message.message.value);
     }
     return obj;
   },
@@ -232,13 +298,25 @@ export const AcquireMessage: MessageFns<AcquireMessage> = {
         }
         break;
       }
+      case "park": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "park", value: ParkRequest.fromPartial(object.message.value) };
+        }
+        break;
+      }
+      case "resume": {
+        if (object.message?.value !== undefined && object.message?.value !== null) {
+          message.message = { $case: "resume", value: ResumeRequest.fromPartial(object.message.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function createBaseAcquireRequest(): AcquireRequest {
-  return { model: "", excludeRunners: [] };
+  return { model: "", excludeRunners: [], waitDeadlineUnixMs: 0 };
 }
 
 export const AcquireRequest: MessageFns<AcquireRequest> = {
@@ -248,6 +326,9 @@ export const AcquireRequest: MessageFns<AcquireRequest> = {
     }
     for (const v of message.excludeRunners) {
       writer.uint32(18).string(v!);
+    }
+    if (message.waitDeadlineUnixMs !== 0) {
+      writer.uint32(25).double(message.waitDeadlineUnixMs);
     }
     return writer;
   },
@@ -281,6 +362,14 @@ export const AcquireRequest: MessageFns<AcquireRequest> = {
             message.excludeRunners.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.waitDeadlineUnixMs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -301,6 +390,11 @@ export const AcquireRequest: MessageFns<AcquireRequest> = {
         : globalThis.Array.isArray(object?.exclude_runners)
         ? object.exclude_runners.map((e: any) => globalThis.String(e))
         : [],
+      waitDeadlineUnixMs: isSet(object.waitDeadlineUnixMs)
+        ? globalThis.Number(object.waitDeadlineUnixMs)
+        : isSet(object.wait_deadline_unix_ms)
+        ? globalThis.Number(object.wait_deadline_unix_ms)
+        : 0,
     };
   },
 
@@ -312,6 +406,9 @@ export const AcquireRequest: MessageFns<AcquireRequest> = {
     if (message.excludeRunners?.length) {
       obj.excludeRunners = message.excludeRunners;
     }
+    if (message.waitDeadlineUnixMs !== 0) {
+      obj.waitDeadlineUnixMs = floatToJson(message.waitDeadlineUnixMs);
+    }
     return obj;
   },
 
@@ -322,6 +419,7 @@ export const AcquireRequest: MessageFns<AcquireRequest> = {
     const message = createBaseAcquireRequest();
     message.model = object.model ?? "";
     message.excludeRunners = object.excludeRunners?.map((e) => e) || [];
+    message.waitDeadlineUnixMs = object.waitDeadlineUnixMs ?? 0;
     return message;
   },
 };
@@ -341,6 +439,9 @@ export const AcquireEvent: MessageFns<AcquireEvent> = {
         break;
       case "granted":
         Lease.encode(message.event.value, writer.uint32(26).fork()).join();
+        break;
+      case "revoke":
+        RevokeLease.encode(message.event.value, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -383,6 +484,14 @@ export const AcquireEvent: MessageFns<AcquireEvent> = {
             message.event = { $case: "granted", value: Lease.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.event = { $case: "revoke", value: RevokeLease.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -403,6 +512,8 @@ export const AcquireEvent: MessageFns<AcquireEvent> = {
         ? { $case: "loading", value: Loading.fromJSON(object.loading) }
         : isSet(object.granted)
         ? { $case: "granted", value: Lease.fromJSON(object.granted) }
+        : isSet(object.revoke)
+        ? { $case: "revoke", value: RevokeLease.fromJSON(object.revoke) }
         : undefined,
     };
   },
@@ -415,6 +526,8 @@ export const AcquireEvent: MessageFns<AcquireEvent> = {
       obj.loading = Loading.toJSON(message.event.value);
     } else if (message.event?.$case === "granted") {
       obj.granted = Lease.toJSON(message.event.value);
+    } else if (message.event?.$case === "revoke") {
+      obj.revoke = RevokeLease.toJSON(message.event.value);
     }
     return obj;
   },
@@ -443,7 +556,184 @@ export const AcquireEvent: MessageFns<AcquireEvent> = {
         }
         break;
       }
+      case "revoke": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "revoke", value: RevokeLease.fromPartial(object.event.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseParkRequest(): ParkRequest {
+  return { outcome: 0 };
+}
+
+export const ParkRequest: MessageFns<ParkRequest> = {
+  encode(message: ParkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.outcome !== 0) {
+      writer.uint32(8).int32(message.outcome);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ParkRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseParkRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.outcome = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ParkRequest {
+    return { outcome: isSet(object.outcome) ? leaseOutcomeFromJSON(object.outcome) : 0 };
+  },
+
+  toJSON(message: ParkRequest): unknown {
+    const obj: any = {};
+    if (message.outcome !== 0) {
+      obj.outcome = leaseOutcomeToJSON(message.outcome);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ParkRequest>): ParkRequest {
+    return ParkRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ParkRequest>): ParkRequest {
+    const message = createBaseParkRequest();
+    message.outcome = object.outcome ?? 0;
+    return message;
+  },
+};
+
+function createBaseResumeRequest(): ResumeRequest {
+  return {};
+}
+
+export const ResumeRequest: MessageFns<ResumeRequest> = {
+  encode(_: ResumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ResumeRequest {
+    return {};
+  },
+
+  toJSON(_: ResumeRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResumeRequest>): ResumeRequest {
+    return ResumeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ResumeRequest>): ResumeRequest {
+    const message = createBaseResumeRequest();
+    return message;
+  },
+};
+
+function createBaseRevokeLease(): RevokeLease {
+  return {};
+}
+
+export const RevokeLease: MessageFns<RevokeLease> = {
+  encode(_: RevokeLease, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeLease {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeLease();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RevokeLease {
+    return {};
+  },
+
+  toJSON(_: RevokeLease): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<RevokeLease>): RevokeLease {
+    return RevokeLease.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<RevokeLease>): RevokeLease {
+    const message = createBaseRevokeLease();
     return message;
   },
 };
@@ -763,6 +1053,14 @@ export const PlacementService = {
    * with queued / loading events until the model is resident, then `granted`. The lease
    * lasts until the caller sends `release` (with how the stream ended) or ends the call
    * (counted as cancelled); placement then ends the call.
+   *
+   * Held leases: instead of releasing after a stream that ended well, the caller may `park`
+   * the lease and run its next stream on the same model and runner after `resume`, with no
+   * Acquire in between (no placement round trip on a warm request). A parked lease still
+   * keeps its model resident, so placement sends `revoke` when it wants the slot or the
+   * memory back (a request waits, the model idles past its TTL, an admin unloads it, or it
+   * was parked too long); the caller then releases it at once if it is idle, or when its
+   * stream ends.
    */
   acquire: {
     path: "/modelswap.v1.Placement/Acquire" as const,
@@ -835,6 +1133,14 @@ export interface PlacementServer extends UntypedServiceImplementation {
    * with queued / loading events until the model is resident, then `granted`. The lease
    * lasts until the caller sends `release` (with how the stream ended) or ends the call
    * (counted as cancelled); placement then ends the call.
+   *
+   * Held leases: instead of releasing after a stream that ended well, the caller may `park`
+   * the lease and run its next stream on the same model and runner after `resume`, with no
+   * Acquire in between (no placement round trip on a warm request). A parked lease still
+   * keeps its model resident, so placement sends `revoke` when it wants the slot or the
+   * memory back (a request waits, the model idles past its TTL, an admin unloads it, or it
+   * was parked too long); the caller then releases it at once if it is idle, or when its
+   * stream ends.
    */
   acquire: handleBidiStreamingCall<AcquireMessage, AcquireEvent>;
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
@@ -851,6 +1157,14 @@ export interface PlacementClient extends Client {
    * with queued / loading events until the model is resident, then `granted`. The lease
    * lasts until the caller sends `release` (with how the stream ended) or ends the call
    * (counted as cancelled); placement then ends the call.
+   *
+   * Held leases: instead of releasing after a stream that ended well, the caller may `park`
+   * the lease and run its next stream on the same model and runner after `resume`, with no
+   * Acquire in between (no placement round trip on a warm request). A parked lease still
+   * keeps its model resident, so placement sends `revoke` when it wants the slot or the
+   * memory back (a request waits, the model idles past its TTL, an admin unloads it, or it
+   * was parked too long); the caller then releases it at once if it is idle, or when its
+   * stream ends.
    */
   acquire(): ClientDuplexStream<AcquireMessage, AcquireEvent>;
   acquire(options: Partial<CallOptions>): ClientDuplexStream<AcquireMessage, AcquireEvent>;
