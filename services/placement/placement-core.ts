@@ -540,7 +540,9 @@ export class PlacementCore implements PlacementView {
           sequences: config.sequences,
           threads: config.threads,
           gpu: config.gpu,
-          warmUp: true,
+          // A request waiting for the model warms it up itself (its prompt touches every weight):
+          // a warm-up then only delays its first token. Loads nobody waits on warm up.
+          warmUp: !this.queue.of(config.name).some((waiter) => waiter.kind === "lease"),
           useMmap: config.allowOvercommit,
           gpuLayers: config.gpuLayers === "auto" ? -1 : config.gpuLayers,
         },

@@ -62,6 +62,8 @@ export interface LoadedModel {
   readonly deviceBytes: number;
   /** Layers llama.cpp offloaded to the GPU (0 on CPU). */
   readonly gpuLayers: number;
+  /** File bytes whose weights are mapped (use_mmap) rather than read into memory; 0 when read. */
+  readonly mappedBytes: number;
   /** Where it runs: "cpu", "cuda", "vulkan", "metal". */
   readonly backend: string;
   /**
@@ -77,6 +79,11 @@ export interface Engine {
   /** Initialises the backend (done once per process, before any load). */
   init(gpu: string): Promise<void>;
   load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel>;
+  /**
+   * Reads what a load of `path` will need from the file's header, ahead of the load (e.g.
+   * while the model it replaces unloads). Optional; never throws (the load reports errors).
+   */
+  prepare?(path: string): void;
   /** Footprint in bytes (weights + context) estimated from the GGUF header, without loading. */
   estimate(path: string, contextSize: number, sequences: number): Promise<number>;
 }

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { cpus } from "node:os";
 import {
   getLlama,
@@ -30,6 +31,8 @@ const pollSoon = () => new Promise<void>((resolve) => setTimeout(resolve, 1));
 export class LlamaEngine implements Engine {
   private llama: Llama | undefined;
   private cpuFeatures: CpuFeatures | undefined;
+  /** Whether to map each file's weights, by path, size and mtime: a reload (a swap back) reads no header for it. */
+  private readonly mapDecisions = new Map<string, Promise<boolean>>();
 
   async init(gpu: string): Promise<void> {
     if (this.llama) return;
@@ -55,10 +58,29 @@ export class LlamaEngine implements Engine {
    * no copy on load, and the pages are the page cache's. Read them when it would repack them
    * (a mapping would hold them twice) and on a GPU (weights are uploaded).
    */
-  private async mapsWeights(path: string): Promise<boolean> {
-    if (this.ready.gpu !== false) return false;
-    this.cpuFeatures ??= await readCpuFeatures();
-    return shouldMapWeights(await readWeightTensors(path), { kind: "cpu", features: this.cpuFeatures });
+  private mapsWeights(path: string): Promise<boolean> {
+    if (this.ready.gpu !== false) return Promise.resolve(false);
+    let key: string;
+    try {
+      const file = statSync(path);
+      key = `${path}\0${file.size}\0${file.mtimeMs}`;
+    } catch {
+      return Promise.resolve(false); // the load itself reports the missing file
+    }
+    let decision = this.mapDecisions.get(key);
+    if (!decision) {
+      decision = (async () => {
+        this.cpuFeatures ??= await readCpuFeatures();
+        return shouldMapWeights(await readWeightTensors(path), { kind: "cpu", features: this.cpuFeatures });
+      })();
+      this.mapDecisions.set(key, decision);
+      decision.catch(() => this.mapDecisions.delete(key));
+    }
+    return decision;
+  }
+
+  prepare(path: string): void {
+    if (this.llama) this.mapsWeights(path).catch(() => undefined);
   }
 
   async load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel> {
@@ -66,10 +88,11 @@ export class LlamaEngine implements Engine {
     const deviceUsed = async () => (llama.gpu === false ? 0 : (await llama.getVramState()).used);
     const deviceBefore = await deviceUsed();
     const started = performance.now();
+    const useMmap = spec.useMmap || (await this.mapsWeights(spec.path));
     const model = await llama.loadModel({
       modelPath: spec.path,
       gpuLayers: llama.gpu === false ? 0 : (spec.gpuLayers ?? "auto"),
-      useMmap: spec.useMmap || (await this.mapsWeights(spec.path)),
+      useMmap,
       onLoadProgress: onProgress,
     });
     const modelLoaded = performance.now();
@@ -99,12 +122,14 @@ export class LlamaEngine implements Engine {
       }
     }
     loaded.deviceBytes = Math.max(0, (await deviceUsed()) - deviceBefore);
+    loaded.mappedBytes = useMmap ? statSync(spec.path).size : 0;
     return loaded;
   }
 }
 
 class LlamaLoadedModel implements LoadedModel {
   deviceBytes = 0;
+  mappedBytes = 0;
   get backend(): string {
     return this.model.gpuLayers > 0 && this.model.llama.gpu !== false ? this.model.llama.gpu : "cpu";
   }

@@ -43,9 +43,14 @@ export interface LoadMeasurement {
   gpuChargedBytes: number;
 }
 
-export function measureLoad(before: LoadReading, after: LoadReading, unifiedMemory: boolean): LoadMeasurement {
+/**
+ * `mappedBytes`: model file bytes the load mapped (use_mmap) rather than read. Their pages
+ * enter the RSS only as they are first touched (by the warm-up, or by the first request when
+ * a load skips the warm-up), so the host charge is at least the anonymous growth plus them.
+ */
+export function measureLoad(before: LoadReading, after: LoadReading, unifiedMemory: boolean, mappedBytes = 0): LoadMeasurement {
   const growth = (from: number, to: number) => Math.max(0, to - from);
-  const hostBytes = growth(before.rssBytes, after.rssBytes);
+  const hostBytes = Math.max(growth(before.rssBytes, after.rssBytes), growth(before.anonymousRssBytes, after.anonymousRssBytes) + mappedBytes);
   const deviceGrowth = growth(before.deviceUsedBytes, after.deviceUsedBytes);
   if (!unifiedMemory) return { hostBytes, deviceBytes: deviceGrowth, chargedBytes: hostBytes, gpuChargedBytes: deviceGrowth };
   const anonymousGrowth = Math.min(hostBytes, growth(before.anonymousRssBytes, after.anonymousRssBytes));

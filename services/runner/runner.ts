@@ -91,6 +91,8 @@ export class Runner {
       void this.estimate(c.value.requestId, c.value.path, c.value.contextSize, c.value.sequences);
       return;
     }
+    // The next model's header is read now, beside an unload or load still running.
+    if (c.$case === "load") this.options.engine.prepare?.(c.value.path);
     this.commands = this.commands.then(async () => {
       switch (c.$case) {
         case "load":
@@ -134,7 +136,7 @@ export class Runner {
       const rssAfter = after.rssBytes;
       // RSS growth plus what the load took on the GPU, each byte once (on a Jetson the device
       // figure is the shared pool, which already includes the anonymous RSS growth).
-      const measured = measureLoad({ ...before, deviceUsedBytes: 0 }, { ...after, deviceUsedBytes: loaded.deviceBytes }, this.options.unifiedMemory ?? false);
+      const measured = measureLoad({ ...before, deviceUsedBytes: 0 }, { ...after, deviceUsedBytes: loaded.deviceBytes }, this.options.unifiedMemory ?? false, loaded.mappedBytes);
       const measuredBytes = measured.chargedBytes + measured.gpuChargedBytes;
       this.models.set(spec.model, { loaded, measuredBytes });
       const loadMs = performance.now() - started;

@@ -118,3 +118,21 @@ describe("held leases (park / resume / revoke)", () => {
     assert.deepEqual(harness.kinds("unloaded"), ["a"]);
   });
 });
+
+describe("warm-up of a load", () => {
+  const warmUps = (harness: PlacementHarness) =>
+    harness.commands.filter((entry) => entry.command.command?.$case === "load").map((entry) => (entry.command.command as { value: { model: string; warmUp: boolean } }).value);
+
+  it("is skipped when a request waits for the model (its prompt warms it up), and done for a preload", () => {
+    const harness = new PlacementHarness([modelConfig("a"), modelConfig("b", { preload: true })]);
+    harness.start();
+    harness.request("w1", "a");
+    assert.deepEqual(
+      warmUps(harness).map(({ model, warmUp }) => ({ model, warmUp })),
+      [
+        { model: "b", warmUp: true },
+        { model: "a", warmUp: false },
+      ],
+    );
+  });
+});

@@ -59,6 +59,16 @@ describe("a load is counted once (measureLoad)", () => {
     });
   }
 
+  it("charges a CPU load with mapped weights for the whole mapping, though a load without warm-up has touched none of it yet", () => {
+    const mapped = 100 * MiB;
+    // context buffers grew the anonymous RSS by 60 MiB; the weights' pages are not resident yet
+    const untouched = { rssBytes: BEFORE.rssBytes + 61 * MiB, anonymousRssBytes: BEFORE.anonymousRssBytes + 60 * MiB, deviceUsedBytes: 0 };
+    assert.equal(measureLoad({ ...BEFORE, deviceUsedBytes: 0 }, untouched, false, mapped).chargedBytes, 160 * MiB);
+    // after a warm-up that touched every page: the same charge, counted once
+    const touched = { rssBytes: BEFORE.rssBytes + 160 * MiB, anonymousRssBytes: BEFORE.anonymousRssBytes + 60 * MiB, deviceUsedBytes: 0 };
+    assert.equal(measureLoad({ ...BEFORE, deviceUsedBytes: 0 }, touched, false, mapped).chargedBytes, 160 * MiB);
+  });
+
   it("on a Jetson charges less than RSS growth plus pool growth by exactly the anonymous RSS growth", () => {
     const after = { rssBytes: BEFORE.rssBytes + 40 * MiB, anonymousRssBytes: BEFORE.anonymousRssBytes + 38 * MiB, deviceUsedBytes: BEFORE.deviceUsedBytes + 590 * MiB };
     const naive = 40 * MiB + 590 * MiB;
