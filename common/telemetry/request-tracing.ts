@@ -123,7 +123,7 @@ export async function traceGenerate(
 export interface BoxChoiceInfo {
   box: string;
   address: string;
-  /** resident | loading | load_claimed | free_memory | eviction_cost | queue | local */
+  /** resident | loading | load_claimed | free_memory | eviction_cost | queue | local | held_lease */
   reason: string;
   detail: string;
   /** Boxes that could have served it. */

@@ -9,6 +9,7 @@ import { RunnerDataClient, type RunnerGenerateResponse, type RunnerSampling } fr
 import { SAMPLING_DEFAULTS } from "../../common/config/sampling-defaults.js";
 import { routeTask } from "./task-routing.js";
 import { HeldLease, HeldLeases } from "./held-leases.js";
+import { recordBoxChoice } from "../../common/telemetry/request-tracing.js";
 import type { ValidatedRequest } from "./validate-request.js";
 
 export interface RouterOptions {
@@ -83,6 +84,9 @@ export class Router {
       if (signal.aborted) throw cancelled("the client cancelled the request");
       // A warm model: a lease parked by an earlier request, no placement round trip.
       let lease = this.heldLeases.take(model, failedRunners, failedBoxes);
+      if (lease && lease.box) {
+        recordBoxChoice({ box: lease.box, address: lease.lease.runnerAddress, reason: "held_lease", detail: "a lease kept from an earlier request for this model", candidates: 1 });
+      }
       if (!lease) {
         const target = await this.placementFor(model, failedBoxes);
         try {

@@ -1,5 +1,6 @@
 import { credentials, status, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
 import { startServer, type StartedServer } from "../../common/grpc/start-server.js";
 import { createLogger } from "../../common/logger.js";
 import type { GenerateResponse } from "../../gen/modelswap/v1/inference.js";
@@ -24,9 +25,18 @@ describe("router (fake placement and runners on loopback)", () => {
   let placementServer: StartedServer;
   const runnerServers: StartedServer[] = [];
   const runners = new Map<string, FakeRunner & { address: string }>();
-  /** Every Acquire the fake placement saw: its request and how the lease ended. */
-  const acquires: { model: string; exclude: string[]; granted?: string; released?: LeaseOutcome; endedWithoutRelease?: boolean }[] = [];
-  /** Resolves once `count` leases have been released (releases travel after generate() returns). */
+  /** Every Acquire the fake placement saw: its request, how each stream on it ended (park) and how the lease ended (release). */
+  const acquires: {
+    model: string;
+    exclude: string[];
+    granted?: string;
+    parked: LeaseOutcome[];
+    resumed: number;
+    released?: LeaseOutcome;
+    endedWithoutRelease?: boolean;
+    call: ServerDuplexStream<AcquireMessage, AcquireEvent>;
+  }[] = [];
+  /** Resolves once `count` leases have been released or parked (these travel after generate() returns). */
   const releaseWaiters: { count: number; resolve: () => void }[] = [];
   const released = (count: number) =>
     new Promise<void>((resolve) => {
@@ -34,11 +44,20 @@ describe("router (fake placement and runners on loopback)", () => {
       noteRelease();
     });
   const noteRelease = () => {
-    const done = acquires.filter((entry) => entry.released !== undefined).length;
+    const done = acquires.filter((entry) => entry.released !== undefined || entry.parked.length > 0).length;
     for (const waiter of [...releaseWaiters]) if (done >= waiter.count) releaseWaiters.splice(releaseWaiters.indexOf(waiter), 1) && waiter.resolve();
   };
   let router: Router;
   let placement: PlacementClient;
+  /** Emits "message" for every message the fake placement receives. */
+  const placementMessages = new EventEmitter();
+  /** Resolves once `holds()` is true, checked on every message the fake placement receives. */
+  const untilPlacementSees = (holds: () => boolean) =>
+    new Promise<void>((resolve) => {
+      if (holds()) return resolve();
+      const check = () => holds() && (placementMessages.off("message", check), resolve());
+      placementMessages.on("message", check);
+    });
 
   async function addRunner(id: string, fails: boolean): Promise<void> {
     const runner: FakeRunner = { id, fails, served: [] };
@@ -72,7 +91,7 @@ describe("router (fake placement and runners on loopback)", () => {
             call.on("data", (message: AcquireMessage) => {
               const m = message.message;
               if (m?.$case === "request") {
-                entry = { model: m.value.model, exclude: m.value.excludeRunners };
+                entry = { model: m.value.model, exclude: m.value.excludeRunners, parked: [], resumed: 0, call };
                 acquires.push(entry);
                 // The first runner not excluded: r-bad first, so that failover shows.
                 const runner = [...runners.values()].find((candidate) => !m.value.excludeRunners.includes(candidate.id))!;
@@ -85,7 +104,13 @@ describe("router (fake placement and runners on loopback)", () => {
                 entry.released = m.value.outcome;
                 call.end();
                 noteRelease();
+              } else if (m?.$case === "park" && entry) {
+                entry.parked.push(m.value.outcome);
+                noteRelease();
+              } else if (m?.$case === "resume" && entry) {
+                entry.resumed++;
               }
+              placementMessages.emit("message");
             });
             call.on("end", () => {
               if (entry && entry.released === undefined) entry.endedWithoutRelease = true;
@@ -115,12 +140,12 @@ describe("router (fake placement and runners on loopback)", () => {
     // act
     await router.generate(request(5), new AbortController().signal, undefined, (event) => void events.push(event));
     await released(2);
-    // assert: two leases, the second excluding the runner that failed
+    // assert: two leases, the second excluding the runner that failed; the good one is kept for the next request
     assert.deepEqual(
-      acquires.map(({ model, exclude, granted, released }) => ({ model, exclude, granted, released })),
+      acquires.map(({ model, exclude, granted, released, parked }) => ({ model, exclude, granted, released, parked })),
       [
-        { model: "m", exclude: [], granted: "r-bad", released: LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED },
-        { model: "m", exclude: ["r-bad"], granted: "r-good", released: LeaseOutcome.LEASE_OUTCOME_OK },
+        { model: "m", exclude: [], granted: "r-bad", released: LeaseOutcome.LEASE_OUTCOME_RUNNER_FAILED, parked: [] },
+        { model: "m", exclude: ["r-bad"], granted: "r-good", released: undefined, parked: [LeaseOutcome.LEASE_OUTCOME_OK] },
       ],
     );
     const tokens = events.flatMap((event) => (event.event?.$case === "token" ? [event.event.value.tokens] : []));
@@ -131,10 +156,36 @@ describe("router (fake placement and runners on loopback)", () => {
     assert.ok(Math.abs((runners.get("r-good")!.served.at(-1)?.sampling?.topP ?? 0) - 0.95) < 1e-6);
   });
 
-  it("refuses max_tokens beyond the leased model's context and releases the lease", async () => {
-    acquires.length = 0;
+  it("runs the model's next request on the lease it kept, without an Acquire", async () => {
+    const held = acquires.at(-1)!;
+    const before = acquires.length;
+    const events: GenerateResponse[] = [];
+    await router.generate(request(3), new AbortController().signal, undefined, (event) => void events.push(event));
+    assert.equal(acquires.length, before, "no new Acquire");
+    assert.equal(held.resumed, 1);
+    assert.equal(runners.get("r-good")!.served.length, 2);
+    const done = events.at(-1)?.event;
+    assert.equal(done?.$case === "done" && done.value.usage?.completionTokens, 3);
+  });
+
+  it("refuses max_tokens beyond the leased model's context, and keeps the lease", async () => {
+    const held = acquires.at(-1)!;
     await assert.rejects(router.generate(request(4096), new AbortController().signal, undefined, () => undefined), (error: { code?: number }) => error.code === status.INVALID_ARGUMENT);
-    await released(1);
-    assert.equal(acquires[0]?.released, LeaseOutcome.LEASE_OUTCOME_OK);
+    await untilPlacementSees(() => held.parked.length === 3);
+    assert.equal(held.resumed, 2);
+    assert.equal(held.released, undefined);
+  });
+
+  it("gives a parked lease back at once when placement revokes it, and asks placement again next time", async () => {
+    const held = acquires.at(-1)!;
+    const before = acquires.length;
+    // act
+    held.call.write({ event: { $case: "revoke", value: {} } });
+    await untilPlacementSees(() => held.released !== undefined);
+    // assert
+    assert.equal(held.released, LeaseOutcome.LEASE_OUTCOME_IDLE);
+    await router.generate(request(2), new AbortController().signal, undefined, () => undefined);
+    assert.ok(acquires.length > before, "a new Acquire");
+    assert.deepEqual(acquires[before]!.exclude, []);
   });
 });
