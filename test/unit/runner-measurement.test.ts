@@ -14,7 +14,7 @@ function runnerWith(readings: { rssBytes: number; anonymousRssBytes: number }[],
   const loadedEvent = new Promise<void>((resolve) => (settle = resolve));
   const engine: Engine = {
     init: async () => undefined,
-    estimate: async () => 0,
+    estimate: async () => ({ bytes: 0, gpuBytes: 0 }),
     load: async (spec: LoadSpec): Promise<LoadedModel> => ({
       spec,
       timings: { modelLoadMs: 1, contextMs: 1, warmUpMs: 1 },
