@@ -110,14 +110,19 @@ export async function psCommand(target: GatewayTarget, out: NodeJS.WritableStrea
         ]),
       ) + "\n",
     );
-    out.write(`\nbudget ${formatBytes(status.budgetBytes)}, resident ${formatBytes(status.residentBytes)}, policy ${status.evictionPolicy}\n`);
+    const gpu = status.gpuBudgetBytes > 0 ? `, gpu budget ${formatBytes(status.gpuBudgetBytes)}, gpu resident ${formatBytes(status.gpuResidentBytes)}` : "";
+    out.write(`\nbudget ${formatBytes(status.budgetBytes)}, resident ${formatBytes(status.residentBytes)}${gpu}, policy ${status.evictionPolicy}\n`);
     if (status.runners.length > 0) {
       // One line per runner: the models it hosts (shared runners host several; "isolated" ones one).
       const hostedModels = (runner: (typeof status.runners)[number]) =>
         runner.models.length === 0
           ? "-"
           : runner.models
-              .map((model) => (model.state === "ready" ? `${model.name} [${model.backend}${model.gpuLayers > 0 ? ` ${model.gpuLayers} layers` : ""}]` : `${model.name} (${model.state})`))
+              .map((model) =>
+                model.state === "ready"
+                  ? `${model.name} [${model.backend}${model.gpuLayers > 0 ? ` ${model.gpuLayers} layers` : ""}${model.gpuBytes > 0 ? `, ${formatBytes(model.gpuBytes)} GPU` : ""}]`
+                  : `${model.name} (${model.state})`,
+              )
               .join(", ");
       out.write(
         "\n" +
