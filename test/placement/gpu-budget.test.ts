@@ -159,6 +159,17 @@ describe("placement with a GPU (injected readings; no GPU needed)", () => {
       assert.deepEqual(harness.kinds("evicted"), ["gpu-a"]);
       assert.equal(harness.outcome("w3").lease?.model, "gpu-b");
     });
+
+    it("after a placement restart, adopts a runner's models with their GPU bytes from its re-registration", () => {
+      // arrange: a fresh placement (nothing learned), and a runner that kept gpu-a loaded
+      const harness = discreteGpuBox();
+      // act
+      harness.core.runnerConnected({ runnerId: "kept", pid: 7, address: "fake:kept", rssBytes: RUNNER_BASE + 30 * MiB, hosted: [{ model: "gpu-a", measuredBytes: 230 * MiB, gpuBytes: 200 * MiB }], authProof: "" });
+      harness.settle();
+      // assert
+      assert.equal(harness.committedGpu(), 200 * MiB);
+      assert.equal(harness.core.memory.modelBytes("gpu-a"), 30 * MiB);
+    });
   });
 
   describe("without gpu_budget: one budget, as before", () => {
