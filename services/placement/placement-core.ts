@@ -9,7 +9,7 @@ import { describeModel, describeStatus } from "./placement-status.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, ResidencyChange, WaiterKind } from "./placement-types.js";
 import { reportChecks } from "./report-checks.js";
-import { footprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason } from "./records.js";
+import { footprint, gpuFootprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason } from "./records.js";
 import { WaitQueue } from "./wait-queue.js";
 
 /** More planning rounds than this in one event means the planner does not converge: a bug. */
@@ -197,8 +197,9 @@ export class PlacementCore implements PlacementView {
       if (measuredProblem) this.effects.reportRejected(runner.id, `ready.hosted[${held.model}].measured_bytes`, measuredProblem);
       else if (gpuProblem) this.effects.reportRejected(runner.id, `ready.hosted[${held.model}].gpu_bytes`, gpuProblem);
       else if (model.measuredBytes === undefined) [model.measuredBytes, model.measuredGpuBytes] = [held.measuredBytes, held.gpuBytes];
-      const measured = measuredProblem ? (footprint(model) ?? 0) : held.measuredBytes;
-      adoptedBytes += measured;
+      const measured = measuredProblem || gpuProblem ? (footprint(model) ?? 0) : held.measuredBytes;
+      // The runner's RSS shows a model's host part only: GPU allocations (VRAM, or nvmap on a Jetson) are not in it.
+      adoptedBytes += measured - (measuredProblem || gpuProblem ? gpuFootprint(model) : held.gpuBytes);
       if (model.catalog.config.isolation === "process") runner.isolatedFor = held.model;
       this.publish({ kind: "loaded", model: held.model, runnerId: runner.id, measuredBytes: measured, rssBytes: runner.rssBytes, fileBytes: model.catalog.fileBytes, timings: undefined });
     }

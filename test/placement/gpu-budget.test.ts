@@ -169,6 +169,8 @@ describe("placement with a GPU (injected readings; no GPU needed)", () => {
       // assert
       assert.equal(harness.committedGpu(), 200 * MiB);
       assert.equal(harness.core.memory.modelBytes("gpu-a"), 30 * MiB);
+      // Its RSS holds the model's host part only: the rest is the runner's own.
+      assert.equal(harness.core.status().runners.find((runner) => runner.id === "kept")?.baseBytes, RUNNER_BASE);
     });
   });
 
