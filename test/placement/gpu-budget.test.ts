@@ -125,6 +125,19 @@ describe("placement with a GPU (injected readings; no GPU needed)", () => {
       assert.equal(harness.request("w2", "too-big").error?.code, status.FAILED_PRECONDITION);
     });
 
+    it("refuses a model that fits the GPU only if a pinned model left it", () => {
+      // arrange: gpu-a pinned holds 200 of the 300 MiB
+      const harness = discreteGpuBox();
+      use(harness, "w1", "gpu-a");
+      harness.core.pin("gpu-a", true);
+      // act
+      const refused = harness.request("w2", "gpu-b");
+      // assert
+      assert.equal(refused.error?.code, status.FAILED_PRECONDITION);
+      assert.match(refused.error!.message, /needs about 200(\.0)? MiB of GPU memory but pinned models hold 200(\.0)? MiB of the 300(\.0)? MiB gpu_budget; unpin a model .*lower gpu_layers, or raise gpu_budget/);
+      assert.ok(harness.runnerOf("gpu-a"));
+    });
+
     it("evicts an idle GPU model at once when a load measures more VRAM than estimated and gpu_budget is exceeded", () => {
       // arrange: gpu-a resident; gpu-b estimated at 80 MiB of VRAM, so it fits beside it
       const harness = discreteGpuBox();
