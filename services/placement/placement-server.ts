@@ -141,7 +141,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const sessions = new GatewaySessions(secret, logger);
   const services = [sessions.guard(grpc.placementService(driver)), grpc.runnerControlService(driver, secret), sessions.challengeService()];
   const server = await startServer(options.listen ?? config.placement.listen, [...services, health.binding(services), ...reflectionBindings(services)]);
-  logger.info("placement_listening", { address: server.address, budgetBytes, gpuBudgetBytes: gpuBudgetBytes ?? "not budgeted", unifiedMemory: memory.unifiedMemory, policy: settings.policyName });
+  logger.info("placement_listening", { address: server.address, budgetBytes, ...(gpuBudgetBytes === undefined ? {} : { gpuBudgetBytes }), policy: settings.policyName });
   driver.run((placement) => placement.start());
   health.check();
   if (config.cluster) registered = await registerBox(config.cluster, core, server.address, logger);
