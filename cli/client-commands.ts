@@ -110,14 +110,21 @@ export async function psCommand(target: GatewayTarget, out: NodeJS.WritableStrea
         ]),
       ) + "\n",
     );
-    out.write(`\nbudget ${formatBytes(status.budgetBytes)}, resident ${formatBytes(status.residentBytes)}, policy ${status.evictionPolicy}\n`);
+    // The GPU's own budget, on a discrete GPU with gpu_budget (0 = not budgeted: nothing shown).
+    const gpuResident = status.gpuResidentBytes > 0 ? formatBytes(status.gpuResidentBytes) : "0 B";
+    const gpu = status.gpuBudgetBytes > 0 ? `, gpu budget ${formatBytes(status.gpuBudgetBytes)}, gpu resident ${gpuResident}` : "";
+    out.write(`\nbudget ${formatBytes(status.budgetBytes)}, resident ${formatBytes(status.residentBytes)}${gpu}, policy ${status.evictionPolicy}\n`);
     if (status.runners.length > 0) {
       // One line per runner: the models it hosts (shared runners host several; "isolated" ones one).
       const hostedModels = (runner: (typeof status.runners)[number]) =>
         runner.models.length === 0
           ? "-"
           : runner.models
-              .map((model) => (model.state === "ready" ? `${model.name} [${model.backend}${model.gpuLayers > 0 ? ` ${model.gpuLayers} layers` : ""}]` : `${model.name} (${model.state})`))
+              .map((model) =>
+                model.state === "ready"
+                  ? `${model.name} [${model.backend}${model.gpuLayers > 0 ? ` ${model.gpuLayers} layers` : ""}${model.gpuBytes > 0 ? `, ${formatBytes(model.gpuBytes)} GPU` : ""}]`
+                  : `${model.name} (${model.state})`,
+              )
               .join(", ");
       out.write(
         "\n" +

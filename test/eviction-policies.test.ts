@@ -266,6 +266,23 @@ describe("eviction policies", () => {
       { title: "undefined when all together are not enough", sizes: [100, 100], room: 300, victims: undefined },
       { title: "nothing when no room is needed", sizes: [100], room: 0, victims: [] },
     ];
+    // Two dimensions: [host, gpu] per candidate, room needed in each.
+    const twoDimensional: { title: string; sizes: [number, number][]; room: [number, number]; victims: number[] | undefined }[] = [
+      { title: "passes over a host-only candidate while only the GPU is short", sizes: [[500, 0], [10, 100]], room: [0, 50], victims: [1] },
+      { title: "takes a host-only candidate when host memory is short too", sizes: [[500, 0], [10, 100]], room: [200, 50], victims: [0, 1] },
+      { title: "spares one whose room the others already cover in both", sizes: [[100, 100], [100, 100], [300, 300]], room: [250, 250], victims: [2] },
+      { title: "undefined when the GPU memory of all together is not enough", sizes: [[500, 0], [10, 40]], room: [0, 50], victims: undefined },
+    ];
+    for (const { title, sizes, room, victims } of twoDimensional) {
+      it(title, () => {
+        // arrange
+        const ranked = sizes.map(([bytes, gpuBytes], i) => model(String(i), { bytes, gpuBytes }));
+        // act
+        const picked = pickVictimSet(ranked, room[0], room[1]);
+        // assert
+        assert.deepEqual(picked?.map((m) => Number(m.name)), victims);
+      });
+    }
     for (const { title, sizes, room, victims } of cases) {
       it(title, () => {
         // arrange
@@ -276,6 +293,87 @@ describe("eviction policies", () => {
         assert.deepEqual(picked?.map((m) => Number(m.name)), victims);
       });
     }
+  });
+
+  describe("two budgets: host memory and a discrete GPU's (gpu_budget)", () => {
+    // Host budget 300 MB, GPU budget 200 MB. "cpu-big" is a CPU-only model (no GPU bytes), the
+    // least recently used; "gpu-a" and "gpu-b" hold VRAM and a little host memory each.
+    const resident = () => [
+      model("cpu-big", { bytes: 150 * MB, gpuBytes: 0, lastUsedMs: 1 }),
+      model("gpu-a", { bytes: 20 * MB, gpuBytes: 120 * MB, lastUsedMs: 2 }),
+      model("gpu-b", { bytes: 20 * MB, gpuBytes: 60 * MB, lastUsedMs: 3 }),
+    ];
+    const cases: { title: string; needBytes: number; needGpuBytes: number; decision: EvictionDecision["kind"]; victims?: string[]; reason?: RegExp }[] = [
+      { title: "fits when both dimensions have room", needBytes: 50 * MB, needGpuBytes: 20 * MB, decision: "fits" },
+      {
+        title: "VRAM full, RAM free: evicts the model holding VRAM, not the older, bigger CPU-only model",
+        needBytes: 20 * MB,
+        needGpuBytes: 100 * MB,
+        decision: "evict",
+        victims: ["gpu-a"],
+      },
+      {
+        title: "RAM full, VRAM free: evicts the least recently used, which frees host memory",
+        needBytes: 200 * MB,
+        needGpuBytes: 0,
+        decision: "evict",
+        victims: ["cpu-big"],
+      },
+      {
+        title: "both short: victims cover each dimension, and none is kept that could be spared",
+        needBytes: 200 * MB,
+        needGpuBytes: 120 * MB,
+        decision: "evict",
+        victims: ["cpu-big", "gpu-a"],
+      },
+      {
+        title: "more VRAM than the whole GPU budget: blocked, whatever is evicted",
+        needBytes: 10 * MB,
+        needGpuBytes: 250 * MB,
+        decision: "blocked",
+        reason: /needs 250000000 bytes of GPU memory, more than the whole GPU budget of 200000000 bytes/,
+      },
+    ];
+    for (const { title, needBytes, needGpuBytes, decision, victims, reason } of cases) {
+      it(title, () => {
+        // arrange
+        const req = request(resident(), { needBytes, needGpuBytes, gpuBudgetBytes: 200 * MB });
+        // act
+        const decided = lru.decide(null, req);
+        // assert
+        assert.equal(decided.kind, decision);
+        if (victims) assert.deepEqual(decided.kind === "evict" ? decided.victims : [], victims);
+        if (reason) assert.match(decided.kind === "blocked" ? decided.reason : "", reason);
+      });
+    }
+
+    it("blocked when the VRAM is held by a model with a stream, though a CPU-only model could go", () => {
+      // arrange
+      const busy = resident().map((m) => (m.name === "cpu-big" ? m : { ...m, leases: 1 }));
+      // act
+      const decided = lru.decide(null, request(busy, { needBytes: 20 * MB, needGpuBytes: 100 * MB, gpuBudgetBytes: 200 * MB }));
+      // assert
+      assert.equal(decided.kind, "blocked");
+      assert.match(decided.kind === "blocked" ? decided.reason : "", /needs 80000000 more bytes of GPU memory but only 0 are reclaimable now \(pinned 0, leased 40000000/);
+    });
+
+    it("counts GPU bytes only when the request has a GPU budget (unified memory, or none set)", () => {
+      // arrange: the same residents; their gpuBytes are ignored without gpuBudgetBytes
+      const req = request(resident(), { needBytes: 100 * MB, needGpuBytes: 1000 * MB });
+      // act
+      const decided = lru.decide(null, req);
+      // assert: 190 MB host resident + 100 MB fits the 300 MB budget
+      assert.equal(decided.kind, "fits");
+    });
+
+    it("cost ranks by reload cost per byte of host and GPU memory together", () => {
+      // arrange: equal reload cost; "vram-heavy" holds 10x the memory in all, most of it on the GPU
+      const residents = [model("vram-heavy", { bytes: 10 * MB, gpuBytes: 90 * MB, lastUsedMs: 2 }), model("small", { bytes: 10 * MB, gpuBytes: 0, lastUsedMs: 1 })];
+      // act: RAM is short by 5 MB, so either frees enough
+      const decided = decideAfterAccesses(cost, request(residents, { needBytes: 285 * MB, needGpuBytes: 0, gpuBudgetBytes: 200 * MB }));
+      // assert: the one worth least per byte goes
+      assert.deepEqual(decided.kind === "evict" ? decided.victims : decided, ["vram-heavy"]);
+    });
   });
 
   describe("policyByName", () => {

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { freemem, totalmem } from "node:os";
 import type { UnifiedMemorySetting } from "../config/config-types.js";
@@ -16,10 +17,21 @@ export interface MemoryReadings {
   unifiedMemory: boolean;
 }
 
+/** A discrete GPU's memory (all devices together), as placement sizes a `gpu_budget` percentage from it. */
+export interface GpuMemoryReadings {
+  totalBytes: number;
+  freeBytes: number;
+}
+
 /** Where placement reads the box's memory; tests inject a fake (test/support/fake-memory-source.ts). */
 export interface MemorySource {
   read(): MemoryReadings;
+  /** The discrete GPU's memory; undefined when no GPU is found. Read only for a `gpu_budget` percentage. */
+  readGpu(): GpuMemoryReadings | undefined;
 }
+
+/** Runs the GPU query (nvidia-smi) and returns its output; undefined when it is absent or fails. */
+export type QueryGpu = () => string | undefined;
 
 /** Reads a system file as text; undefined when it is absent or unreadable. */
 export type ReadSystemFile = (path: string) => string | undefined;
@@ -57,10 +69,35 @@ export function parseMeminfo(text: string): { physicalBytes: number; availableBy
 }
 
 /**
- * The real source: /proc/meminfo on each read (os.totalmem/freemem where there is none),
- * unified memory decided once from `setting` and the system files.
+ * Total and free memory of every GPU in `nvidia-smi --query-gpu=memory.total,memory.free
+ * --format=csv,noheader,nounits` output (one "total, free" line per GPU, in MiB), summed:
+ * llama.cpp spreads layers over all of them. Undefined when no line parses.
  */
-export function procMemorySource(setting: UnifiedMemorySetting = "auto", readSystemFile: ReadSystemFile = readIfPresent): MemorySource & { readonly unifiedReason: string } {
+export function parseNvidiaSmiMemory(text: string): GpuMemoryReadings | undefined {
+  const MiB = 1024 * 1024;
+  let totalBytes = 0;
+  let freeBytes = 0;
+  let gpus = 0;
+  for (const line of text.split("\n")) {
+    const match = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(line);
+    if (!match) continue;
+    totalBytes += Number(match[1]) * MiB;
+    freeBytes += Number(match[2]) * MiB;
+    gpus++;
+  }
+  return gpus > 0 ? { totalBytes, freeBytes } : undefined;
+}
+
+/**
+ * The real source: /proc/meminfo on each read (os.totalmem/freemem where there is none),
+ * unified memory decided once from `setting` and the system files; the GPU's memory from
+ * nvidia-smi (placement does not load a GPU backend itself).
+ */
+export function procMemorySource(
+  setting: UnifiedMemorySetting = "auto",
+  readSystemFile: ReadSystemFile = readIfPresent,
+  queryGpu: QueryGpu = queryNvidiaSmi,
+): MemorySource & { readonly unifiedReason: string } {
   const { unifiedMemory, reason } = detectUnifiedMemory(setting, readSystemFile);
   return {
     unifiedReason: reason,
@@ -69,7 +106,23 @@ export function procMemorySource(setting: UnifiedMemorySetting = "auto", readSys
       const parsed = meminfo === undefined ? undefined : parseMeminfo(meminfo);
       return { ...(parsed ?? { physicalBytes: totalmem(), availableBytes: freemem() }), unifiedMemory };
     },
+    readGpu(): GpuMemoryReadings | undefined {
+      const output = queryGpu();
+      return output === undefined ? undefined : parseNvidiaSmiMemory(output);
+    },
   };
+}
+
+function queryNvidiaSmi(): string | undefined {
+  try {
+    return execFileSync("nvidia-smi", ["--query-gpu=memory.total,memory.free", "--format=csv,noheader,nounits"], {
+      encoding: "utf8",
+      timeout: 10_000,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 function readIfPresent(path: string): string | undefined {

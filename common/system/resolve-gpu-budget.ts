@@ -1,12 +1,6 @@
 import { ConfigError } from "../config/config-error.js";
 import type { Budget } from "../config/config-types.js";
-import type { MemoryReadings } from "./memory-source.js";
-
-/** The GPU's memory as a runner with a GPU backend sees it (node-llama-cpp's getVramState). */
-export interface GpuMemoryReadings {
-  totalBytes: number;
-  freeBytes: number;
-}
+import type { GpuMemoryReadings, MemoryReadings } from "./memory-source.js";
 
 /**
  * Bytes of GPU memory placement may give models under `gpu_budget`, on a discrete GPU;
@@ -26,7 +20,7 @@ export function resolveGpuBudget(gpuBudget: Budget | undefined, readings: Memory
   if (gpuBudget.kind === "bytes") return gpuBudget.bytes;
   if (gpu === undefined || gpu.totalBytes <= 0) {
     throw new ConfigError(
-      `gpu_budget is ${Math.round(gpuBudget.fraction * 100)}% of free GPU memory, but no GPU was found (no CUDA/Vulkan build of node-llama-cpp, or no device): ` +
+      `gpu_budget is ${Math.round(gpuBudget.fraction * 100)}% of free GPU memory, but no GPU was found (nvidia-smi is not on placement's PATH, or there is no device): ` +
         "give it as a size like 20GiB, or remove it",
     );
   }

@@ -42,6 +42,9 @@ export function registerPlacementGauges(status: () => StatusResponse): void {
   const meter = metrics.getMeter("modelswap");
   const resident = meter.createObservableGauge("modelswap_resident_bytes", { description: "Bytes charged to the budget by resident models", unit: "By" });
   const budget = meter.createObservableGauge("modelswap_budget_bytes", { description: "The memory budget", unit: "By" });
+  // Observed only when gpu_budget is set (a discrete GPU): absent series, not a misleading 0.
+  const gpuResident = meter.createObservableGauge("modelswap_gpu_resident_bytes", { description: "GPU bytes charged to gpu_budget by resident models", unit: "By" });
+  const gpuBudget = meter.createObservableGauge("modelswap_gpu_budget_bytes", { description: "The GPU memory budget (gpu_budget)", unit: "By" });
   const queueDepth = meter.createObservableGauge("modelswap_queue_depth", { description: "Requests waiting for a model, by model" });
   const residentModel = meter.createObservableGauge("modelswap_model_resident", { description: "1 when the model has a ready replica, else 0" });
   const runnerRss = meter.createObservableGauge("modelswap_runner_rss_bytes", { description: "Resident set size of each runner process", unit: "By" });
@@ -50,6 +53,10 @@ export function registerPlacementGauges(status: () => StatusResponse): void {
       const now = status();
       observer.observe(resident, now.residentBytes);
       observer.observe(budget, now.budgetBytes);
+      if (now.gpuBudgetBytes > 0) {
+        observer.observe(gpuResident, now.gpuResidentBytes);
+        observer.observe(gpuBudget, now.gpuBudgetBytes);
+      }
       for (const model of now.models) {
         const info = model.info;
         if (!info) continue;
@@ -58,6 +65,6 @@ export function registerPlacementGauges(status: () => StatusResponse): void {
       }
       for (const runner of now.runners) observer.observe(runnerRss, runner.rssBytes, { runner: runner.id, model: runner.model, state: runner.state });
     },
-    [resident, budget, queueDepth, residentModel, runnerRss],
+    [resident, budget, gpuResident, gpuBudget, queueDepth, residentModel, runnerRss],
   );
 }

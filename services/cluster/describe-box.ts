@@ -65,13 +65,17 @@ function replicaBytes(view: PlacementView, model: ModelRecord): number {
  */
 function loadCost(view: PlacementView, model: ModelRecord, freeBytes: number): LoadCost {
   const need = replicaBytes(view, model);
-  if (need <= freeBytes) return { kind: "fits", freeAfterBytes: freeBytes - need };
+  const needGpu = view.memory.accountedGpuBytes(model);
+  if (need <= freeBytes && needGpu <= view.memory.freeGpuBytes()) return { kind: "fits", freeAfterBytes: freeBytes - need };
   const resident = residentModels(view, true);
   const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
   const otherBytes = view.memory.committedBytes() - residentBytes - view.memory.bytesBeingFreed();
+  const otherGpuBytes = view.memory.committedGpuBytes() - resident.reduce((sum, entry) => sum + (entry.gpuBytes ?? 0), 0) - view.memory.gpuBytesBeingFreed();
   const decision = view.policy.decide(view.policyState, {
     needBytes: need,
     budgetBytes: view.settings.budgetBytes - otherBytes,
+    needGpuBytes: needGpu,
+    gpuBudgetBytes: view.memory.gpuBudgetBytes === undefined ? undefined : view.memory.gpuBudgetBytes - otherGpuBytes,
     resident,
     nowMs: view.nowMs,
     minResidencyMs: view.settings.minResidencyMs,

@@ -9,7 +9,7 @@ import { describeModel, describeStatus } from "./placement-status.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, ResidencyChange, WaiterKind } from "./placement-types.js";
 import { reportChecks } from "./report-checks.js";
-import { footprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason } from "./records.js";
+import { footprint, gpuFootprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason } from "./records.js";
 import { WaitQueue } from "./wait-queue.js";
 
 /** More planning rounds than this in one event means the planner does not converge: a bug. */
@@ -47,17 +47,27 @@ export class PlacementCore implements PlacementView {
     this.policy = policyByName(settings.policyName);
     this.policyState = this.policy.initialState();
     this.queue = new WaitQueue(settings.fairnessMs);
-    this.memory = new MemoryLedger(settings.budgetBytes, settings.runnerBaseBytesGuess, this.runners, this.models);
+    this.memory = new MemoryLedger(settings.budgetBytes, settings.gpuBudgetBytes, settings.runnerBaseBytesGuess, this.runners, this.models);
     for (const entry of catalog) {
       const learned = entry.learned && entry.learned.fileBytes === entry.fileBytes && entry.learned.fileMtimeMs === entry.fileMtimeMs ? entry.learned : undefined;
       // state_file is read back under the same checks as the reports it came from.
-      const estimatedBytes = learned?.estimatedBytes !== undefined && !reportChecks.estimate(learned.estimatedBytes, entry, settings.physicalBytes) ? learned.estimatedBytes : undefined;
-      const measuredBytes = learned?.measuredBytes !== undefined && !reportChecks.measured(learned.measuredBytes, { estimatedBytes, fileBytes: entry.fileBytes }) ? learned.measuredBytes : undefined;
+      let estimatedBytes = learned?.estimatedBytes !== undefined && !reportChecks.estimate(learned.estimatedBytes, entry, settings.physicalBytes) ? learned.estimatedBytes : undefined;
+      let measuredBytes = learned?.measuredBytes !== undefined && !reportChecks.measured(learned.measuredBytes, { estimatedBytes, fileBytes: entry.fileBytes }) ? learned.measuredBytes : undefined;
+      // A figure's GPU part, checked against the figure; with a GPU budget, a figure without one
+      // (a state file from before GPU budgets) is learned again rather than charged all to host memory.
+      const gpuPart = (total: number | undefined, gpu: number | undefined) =>
+        total === undefined ? undefined : gpu !== undefined && !reportChecks.gpuPart(gpu, total) ? gpu : settings.gpuBudgetBytes === undefined ? 0 : undefined;
+      let estimatedGpuBytes = gpuPart(estimatedBytes, learned?.estimatedGpuBytes);
+      let measuredGpuBytes = gpuPart(measuredBytes, learned?.measuredGpuBytes);
+      if (estimatedGpuBytes === undefined) [estimatedBytes, estimatedGpuBytes] = [undefined, undefined];
+      if (measuredGpuBytes === undefined) [measuredBytes, measuredGpuBytes] = [undefined, undefined];
       this.models.set(entry.config.name, {
         catalog: entry,
         pinned: entry.config.pin,
         estimatedBytes,
         measuredBytes,
+        estimatedGpuBytes,
+        measuredGpuBytes,
         reloadCostMs: learned?.loadMs !== undefined && !reportChecks.durationMs(learned.loadMs) ? learned.loadMs : undefined,
         estimating: false,
         lastUsedMs: 0,
@@ -213,10 +223,13 @@ export class PlacementCore implements PlacementView {
       }
       if (!runner.hosted.has(held.model)) runner.hosted.set(held.model, this.newHosted(held.model, "ready"));
       const measuredProblem = reportChecks.measured(held.measuredBytes, { estimatedBytes: model.estimatedBytes, fileBytes: model.catalog.fileBytes });
+      const gpuProblem = measuredProblem ? undefined : reportChecks.gpuPart(held.gpuBytes, held.measuredBytes);
       if (measuredProblem) this.effects.reportRejected(runner.id, `ready.hosted[${held.model}].measured_bytes`, measuredProblem);
-      else model.measuredBytes ??= held.measuredBytes;
-      const measured = measuredProblem ? (footprint(model) ?? 0) : held.measuredBytes;
-      adoptedBytes += measured;
+      else if (gpuProblem) this.effects.reportRejected(runner.id, `ready.hosted[${held.model}].gpu_bytes`, gpuProblem);
+      else if (model.measuredBytes === undefined) [model.measuredBytes, model.measuredGpuBytes] = [held.measuredBytes, held.gpuBytes];
+      const measured = measuredProblem || gpuProblem ? (footprint(model) ?? 0) : held.measuredBytes;
+      // The runner's RSS shows a model's host part only: GPU allocations (VRAM, or nvmap on a Jetson) are not in it.
+      adoptedBytes += measured - (measuredProblem || gpuProblem ? gpuFootprint(model) : held.gpuBytes);
       if (model.catalog.config.isolation === "process") runner.isolatedFor = held.model;
       this.publish({ kind: "loaded", model: held.model, runnerId: runner.id, measuredBytes: measured, rssBytes: runner.rssBytes, fileBytes: model.catalog.fileBytes, timings: undefined });
     }
@@ -255,11 +268,13 @@ export class PlacementCore implements PlacementView {
     const problems = {
       rss_bytes: reportChecks.rss(loaded.rssBytes, this.settings.physicalBytes),
       measured_bytes: reportChecks.measured(loaded.measuredBytes, { estimatedBytes: model.estimatedBytes, fileBytes: model.catalog.fileBytes }),
+      gpu_bytes: reportChecks.gpuPart(loaded.gpuBytes, loaded.measuredBytes),
       load_ms: [loaded.loadMs, loaded.modelLoadMs, loaded.contextMs, loaded.warmUpMs].map(reportChecks.durationMs).find(Boolean),
     };
     for (const [field, problem] of Object.entries(problems)) if (problem) this.effects.reportRejected(runnerId, `loaded.${field}`, problem);
     if (!problems.rss_bytes) runner.rssBytes = loaded.rssBytes;
-    if (!problems.measured_bytes) model.measuredBytes = loaded.measuredBytes;
+    // The total and its GPU part are one figure: both are taken, or neither.
+    if (!problems.measured_bytes && !problems.gpu_bytes) [model.measuredBytes, model.measuredGpuBytes] = [loaded.measuredBytes, loaded.gpuBytes];
     if (!problems.load_ms) model.reloadCostMs = loaded.loadMs;
     model.loads++;
     model.consecutiveLoadFailures = 0;
@@ -271,7 +286,7 @@ export class PlacementCore implements PlacementView {
       kind: "loaded",
       model: loaded.model,
       runnerId,
-      measuredBytes: problems.measured_bytes ? (footprint(model) ?? 0) : loaded.measuredBytes,
+      measuredBytes: problems.measured_bytes || problems.gpu_bytes ? (footprint(model) ?? 0) : loaded.measuredBytes,
       rssBytes: runner.rssBytes,
       fileBytes: model.catalog.fileBytes,
       timings: problems.load_ms ? undefined : { loadMs: loaded.loadMs, modelLoadMs: loaded.modelLoadMs, contextMs: loaded.contextMs, warmUpMs: loaded.warmUpMs },
@@ -328,17 +343,17 @@ export class PlacementCore implements PlacementView {
   }
 
   /** A runner's estimate for a model placement asked about (any other is ignored). */
-  runnerEstimate(runnerId: string, modelName: string, bytes: number, error: string): void {
+  runnerEstimate(runnerId: string, modelName: string, bytes: number, error: string, gpuBytes = 0): void {
     const model = this.models.get(modelName);
     if (!model?.estimating) return;
     model.estimating = false;
-    const problem = error ? undefined : reportChecks.estimate(bytes, model.catalog, this.settings.physicalBytes);
+    const problem = error ? undefined : (reportChecks.estimate(bytes, model.catalog, this.settings.physicalBytes) ?? reportChecks.gpuPart(gpuBytes, bytes));
     if (problem) this.effects.reportRejected(runnerId, "estimate.bytes", problem);
     if (error || problem) {
       const why = error ? boundedText(error) : `the runner's estimate is not plausible (${problem})`;
       this.rejectWaitersOf(modelName, failedPrecondition(`cannot read model "${modelName}" at ${model.catalog.config.path}: ${why}`));
     } else {
-      model.estimatedBytes = bytes;
+      [model.estimatedBytes, model.estimatedGpuBytes] = [bytes, gpuBytes];
       this.effects.learned(modelName, this.learnedFacts(model));
       const tooBig = this.memory.tooBigError(model);
       if (tooBig) this.rejectWaitersOf(modelName, tooBig);
@@ -464,7 +479,10 @@ export class PlacementCore implements PlacementView {
         model.estimating = true;
         const config = model.catalog.config;
         return this.effects.sendToRunner(action.runnerId, {
-          command: { $case: "estimate", value: { requestId: config.name, path: config.path, contextSize: config.contextSize, sequences: config.sequences } },
+          command: {
+            $case: "estimate",
+            value: { requestId: config.name, path: config.path, contextSize: config.contextSize, sequences: config.sequences, gpuLayers: config.gpuLayers === "auto" ? -1 : config.gpuLayers },
+          },
         });
       }
       case "revoke_leases":
@@ -606,13 +624,15 @@ export class PlacementCore implements PlacementView {
   }
 
   private accessed(model: ModelRecord) {
-    return { name: model.catalog.config.name, bytes: this.memory.accountedBytes(model), reloadCostMs: model.reloadCostMs ?? 1000, priority: model.catalog.config.priority };
+    return { name: model.catalog.config.name, bytes: this.memory.accountedBytes(model), gpuBytes: this.memory.accountedGpuBytes(model), reloadCostMs: model.reloadCostMs ?? 1000, priority: model.catalog.config.priority };
   }
 
   private learnedFacts(model: ModelRecord) {
     return {
       measuredBytes: model.measuredBytes,
       estimatedBytes: model.estimatedBytes,
+      measuredGpuBytes: model.measuredGpuBytes,
+      estimatedGpuBytes: model.estimatedGpuBytes,
       loadMs: model.reloadCostMs,
       fileBytes: model.catalog.fileBytes,
       fileMtimeMs: model.catalog.fileMtimeMs,

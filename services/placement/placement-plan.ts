@@ -16,7 +16,8 @@ export const PARKED_LEASE_MAX_IDLE_MS = 30_000;
  * Placement's one decision step: from the current picture to the next actions. Pure.
  * The steps run in priority order and the first that has something to do answers; the core
  * applies its actions and asks again until nothing is left to do. Invariants:
- * - a load starts only when committed bytes + its footprint (+ a new runner's) fit the budget;
+ * - a load starts only when committed bytes + its footprint (+ a new runner's) fit the budget,
+ *   and, with a GPU budget (discrete GPU, gpu_budget), its GPU bytes fit that budget too;
  * - a model with leases, queued work (within the fairness bound), or pinned is never evicted;
  * - held (parked) leases are leases: they are revoked, and their release awaited, before
  *   their model can leave or while any request waits (so that waiting work is never
@@ -60,21 +61,35 @@ function expireWaiters(view: PlacementView): PlacementAction[] {
 
 /**
  * A load can measure more than its estimate. When that pushes the committed bytes over the
- * budget, idle models are evicted at once to get back under it.
+ * budget (or the GPU bytes over gpu_budget), idle models are evicted at once to get back
+ * under it, chosen for the memory that is over.
  */
 function enforceBudget(view: PlacementView): PlacementAction[] {
   const { memory, settings } = view;
   const overshoot = memory.committedBytes() - memory.bytesBeingFreed() - settings.budgetBytes;
-  if (overshoot <= 0) return [];
+  const gpuOvershoot = memory.gpuBudgetBytes === undefined ? 0 : memory.committedGpuBytes() - memory.gpuBytesBeingFreed() - memory.gpuBudgetBytes;
+  if (overshoot <= 0 && gpuOvershoot <= 0) return [];
   // Held leases first: the policy may then choose among every model that has no stream.
   const held = parkedLeases(view, () => true);
   if (held.length > 0) return [{ kind: "revoke_leases", leaseIds: held }];
   if (anyRevoking(view)) return [];
   const resident = residentModels(view, true);
-  const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
-  const decision = view.policy.decide(view.policyState, { needBytes: 0, budgetBytes: residentBytes - overshoot, resident, nowMs: view.nowMs, minResidencyMs: 0 });
+  const decision = view.policy.decide(view.policyState, {
+    needBytes: 0,
+    budgetBytes: sumOf(resident, "bytes") - Math.max(0, overshoot),
+    needGpuBytes: 0,
+    gpuBudgetBytes: memory.gpuBudgetBytes === undefined ? undefined : sumOf(resident, "gpuBytes") - Math.max(0, gpuOvershoot),
+    resident,
+    nowMs: view.nowMs,
+    minResidencyMs: 0,
+  });
   if (decision.kind !== "evict") return [];
-  return [{ kind: "evict", victims: decision.victims, reason: { cause: "over_budget", overBytes: overshoot }, forWaiter: undefined }];
+  const reason = { cause: "over_budget" as const, overBytes: Math.max(0, overshoot), ...(gpuOvershoot > 0 ? { overGpuBytes: gpuOvershoot } : {}) };
+  return [{ kind: "evict", victims: decision.victims, reason, forWaiter: undefined }];
+}
+
+function sumOf(resident: readonly ResidentModel[], field: "bytes" | "gpuBytes"): number {
+  return resident.reduce((sum, entry) => sum + (entry[field] ?? 0), 0);
 }
 
 function grantLeases(view: PlacementView): PlacementAction[] {
@@ -180,40 +195,48 @@ function planLoads(view: PlacementView): PlacementAction[] {
 
 /**
  * Where and when `model` loads for `waiter`: a load, a runner to start, memory to free (the
- * policy is asked once, for the model's bytes plus a new runner's when one is needed), or
- * nothing yet (memory is being freed, a runner is starting). Prefetch while it waits.
+ * policy is asked once, for the model's bytes plus a new runner's when one is needed, and
+ * its GPU bytes when the GPU has a budget), or nothing yet (memory is being freed, a runner
+ * is starting). Memory is freed only in a dimension that is short: stopping a runner or
+ * recycling one gives back host memory, never GPU memory. Prefetch while it waits.
  */
 function placeLoad(view: PlacementView, model: ModelRecord, waiter: WaiterRecord, mayEvict: boolean): PlacementAction[] {
   const { memory, settings } = view;
   const name = model.catalog.config.name;
   const need = memory.accountedBytes(model);
+  const needGpu = memory.accountedGpuBytes(model);
   const target = loadTarget(view, model);
   const newRunnerBytes = target.kind === "new_runner" ? memory.runnerBaseBytes() : 0;
   const free = memory.freeBytes();
-  if (need + newRunnerBytes <= free) {
+  const freeGpu = memory.freeGpuBytes();
+  if (need + newRunnerBytes <= free && needGpu <= freeGpu) {
     if (target.kind === "runner") return [{ kind: "load", model: name, runnerId: target.runnerId, forWaiter: waiter.id }];
     if (target.kind === "new_runner" && view.nowMs >= view.spawnBackoffUntilMs) return [{ kind: "spawn_runner" }];
     return [];
   }
   if (!mayEvict) return [];
   const waitForMemory = prefetchWhileWaiting(view, model);
-  if (need + newRunnerBytes <= free + memory.bytesBeingFreed()) return waitForMemory;
+  const hostShort = need + newRunnerBytes > free + memory.bytesBeingFreed();
+  const gpuShort = needGpu > freeGpu + memory.gpuBytesBeingFreed();
+  if (!hostShort && !gpuShort) return waitForMemory;
   // Cheapest memory first: an empty runner the load does not need, then an idle extra replica.
   const emptyRunner = [...view.runners.values()].find(
     (runner) => runner.state === "ready" && runner.hosted.size === 0 && runner.isolatedFor === undefined && !(target.kind === "runner" && target.runnerId === runner.id),
   );
-  if (emptyRunner) return [{ kind: "stop_runner", runnerId: emptyRunner.id, kill: false, reason: undefined }];
-  const extra = idleExtraReplica(view);
+  if (emptyRunner && hostShort) return [{ kind: "stop_runner", runnerId: emptyRunner.id, kill: false, reason: undefined }];
+  const extra = idleExtraReplica(view, (replica) => hostShort || memory.modelGpuBytes(replica.hosted.model) > 0);
   if (extra) return [{ kind: "unload", model: extra.hosted.model, runnerId: extra.runner.id, reason: { cause: "extra_replica" }, forWaiter: waiter.id }];
 
   // Held leases asked back are released within a round trip: choose victims once they are.
   if (anyRevoking(view)) return waitForMemory;
   const resident = residentModels(view, view.queue.protectsQueuedWork(waiter, view.nowMs));
-  const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
-  const otherBytes = memory.committedBytes() - residentBytes - memory.bytesBeingFreed();
+  const otherBytes = memory.committedBytes() - sumOf(resident, "bytes") - memory.bytesBeingFreed();
+  const otherGpuBytes = memory.committedGpuBytes() - sumOf(resident, "gpuBytes") - memory.gpuBytesBeingFreed();
   const decision = view.policy.decide(view.policyState, {
     needBytes: need + newRunnerBytes,
     budgetBytes: settings.budgetBytes - otherBytes,
+    needGpuBytes: needGpu,
+    gpuBudgetBytes: memory.gpuBudgetBytes === undefined ? undefined : memory.gpuBudgetBytes - otherGpuBytes,
     resident,
     nowMs: view.nowMs,
     minResidencyMs: settings.minResidencyMs,
@@ -222,20 +245,30 @@ function placeLoad(view: PlacementView, model: ModelRecord, waiter: WaiterRecord
     return [{ kind: "evict", victims: decision.victims, reason: { cause: "evicted", policy: view.policy.name, forModel: name }, forWaiter: waiter.id }];
   }
   // A runner that kept memory from models it unloaded (heap not returned) is recycled: its exit gives it back.
-  const retaining = retainingRunner(view);
+  const retaining = hostShort ? retainingRunner(view) : undefined;
   if (retaining) return [{ kind: "stop_runner", runnerId: retaining.id, kill: false, reason: retaining.hosted.size > 0 ? { cause: "runner_recycled", forModel: name } : undefined }];
   const pinned = pinnedHoldBytes(view);
-  if (need + memory.runnerBaseBytes() > settings.budgetBytes - pinned) {
-    return view.queue.of(name).map((blocked) => ({
-      kind: "reject",
-      waiterId: blocked.id,
-      error: failedPrecondition(
-        `model "${name}" needs about ${formatBytes(need)} but pinned models hold ${formatBytes(pinned)} of the ` +
-          `${formatBytes(settings.budgetBytes)} budget; unpin a model (PinModel pinned=false) or raise budget`,
-      ),
-    }));
+  if (need + memory.runnerBaseBytes() > settings.budgetBytes - pinned.bytes) {
+    return rejectWaitersOf(
+      view,
+      name,
+      `model "${name}" needs about ${formatBytes(need)} but pinned models hold ${formatBytes(pinned.bytes)} of the ` +
+        `${formatBytes(settings.budgetBytes)} budget; unpin a model (PinModel pinned=false) or raise budget`,
+    );
+  }
+  if (memory.gpuBudgetBytes !== undefined && needGpu > memory.gpuBudgetBytes - pinned.gpuBytes) {
+    return rejectWaitersOf(
+      view,
+      name,
+      `model "${name}" needs about ${formatBytes(needGpu)} of GPU memory but pinned models hold ${formatBytes(pinned.gpuBytes)} of the ` +
+        `${formatBytes(memory.gpuBudgetBytes)} gpu_budget; unpin a model (PinModel pinned=false), lower gpu_layers, or raise gpu_budget`,
+    );
   }
   return waitForMemory;
+}
+
+function rejectWaitersOf(view: PlacementView, model: string, message: string): PlacementAction[] {
+  return view.queue.of(model).map((blocked) => ({ kind: "reject", waiterId: blocked.id, error: failedPrecondition(message) }));
 }
 
 function prefetchWhileWaiting(view: PlacementView, model: ModelRecord): PlacementAction[] {
@@ -274,6 +307,7 @@ function keepMinReplicas(view: PlacementView): PlacementAction[] {
     if (!replicas.some(isServing) || replicas.some((replica) => replica.hosted.state !== "ready")) continue;
     if (replicas.length >= model.catalog.config.replicas.min) continue;
     const need = view.memory.accountedBytes(model);
+    if (view.memory.accountedGpuBytes(model) > view.memory.freeGpuBytes()) continue;
     const target = loadTarget(view, model);
     if (target.kind === "runner" && need <= view.memory.freeBytes()) return [{ kind: "load", model: name, runnerId: target.runnerId, forWaiter: undefined }];
     if (target.kind === "new_runner" && need + view.memory.runnerBaseBytes() <= view.memory.freeBytes() && view.nowMs >= view.spawnBackoffUntilMs && !anyLoading(view)) {
@@ -331,11 +365,11 @@ function anyLoading(view: PlacementView): boolean {
   return false;
 }
 
-/** Idle extra replicas go first when memory is needed. */
-function idleExtraReplica(view: PlacementView): Replica | undefined {
+/** Idle extra replicas go first when memory is needed (those that free memory that is short: `helps`). */
+function idleExtraReplica(view: PlacementView, helps: (replica: Replica) => boolean): Replica | undefined {
   for (const model of view.models.values()) {
     const serving = replicasOf(view, model.catalog.config.name).filter(isServing);
-    const idle = serving.find((replica) => replica.hosted.leases.size === 0);
+    const idle = serving.find((replica) => replica.hosted.leases.size === 0 && helps(replica));
     if (serving.length > Math.max(1, model.catalog.config.replicas.min) && idle) return idle;
   }
   return undefined;
@@ -353,14 +387,19 @@ function retainingRunner(view: PlacementView): RunnerRecord | undefined {
   );
 }
 
-/** Memory that no eviction can free: pinned models, and the runners that hold only them. */
-function pinnedHoldBytes(view: PlacementView): number {
-  let total = 0;
+/** Memory that no eviction can free: pinned models, and the runners that hold only them (host and GPU bytes). */
+function pinnedHoldBytes(view: PlacementView): { bytes: number; gpuBytes: number } {
+  let bytes = 0;
+  let gpuBytes = 0;
   for (const runner of view.runners.values()) {
-    for (const hosted of runner.hosted.values()) if (view.models.get(hosted.model)?.pinned) total += view.memory.modelBytes(hosted.model);
-    if (runner.isolatedFor !== undefined && view.models.get(runner.isolatedFor)?.pinned) total += runner.baseBytes;
+    for (const hosted of runner.hosted.values()) {
+      if (!view.models.get(hosted.model)?.pinned) continue;
+      bytes += view.memory.modelBytes(hosted.model);
+      gpuBytes += view.memory.modelGpuBytes(hosted.model);
+    }
+    if (runner.isolatedFor !== undefined && view.models.get(runner.isolatedFor)?.pinned) bytes += runner.baseBytes;
   }
-  return total;
+  return { bytes, gpuBytes };
 }
 
 /**
@@ -381,6 +420,7 @@ export function residentModels(view: PlacementView, protectQueued: boolean): Res
     resident.push({
       name,
       bytes: view.memory.accountedBytes(model) * replicas.length + runnerBytes,
+      gpuBytes: view.memory.accountedGpuBytes(model) * replicas.length,
       pinned: model.pinned,
       leases,
       loadedAtMs: Math.max(...replicas.map((replica) => replica.hosted.loadStartedMs)),

@@ -8,6 +8,7 @@ import { PlacementTracing, withTracing } from "../../common/telemetry/placement-
 import type { Logger } from "../../common/logger.js";
 import { procMemorySource, type MemorySource } from "../../common/system/memory-source.js";
 import { resolveBudget } from "../../common/system/resolve-budget.js";
+import { resolveGpuBudget } from "../../common/system/resolve-gpu-budget.js";
 import type { RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import { registerBox, type RegisteredBox } from "../cluster/register-box.js";
 import { runnerListenAddress } from "../cluster/runner-listen-address.js";
@@ -31,7 +32,7 @@ export interface PlacementServerOptions {
   runnerEnv?: NodeJS.ProcessEnv;
   onEvent?: (event: ResidencyEventRecord) => void;
   onRunnerEvent?: (runnerId: string, event: RunnerEvent) => void;
-  /** Where the box's memory is read (tests inject Jetson-like readings). */
+  /** Where the box's memory is read, the GPU's included (tests inject Jetson-like and discrete-GPU readings). */
   memorySource?: MemorySource;
   /** The secret of the internal planes (a gateway needs the same); made here when absent. */
   internalSecret?: InternalSecret;
@@ -42,6 +43,8 @@ export interface RunningPlacement {
   core: PlacementCore;
   processes: RunnerProcesses;
   budgetBytes: number;
+  /** gpu_budget in bytes (discrete GPU); undefined when GPU memory is not budgeted. */
+  gpuBudgetBytes: number | undefined;
   /** What a gateway needs to call this placement. */
   internalSecret: InternalSecret;
   stop(): Promise<void>;
@@ -55,6 +58,9 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const memorySource = options.memorySource ?? procMemorySource(config.unifiedMemory);
   const memory = memorySource.read();
   const budgetBytes = resolveBudget(config.budget, memory);
+  // On a discrete GPU, models' VRAM is charged to gpu_budget apart; refused on unified memory
+  // (budget covers the GPU there). The GPU is queried only for a percentage.
+  const gpuBudgetBytes = resolveGpuBudget(config.gpuBudget, memory, config.gpuBudget?.kind === "fraction" && !memory.unifiedMemory ? memorySource.readGpu() : undefined);
   const secret = options.internalSecret ?? InternalSecret.random();
   const learned = new LearnedState(config.placement.stateFile);
   const catalog: CatalogModel[] = config.models.map((model) => {
@@ -63,6 +69,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   });
   const settings: PlacementSettings = {
     budgetBytes,
+    gpuBudgetBytes,
     policyName: config.placement.evictionPolicy,
     spareRunners: config.placement.spareRunners,
     queueMax: config.placement.queueMax,
@@ -134,7 +141,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const sessions = new GatewaySessions(secret, logger);
   const services = [sessions.guard(grpc.placementService(driver)), grpc.runnerControlService(driver, secret), sessions.challengeService()];
   const server = await startServer(options.listen ?? config.placement.listen, [...services, health.binding(services), ...reflectionBindings(services)]);
-  logger.info("placement_listening", { address: server.address, budgetBytes, policy: settings.policyName });
+  logger.info("placement_listening", { address: server.address, budgetBytes, ...(gpuBudgetBytes === undefined ? {} : { gpuBudgetBytes }), policy: settings.policyName });
   driver.run((placement) => placement.start());
   health.check();
   if (config.cluster) registered = await registerBox(config.cluster, core, server.address, logger);
@@ -144,6 +151,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     core,
     processes,
     budgetBytes,
+    gpuBudgetBytes,
     internalSecret: secret,
     stop: async () => {
       await registered?.stop();

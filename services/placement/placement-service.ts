@@ -258,7 +258,7 @@ export class PlacementGrpc {
             case "heartbeat":
               return core.runnerHeartbeat(runnerId, event.value.rssBytes);
             case "estimate":
-              return core.runnerEstimate(runnerId, event.value.requestId, event.value.bytes, event.value.error);
+              return core.runnerEstimate(runnerId, event.value.requestId, event.value.bytes, event.value.error, event.value.gpuBytes);
           }
         });
       });

@@ -64,12 +64,36 @@ export function describeStatus(
       rssBytes: runner.rssBytes,
       inFlight: hosted.reduce((sum, entry) => sum + streamingLeases(entry), 0),
       address: runner.address,
-      models: hosted.map((entry) => ({ name: entry.model, state: entry.state, inFlight: streamingLeases(entry), bytes: memory.modelBytes(entry.model), backend: entry.backend, gpuLayers: entry.gpuLayers })),
+      models: hosted.map((entry) => ({
+        name: entry.model,
+        state: entry.state,
+        inFlight: streamingLeases(entry),
+        bytes: memory.modelBytes(entry.model),
+        gpuBytes: memory.modelGpuBytes(entry.model),
+        backend: entry.backend,
+        gpuLayers: entry.gpuLayers,
+      })),
       isolated: runner.isolatedFor !== undefined,
       baseBytes: runner.registered ? runner.baseBytes : memory.runnerBaseBytes(),
     };
   });
   let residentBytes = 0;
-  for (const runner of allRunners) for (const hosted of runner.hosted.values()) if (hosted.state === "ready") residentBytes += memory.modelBytes(hosted.model);
-  return { budgetBytes: memory.budgetBytes, residentBytes, evictionPolicy: policyName, models: modelStatuses, runners: runnerInfos };
+  let gpuResidentBytes = 0;
+  for (const runner of allRunners) {
+    for (const hosted of runner.hosted.values()) {
+      if (hosted.state !== "ready") continue;
+      residentBytes += memory.modelBytes(hosted.model);
+      gpuResidentBytes += memory.modelGpuBytes(hosted.model);
+    }
+  }
+  return {
+    budgetBytes: memory.budgetBytes,
+    residentBytes,
+    // 0 = GPU memory not budgeted (no gpu_budget, or unified memory under budget_bytes).
+    gpuBudgetBytes: memory.gpuBudgetBytes ?? 0,
+    gpuResidentBytes,
+    evictionPolicy: policyName,
+    models: modelStatuses,
+    runners: runnerInfos,
+  };
 }

@@ -35,6 +35,9 @@ export interface PlacementEffects {
 export interface LearnedFacts {
   measuredBytes?: number;
   estimatedBytes?: number;
+  /** Of measuredBytes / estimatedBytes, the GPU's part (absent in files written before GPU budgets). */
+  measuredGpuBytes?: number;
+  estimatedGpuBytes?: number;
   loadMs?: number;
   /** The file the facts were learned from: size and mtime, so a changed file invalidates them. */
   fileBytes: number;
@@ -43,6 +46,12 @@ export interface LearnedFacts {
 
 export interface PlacementSettings {
   budgetBytes: number;
+  /**
+   * `gpu_budget` in bytes on a discrete GPU (common/system/resolve-gpu-budget.ts): models'
+   * GPU bytes are charged to it and only their host bytes to budgetBytes. Absent: GPU memory
+   * is not budgeted and a model's whole footprint is charged to budgetBytes.
+   */
+  gpuBudgetBytes?: number;
   policyName: "lru" | "cost";
   spareRunners: number;
   queueMax: number;

@@ -5,8 +5,14 @@ import type { CatalogModel, RunnerState, UnloadCause, WaiterKind } from "./place
 export interface ModelRecord {
   readonly catalog: CatalogModel;
   pinned: boolean;
+  /** Host and GPU memory together, estimated from the GGUF header before the first load. */
   estimatedBytes: number | undefined;
+  /** Host and GPU memory together, as the last load measured it. */
   measuredBytes: number | undefined;
+  /** Of estimatedBytes, the GPU's part (VRAM on a discrete GPU; 0 without GPU layers). */
+  estimatedGpuBytes: number | undefined;
+  /** Of measuredBytes, the GPU's part; set with measuredBytes. */
+  measuredGpuBytes: number | undefined;
   /** Last measured load time: the reload cost the `cost` policy weighs. */
   reloadCostMs: number | undefined;
   estimating: boolean;
@@ -28,6 +34,8 @@ export interface UnloadReason {
   forModel?: string;
   /** For `over_budget`: by how much the committed bytes exceeded the budget. */
   overBytes?: number;
+  /** For `over_budget` on a discrete GPU: by how much the GPU bytes exceeded gpu_budget. */
+  overGpuBytes?: number;
 }
 
 /** One model inside one runner: a replica. */
@@ -91,6 +99,16 @@ export function footprint(model: ModelRecord): number | undefined {
 /** Leases with a stream on them now (not parked). */
 export function streamingLeases(hosted: HostedModel): number {
   return hosted.leases.size - hosted.parked.size;
+}
+
+/**
+ * Of footprint(), what the model holds on the GPU: from the same figure as footprint (the
+ * measurement once there is one, else the estimate), 0 when that figure has no GPU part.
+ * Never more than the footprint.
+ */
+export function gpuFootprint(model: ModelRecord): number {
+  const [total, gpu] = model.measuredBytes !== undefined ? [model.measuredBytes, model.measuredGpuBytes] : [model.estimatedBytes, model.estimatedGpuBytes];
+  return Math.min(total ?? 0, gpu ?? 0);
 }
 
 /** Streams in flight on a runner, over all its models. */

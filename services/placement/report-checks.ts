@@ -12,7 +12,7 @@ const LONGEST_PLAUSIBLE_MS = 24 * 3600_000;
  * expected to take (its estimate, else its file) plus 1 GiB (a first GPU load also
  * measures the CUDA context). An estimate is at most twice the file plus four times the
  * box's memory (KV caches grow with the context, and overcommitted models map more than
- * RAM). Durations are finite, non-negative and under a day; progress is within 0..1.
+ * RAM). The GPU's part of a footprint is within it. Durations are finite, non-negative and under a day; progress is within 0..1.
  */
 export const reportChecks = {
   rss(bytes: number, physicalBytes: number): string | undefined {
@@ -27,6 +27,11 @@ export const reportChecks = {
   estimate(bytes: number, model: { fileBytes: number }, physicalBytes: number): string | undefined {
     const ceiling = 2 * model.fileBytes + 4 * physicalBytes;
     return notBytes(bytes) ?? (bytes > ceiling ? `estimated ${bytes} bytes, more than 2 x the file + 4 x physical memory (${ceiling})` : undefined);
+  },
+
+  /** The GPU's part of a measured or estimated footprint: a byte count within the whole. */
+  gpuPart(gpuBytes: number, totalBytes: number): string | undefined {
+    return notBytes(gpuBytes) ?? (gpuBytes > totalBytes ? `GPU part of ${gpuBytes} bytes is more than the whole footprint (${totalBytes})` : undefined);
   },
 
   durationMs(ms: number): string | undefined {

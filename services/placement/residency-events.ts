@@ -14,8 +14,13 @@ export function describeUnloadReason(reason: UnloadReason): string {
       return "admin unload";
     case "extra_replica":
       return "idle extra replica";
-    case "over_budget":
-      return `over budget by ${formatBytes(reason.overBytes ?? 0)} after a load measured more than estimated`;
+    case "over_budget": {
+      const over = [
+        (reason.overBytes ?? 0) > 0 || reason.overGpuBytes === undefined ? `budget by ${formatBytes(reason.overBytes ?? 0)}` : "",
+        reason.overGpuBytes !== undefined ? `gpu_budget by ${formatBytes(reason.overGpuBytes)}` : "",
+      ].filter(Boolean);
+      return `over ${over.join(" and ")} after a load measured more than estimated`;
+    }
     case "runner_recycled":
       return reason.forModel ? `runner recycled to return memory it kept, for ${reason.forModel}` : "runner recycled to return memory it kept";
   }

@@ -75,6 +75,11 @@ export interface LoadedModel {
   dispose(): Promise<void>;
 }
 
+export interface FootprintEstimate {
+  bytes: number;
+  gpuBytes: number;
+}
+
 export interface Engine {
   /** Initialises the backend (done once per process, before any load). */
   init(gpu: string): Promise<void>;
@@ -84,6 +89,10 @@ export interface Engine {
    * while the model it replaces unloads). Optional; never throws (the load reports errors).
    */
   prepare?(path: string): void;
-  /** Footprint in bytes (weights + context) estimated from the GGUF header, without loading. */
-  estimate(path: string, contextSize: number, sequences: number): Promise<number>;
+  /**
+   * Footprint (weights + context) estimated from the GGUF header, without loading: `bytes`
+   * in all, of which `gpuBytes` on the GPU with `gpuLayers` offloaded (-1: all layers; 0
+   * without a GPU backend).
+   */
+  estimate(path: string, contextSize: number, sequences: number, gpuLayers: number): Promise<FootprintEstimate>;
 }

@@ -14,7 +14,7 @@ import {
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
-import type { Engine, GenerateInput, GenerateOutcome, LoadedModel, LoadSpec, LoadTimings, TextSink } from "./engine.js";
+import type { Engine, FootprintEstimate, GenerateInput, GenerateOutcome, LoadedModel, LoadSpec, LoadTimings, TextSink } from "./engine.js";
 import { StopMatcher } from "./stop-matcher.js";
 import { readCpuFeatures, readWeightTensors } from "./weight-tensors.js";
 import { shouldMapWeights, type CpuFeatures } from "./weights-mapping.js";
@@ -44,13 +44,15 @@ export class LlamaEngine implements Engine {
     return this.llama;
   }
 
-  async estimate(path: string, contextSize: number, sequences: number): Promise<number> {
+  async estimate(path: string, contextSize: number, sequences: number, requestedGpuLayers: number): Promise<FootprintEstimate> {
     const info = await readGgufFileInfo(path, { logWarnings: false });
     const insights = await GgufInsights.from(info, this.ready);
-    const gpuLayers = this.ready.gpu === false ? 0 : insights.totalLayers;
+    // "auto" (-1) is estimated as every layer on the GPU: the most it can take.
+    const gpuLayers = this.ready.gpu === false ? 0 : requestedGpuLayers < 0 ? insights.totalLayers : Math.min(requestedGpuLayers, insights.totalLayers);
     const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
     const context = await insights.estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: gpuLayers, sequences });
-    return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
+    const gpuBytes = model.gpuVram + context.gpuVram;
+    return { bytes: model.cpuRam + context.cpuRam + gpuBytes, gpuBytes };
   }
 
   /**

@@ -28,7 +28,7 @@ export interface RunnerOptions {
  * the RSS a load adds is that model's alone.
  */
 export class Runner {
-  private readonly models = new Map<string, { loaded: LoadedModel; measuredBytes: number }>();
+  private readonly models = new Map<string, { loaded: LoadedModel; measuredBytes: number; gpuBytes: number }>();
   private inFlight = 0;
   private tokensGenerated = 0;
   private commands: Promise<void> = Promise.resolve();
@@ -72,7 +72,7 @@ export class Runner {
           pid: process.pid,
           address: this.options.dataAddress(),
           rssBytes: this.rss(),
-          hosted: [...this.models].map(([model, entry]) => ({ model, measuredBytes: entry.measuredBytes })),
+          hosted: [...this.models].map(([model, entry]) => ({ model, measuredBytes: entry.measuredBytes, gpuBytes: entry.gpuBytes })),
           authProof,
         },
       },
@@ -88,7 +88,7 @@ export class Runner {
     const c = command.command;
     if (!c) return;
     if (c.$case === "estimate") {
-      void this.estimate(c.value.requestId, c.value.path, c.value.contextSize, c.value.sequences);
+      void this.estimate(c.value.requestId, c.value.path, c.value.contextSize, c.value.sequences, c.value.gpuLayers);
       return;
     }
     // The next model's header is read now, beside an unload or load still running.
@@ -138,7 +138,7 @@ export class Runner {
       // figure is the shared pool, which already includes the anonymous RSS growth).
       const measured = measureLoad({ ...before, deviceUsedBytes: 0 }, { ...after, deviceUsedBytes: loaded.deviceBytes }, this.options.unifiedMemory ?? false, loaded.mappedBytes);
       const measuredBytes = measured.chargedBytes + measured.gpuChargedBytes;
-      this.models.set(spec.model, { loaded, measuredBytes });
+      this.models.set(spec.model, { loaded, measuredBytes, gpuBytes: measured.deviceBytes });
       const loadMs = performance.now() - started;
       logger.info("model_loaded", { model: spec.model, loadMs, measuredBytes, models: this.models.size });
       send({
@@ -176,14 +176,14 @@ export class Runner {
     this.options.send({ event: { $case: "unloaded", value: { model: modelName, rssBytes: this.rss(), rssBeforeBytes } } });
   }
 
-  private async estimate(requestId: string, path: string, contextSize: number, sequences: number): Promise<void> {
+  private async estimate(requestId: string, path: string, contextSize: number, sequences: number, gpuLayers: number): Promise<void> {
     try {
       await checkGgufFile(path);
-      const bytes = await this.options.engine.estimate(path, contextSize, sequences);
-      this.options.send({ event: { $case: "estimate", value: { requestId, bytes: Math.round(bytes), error: "" } } });
+      const { bytes, gpuBytes } = await this.options.engine.estimate(path, contextSize, sequences, gpuLayers);
+      this.options.send({ event: { $case: "estimate", value: { requestId, bytes: Math.round(bytes), gpuBytes: Math.round(gpuBytes), error: "" } } });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      this.options.send({ event: { $case: "estimate", value: { requestId, bytes: 0, error: message } } });
+      this.options.send({ event: { $case: "estimate", value: { requestId, bytes: 0, gpuBytes: 0, error: message } } });
     }
   }
 

@@ -69,7 +69,7 @@ function runnerMetadata(runnerId: string): Metadata {
   return metadata;
 }
 
-function hello(runnerId: string, authProof: string, hosted: { model: string; measuredBytes: number }[]): RunnerEvent {
+function hello(runnerId: string, authProof: string, hosted: { model: string; measuredBytes: number; gpuBytes: number }[]): RunnerEvent {
   return { event: { $case: "ready", value: { runnerId, pid: 4242, address: "127.0.0.1:9", rssBytes: 1, hosted, authProof } } };
 }
 
@@ -143,7 +143,7 @@ describe("internal planes: placement's port and runner ports refuse callers with
     assert.match(bare.error!.details, /RunnerControl\/Connect is internal to modelswap \(no runner id and nonce\)/);
     // a new id, and the real runner's id: placement proves itself, the intruder cannot answer
     for (const runnerId of ["intruder-1", realRunner.id]) {
-      const attempt = await dialControl(address, runnerMetadata(runnerId), () => [hello(runnerId, "0".repeat(64), [{ model: "stories", measuredBytes: 1 }])]);
+      const attempt = await dialControl(address, runnerMetadata(runnerId), () => [hello(runnerId, "0".repeat(64), [{ model: "stories", measuredBytes: 1, gpuBytes: 0 }])]);
       assert.ok(attempt.headers?.get(INTERNAL_METADATA.proof).length, "placement answers with its proof");
       assert.equal(attempt.error?.code, status.UNAUTHENTICATED, runnerId);
       assert.match(attempt.error!.details, /no valid hello/);
@@ -317,7 +317,7 @@ describe("internal planes: after placement dies, a process on its port cannot co
         });
         stream.write(load("bait", fifo));
         stream.write(load("shadow", "/etc/shadow"));
-        stream.write({ command: { $case: "estimate", value: { requestId: "x", path: secretFile, contextSize: 512, sequences: 1 } } });
+        stream.write({ command: { $case: "estimate", value: { requestId: "x", path: secretFile, contextSize: 512, sequences: 1, gpuLayers: 0 } } });
         stream.write({ command: { $case: "unload", value: { model: "stories" } } });
       },
     });

@@ -30,6 +30,26 @@ describe("learned model facts across placement restarts", () => {
     assert.equal(coreWith(2000).listModels()[0]!.measuredBytes, 0);
   });
 
+  it("keeps the GPU part of what it learned; with gpu_budget, a figure saved without one is learned again", () => {
+    // arrange: one state file from a version that split host and GPU memory, one from before
+    const file = path.join(directory, "gpu.json");
+    const state = new LearnedState(file);
+    state.set("split", { measuredBytes: 230 * MiB, measuredGpuBytes: 200 * MiB, estimatedBytes: 240 * MiB, estimatedGpuBytes: 210 * MiB, fileBytes: 1000, fileMtimeMs: 5 });
+    state.set("old", { measuredBytes: 230 * MiB, estimatedBytes: 240 * MiB, fileBytes: 1000, fileMtimeMs: 5 });
+    const catalog = ["split", "old"].map((name) => ({ config: modelConfig(name, { gpu: "auto", gpuLayers: "auto" }), fileBytes: 1000, fileMtimeMs: 5, learned: new LearnedState(file).get(name) }));
+    const effects = new Proxy({}, { get: () => () => undefined }) as never;
+    // act
+    const discrete = new PlacementCore(catalog, { ...settings, gpuBudgetBytes: 300 * MiB }, { now: () => 0 }, effects);
+    const unbudgeted = new PlacementCore(catalog, settings, { now: () => 0 }, effects);
+    // assert: with gpu_budget, 30 MiB of host memory and 200 MiB of VRAM; the old figure is unknown again
+    const split = discrete.models.get("split")!;
+    assert.deepEqual([discrete.memory.accountedBytes(split), discrete.memory.accountedGpuBytes(split)], [30 * MiB, 200 * MiB]);
+    const old = discrete.models.get("old")!;
+    assert.deepEqual([old.measuredBytes, old.estimatedBytes], [undefined, undefined]);
+    // without it, each whole figure is charged to budget, the old one as it always was
+    assert.deepEqual([unbudgeted.memory.modelBytes("split"), unbudgeted.memory.modelBytes("old"), unbudgeted.memory.modelGpuBytes("split")], [230 * MiB, 230 * MiB, 0]);
+  });
+
   it("keeps a runner's absurd figures out of the ledger and the state file, and out of what it reads back", () => {
     // arrange: placement with a state file; one runner connected (it holds the runner key, but reports nonsense)
     const file = path.join(directory, "poisoned.json");
@@ -70,7 +90,7 @@ describe("learned model facts across placement restarts", () => {
     // assert 2: the estimate is what the ledger charges and what is saved; the absurd figures are nowhere
     assert.equal(core.memory.modelBytes("a"), 20 * MiB);
     assert.equal(core.status().runners[0]!.rssBytes < 2 ** 40, true);
-    assert.deepEqual(saved().a, { estimatedBytes: 20 * MiB, fileBytes: 10 * MiB, fileMtimeMs: 5 });
+    assert.deepEqual(saved().a, { estimatedBytes: 20 * MiB, estimatedGpuBytes: 0, fileBytes: 10 * MiB, fileMtimeMs: 5 });
     assert.deepEqual(rejected, ["r1 ready.rss_bytes", "r1 estimate.bytes", "r1 loaded.rss_bytes", "r1 loaded.measured_bytes", "r1 loaded.load_ms", "r1 heartbeat.rss_bytes"]);
 
     // act 3 + assert 3: a state file poisoned by hand (or by an older version) is read back under the same checks

@@ -61,8 +61,10 @@ export class PlacementHarness {
   readonly revoked: string[] = [];
   /** Runner reports placement refused (report-checks.ts): "runnerId report: reason". */
   readonly rejectedReports: string[] = [];
-  /** Model sizes the fake runners "measure" and "estimate". */
+  /** Model sizes the fake runners "measure" and "estimate" (host and GPU memory together). */
   readonly sizes = new Map<string, number>();
+  /** Of those sizes, what the model takes on the GPU (0 when absent); a runner's RSS does not show it. */
+  readonly gpuSizes = new Map<string, number>();
   /** When false, loads stay in progress until finishLoads() is called. */
   autoFinishLoads = true;
   /** When false, spawned runners never connect (a broken runner build). */
@@ -223,6 +225,11 @@ export class PlacementHarness {
     return this.core.memory.committedBytes();
   }
 
+  /** The GPU bytes the ledger charges to gpu_budget now (0 when not budgeted). */
+  committedGpu(): number {
+    return this.core.memory.committedGpuBytes();
+  }
+
   kinds(kind: string): string[] {
     return this.events.filter((event) => event.kind === kind).map((event) => event.model);
   }
@@ -232,7 +239,7 @@ export class PlacementHarness {
     const c = command.command;
     switch (c?.$case) {
       case "estimate":
-        this.core.runnerEstimate(runnerId, c.value.requestId, this.sizes.get(c.value.requestId) ?? 100 * MiB, "");
+        this.core.runnerEstimate(runnerId, c.value.requestId, this.sizes.get(c.value.requestId) ?? 100 * MiB, "", this.gpuSizes.get(c.value.requestId) ?? 0);
         return;
       case "load":
         if (this.autoFinishLoads) this.finishLoad(runnerId, c.value.model);
@@ -255,10 +262,12 @@ export class PlacementHarness {
 
   private finishLoad(runnerId: string, model: string): void {
     const bytes = this.sizes.get(model) ?? 100 * MiB;
+    const gpuBytes = this.gpuSizes.get(model) ?? 0;
     let held = this.held.get(runnerId);
     if (!held) this.held.set(runnerId, (held = new Map()));
-    held.set(model, bytes);
-    this.core.runnerLoaded(runnerId, { model, measuredBytes: bytes, rssBytes: this.rssOf(runnerId), loadMs: 200, modelLoadMs: 150, contextMs: 40, warmUpMs: 10, fileBytes: bytes, gpuBytes: 0, backend: "cpu", gpuLayers: 0 });
+    held.set(model, bytes - gpuBytes);
+    const gpu = gpuBytes > 0 ? { backend: "cuda", gpuLayers: 24 } : { backend: "cpu", gpuLayers: 0 };
+    this.core.runnerLoaded(runnerId, { model, measuredBytes: bytes, rssBytes: this.rssOf(runnerId), loadMs: 200, modelLoadMs: 150, contextMs: 40, warmUpMs: 10, fileBytes: bytes, gpuBytes, ...gpu });
   }
 
   private rssOf(runnerId: string): number {

@@ -2,6 +2,7 @@ import { credentials, type ServiceError } from "@grpc/grpc-js";
 import { parseConfig } from "../../common/config/parse-config.js";
 import type { Config } from "../../common/config/config-types.js";
 import { createLogger } from "../../common/logger.js";
+import type { MemorySource } from "../../common/system/memory-source.js";
 import { startGateway, type RunningGateway } from "../../gateway/gateway-server.js";
 import { AdminClient, type ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
 import { InferenceClient, type GenerateRequest, type GenerateResponse, type Done } from "../../gen/modelswap/v1/inference.js";
@@ -26,7 +27,8 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startCluster(document: Record<string, unknown>, baseDir = "/"): Promise<TestCluster> {
+/** `memorySource`: the box's memory as placement reads it (a fake for Jetson-like or discrete-GPU readings). */
+export async function startCluster(document: Record<string, unknown>, baseDir = "/", memorySource?: MemorySource): Promise<TestCluster> {
   const config = parseConfig({ listen: "127.0.0.1:0", ...document, placement: { listen: "127.0.0.1:0", ...(document.placement as object) } }, baseDir);
   const logger = createLogger("test", {}, { quiet: true });
   const events: ResidencyEvent[] = [];
@@ -37,6 +39,7 @@ export async function startCluster(document: Record<string, unknown>, baseDir = 
     config,
     logger,
     runnerEnv: { MODELSWAP_LOG: "silent" },
+    memorySource,
     onEvent: (record) => {
       const event = toWireEvent(record);
       events.push(event);

@@ -10,6 +10,7 @@ import {
   detectUnifiedMemory,
   NV_TEGRA_RELEASE,
   parseMeminfo,
+  parseNvidiaSmiMemory,
   PROC_MEMINFO,
   procMemorySource,
   type MemoryReadings,
@@ -72,6 +73,15 @@ describe("the box's memory (memory source)", () => {
   it("reads a Jetson as unified memory with its physical and available bytes", () => {
     const source = procMemorySource("auto", files({ [PROC_MEMINFO]: ORIN_NANO_MEMINFO, [DEVICE_TREE_MODEL]: ORIN_NANO_MODEL }));
     assert.deepEqual(source.read(), { physicalBytes: 7620176 * KiB, availableBytes: 3905512 * KiB, unifiedMemory: true });
+  });
+
+  it("reads a discrete GPU's memory from nvidia-smi, all GPUs together, and none where it is absent", () => {
+    // `nvidia-smi --query-gpu=memory.total,memory.free --format=csv,noheader,nounits` on a box with two GPUs (MiB)
+    const twoGpus = "24564, 23720\n24564, 1200\n";
+    const source = procMemorySource(false, files({ [PROC_MEMINFO]: WORKSTATION_MEMINFO }), () => twoGpus);
+    assert.deepEqual(source.readGpu(), { totalBytes: 2 * 24564 * MiB, freeBytes: (23720 + 1200) * MiB });
+    assert.equal(procMemorySource(false, files({}), () => undefined).readGpu(), undefined);
+    assert.equal(parseNvidiaSmiMemory("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n"), undefined);
   });
 
   it("reads this machine's /proc/meminfo", () => {

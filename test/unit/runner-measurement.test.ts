@@ -14,7 +14,7 @@ function runnerWith(readings: { rssBytes: number; anonymousRssBytes: number }[],
   const loadedEvent = new Promise<void>((resolve) => (settle = resolve));
   const engine: Engine = {
     init: async () => undefined,
-    estimate: async () => 0,
+    estimate: async () => ({ bytes: 0, gpuBytes: 0 }),
     load: async (spec: LoadSpec): Promise<LoadedModel> => ({
       spec,
       timings: { modelLoadMs: 1, contextMs: 1, warmUpMs: 1 },
@@ -66,5 +66,37 @@ describe("what a runner reports a load took (unified memory counted once)", () =
   it("on the CPU, only the RSS growth", async () => {
     const loaded = await runnerWith([before, after], 0, false);
     assert.equal(loaded?.measuredBytes, 40 * MB);
+  });
+});
+
+describe("what a runner reports for placement's two budgets (discrete GPU, gpu_budget)", () => {
+  it("estimates with the model's gpu_layers and reports the GPU part apart", async () => {
+    // arrange: an engine whose estimate puts 250 of 300 MB on the GPU with the layers asked for
+    const asked: number[] = [];
+    const events: RunnerEvent[] = [];
+    let settle!: () => void;
+    const answered = new Promise<void>((resolve) => (settle = resolve));
+    const engine: Engine = {
+      init: async () => undefined,
+      estimate: async (_path, _context, _sequences, gpuLayers) => (asked.push(gpuLayers), { bytes: 300 * MB, gpuBytes: 250 * MB }),
+      load: async () => {
+        throw new Error("not loaded in this test");
+      },
+    };
+    const runner = new Runner({
+      runnerId: "r1",
+      dataAddress: () => "127.0.0.1:1",
+      engine,
+      send: (event) => (events.push(event), settle()),
+      exit: () => undefined,
+      logger: createLogger("test", {}, { quiet: true }),
+      memory: () => ({ rssBytes: 100 * MB, anonymousRssBytes: 60 * MB }),
+    });
+    // act
+    runner.handle({ command: { $case: "estimate", value: { requestId: "m", path: storiesModel, contextSize: 512, sequences: 1, gpuLayers: 12 } } });
+    await answered;
+    // assert
+    assert.deepEqual(asked, [12]);
+    assert.deepEqual(events[0]?.event, { $case: "estimate", value: { requestId: "m", bytes: 300 * MB, gpuBytes: 250 * MB, error: "" } });
   });
 });

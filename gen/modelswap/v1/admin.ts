@@ -62,6 +62,13 @@ export interface StatusResponse {
   evictionPolicy: string;
   models: ModelStatus[];
   runners: RunnerInfo[];
+  /**
+   * gpu_budget in bytes on a discrete GPU; 0 when GPU memory is not budgeted (no gpu_budget,
+   * or unified memory, where budget_bytes covers the GPU too).
+   */
+  gpuBudgetBytes: number;
+  /** GPU memory charged to gpu_budget by resident models (0 when not budgeted). */
+  gpuResidentBytes: number;
 }
 
 export interface ModelStatus {
@@ -104,6 +111,11 @@ export interface RunnerModel {
   /** Where it runs ("cpu", "cuda", ...) and how many of its layers are on the GPU (once loaded). */
   backend: string;
   gpuLayers: number;
+  /**
+   * GPU memory charged to gpu_budget (0 when GPU memory is not budgeted); bytes is then
+   * what is charged to budget (host RAM) alone.
+   */
+  gpuBytes: number;
 }
 
 export interface WatchStatusRequest {
@@ -633,7 +645,15 @@ export const GetStatusRequest: MessageFns<GetStatusRequest> = {
 };
 
 function createBaseStatusResponse(): StatusResponse {
-  return { budgetBytes: 0, residentBytes: 0, evictionPolicy: "", models: [], runners: [] };
+  return {
+    budgetBytes: 0,
+    residentBytes: 0,
+    evictionPolicy: "",
+    models: [],
+    runners: [],
+    gpuBudgetBytes: 0,
+    gpuResidentBytes: 0,
+  };
 }
 
 export const StatusResponse: MessageFns<StatusResponse> = {
@@ -652,6 +672,12 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     }
     for (const v of message.runners) {
       RunnerInfo.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.gpuBudgetBytes !== 0) {
+      writer.uint32(48).uint64(message.gpuBudgetBytes);
+    }
+    if (message.gpuResidentBytes !== 0) {
+      writer.uint32(56).uint64(message.gpuResidentBytes);
     }
     return writer;
   },
@@ -709,6 +735,22 @@ export const StatusResponse: MessageFns<StatusResponse> = {
             message.runners.push(RunnerInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.gpuBudgetBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.gpuResidentBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -740,6 +782,16 @@ export const StatusResponse: MessageFns<StatusResponse> = {
         : "",
       models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => ModelStatus.fromJSON(e)) : [],
       runners: globalThis.Array.isArray(object?.runners) ? object.runners.map((e: any) => RunnerInfo.fromJSON(e)) : [],
+      gpuBudgetBytes: isSet(object.gpuBudgetBytes)
+        ? globalThis.Number(object.gpuBudgetBytes)
+        : isSet(object.gpu_budget_bytes)
+        ? globalThis.Number(object.gpu_budget_bytes)
+        : 0,
+      gpuResidentBytes: isSet(object.gpuResidentBytes)
+        ? globalThis.Number(object.gpuResidentBytes)
+        : isSet(object.gpu_resident_bytes)
+        ? globalThis.Number(object.gpu_resident_bytes)
+        : 0,
     };
   },
 
@@ -760,6 +812,12 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     if (message.runners?.length) {
       obj.runners = message.runners.map((e) => RunnerInfo.toJSON(e));
     }
+    if (message.gpuBudgetBytes !== 0) {
+      obj.gpuBudgetBytes = Math.round(message.gpuBudgetBytes);
+    }
+    if (message.gpuResidentBytes !== 0) {
+      obj.gpuResidentBytes = Math.round(message.gpuResidentBytes);
+    }
     return obj;
   },
 
@@ -773,6 +831,8 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     message.evictionPolicy = object.evictionPolicy ?? "";
     message.models = object.models?.map((e) => ModelStatus.fromPartial(e)) || [];
     message.runners = object.runners?.map((e) => RunnerInfo.fromPartial(e)) || [];
+    message.gpuBudgetBytes = object.gpuBudgetBytes ?? 0;
+    message.gpuResidentBytes = object.gpuResidentBytes ?? 0;
     return message;
   },
 };
@@ -1175,7 +1235,7 @@ export const RunnerInfo: MessageFns<RunnerInfo> = {
 };
 
 function createBaseRunnerModel(): RunnerModel {
-  return { name: "", state: "", inFlight: 0, bytes: 0, backend: "", gpuLayers: 0 };
+  return { name: "", state: "", inFlight: 0, bytes: 0, backend: "", gpuLayers: 0, gpuBytes: 0 };
 }
 
 export const RunnerModel: MessageFns<RunnerModel> = {
@@ -1197,6 +1257,9 @@ export const RunnerModel: MessageFns<RunnerModel> = {
     }
     if (message.gpuLayers !== 0) {
       writer.uint32(48).uint32(message.gpuLayers);
+    }
+    if (message.gpuBytes !== 0) {
+      writer.uint32(56).uint64(message.gpuBytes);
     }
     return writer;
   },
@@ -1262,6 +1325,14 @@ export const RunnerModel: MessageFns<RunnerModel> = {
             message.gpuLayers = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.gpuBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1290,6 +1361,11 @@ export const RunnerModel: MessageFns<RunnerModel> = {
         : isSet(object.gpu_layers)
         ? globalThis.Number(object.gpu_layers)
         : 0,
+      gpuBytes: isSet(object.gpuBytes)
+        ? globalThis.Number(object.gpuBytes)
+        : isSet(object.gpu_bytes)
+        ? globalThis.Number(object.gpu_bytes)
+        : 0,
     };
   },
 
@@ -1313,6 +1389,9 @@ export const RunnerModel: MessageFns<RunnerModel> = {
     if (message.gpuLayers !== 0) {
       obj.gpuLayers = Math.round(message.gpuLayers);
     }
+    if (message.gpuBytes !== 0) {
+      obj.gpuBytes = Math.round(message.gpuBytes);
+    }
     return obj;
   },
 
@@ -1327,6 +1406,7 @@ export const RunnerModel: MessageFns<RunnerModel> = {
     message.bytes = object.bytes ?? 0;
     message.backend = object.backend ?? "";
     message.gpuLayers = object.gpuLayers ?? 0;
+    message.gpuBytes = object.gpuBytes ?? 0;
     return message;
   },
 };

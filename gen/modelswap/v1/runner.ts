@@ -122,6 +122,11 @@ export interface EstimateCommand {
   path: string;
   contextSize: number;
   sequences: number;
+  /**
+   * Layers the load would offload (as LoadCommand.gpu_layers: -1 = all that fit, 0 = none),
+   * so that the estimate splits host and GPU memory as the load will.
+   */
+  gpuLayers: number;
 }
 
 export interface RunnerEvent {
@@ -157,6 +162,8 @@ export interface RunnerReady {
 export interface HostedModel {
   model: string;
   measuredBytes: number;
+  /** Of measured_bytes, what it holds on the GPU (as ModelLoaded.gpu_bytes). */
+  gpuBytes: number;
 }
 
 export interface ModelLoaded {
@@ -213,6 +220,8 @@ export interface EstimateResult {
   bytes: number;
   /** Empty on success. */
   error: string;
+  /** Of bytes, what the model and its context would take on the GPU (0 without a GPU backend). */
+  gpuBytes: number;
 }
 
 function createBaseRunnerGenerateRequest(): RunnerGenerateRequest {
@@ -1570,7 +1579,7 @@ export const ShutdownCommand: MessageFns<ShutdownCommand> = {
 };
 
 function createBaseEstimateCommand(): EstimateCommand {
-  return { requestId: "", path: "", contextSize: 0, sequences: 0 };
+  return { requestId: "", path: "", contextSize: 0, sequences: 0, gpuLayers: 0 };
 }
 
 export const EstimateCommand: MessageFns<EstimateCommand> = {
@@ -1586,6 +1595,9 @@ export const EstimateCommand: MessageFns<EstimateCommand> = {
     }
     if (message.sequences !== 0) {
       writer.uint32(32).uint32(message.sequences);
+    }
+    if (message.gpuLayers !== 0) {
+      writer.uint32(40).int32(message.gpuLayers);
     }
     return writer;
   },
@@ -1635,6 +1647,14 @@ export const EstimateCommand: MessageFns<EstimateCommand> = {
             message.sequences = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.gpuLayers = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1661,6 +1681,11 @@ export const EstimateCommand: MessageFns<EstimateCommand> = {
         ? globalThis.Number(object.context_size)
         : 0,
       sequences: isSet(object.sequences) ? globalThis.Number(object.sequences) : 0,
+      gpuLayers: isSet(object.gpuLayers)
+        ? globalThis.Number(object.gpuLayers)
+        : isSet(object.gpu_layers)
+        ? globalThis.Number(object.gpu_layers)
+        : 0,
     };
   },
 
@@ -1678,6 +1703,9 @@ export const EstimateCommand: MessageFns<EstimateCommand> = {
     if (message.sequences !== 0) {
       obj.sequences = Math.round(message.sequences);
     }
+    if (message.gpuLayers !== 0) {
+      obj.gpuLayers = Math.round(message.gpuLayers);
+    }
     return obj;
   },
 
@@ -1690,6 +1718,7 @@ export const EstimateCommand: MessageFns<EstimateCommand> = {
     message.path = object.path ?? "";
     message.contextSize = object.contextSize ?? 0;
     message.sequences = object.sequences ?? 0;
+    message.gpuLayers = object.gpuLayers ?? 0;
     return message;
   },
 };
@@ -2062,7 +2091,7 @@ export const RunnerReady: MessageFns<RunnerReady> = {
 };
 
 function createBaseHostedModel(): HostedModel {
-  return { model: "", measuredBytes: 0 };
+  return { model: "", measuredBytes: 0, gpuBytes: 0 };
 }
 
 export const HostedModel: MessageFns<HostedModel> = {
@@ -2072,6 +2101,9 @@ export const HostedModel: MessageFns<HostedModel> = {
     }
     if (message.measuredBytes !== 0) {
       writer.uint32(16).uint64(message.measuredBytes);
+    }
+    if (message.gpuBytes !== 0) {
+      writer.uint32(24).uint64(message.gpuBytes);
     }
     return writer;
   },
@@ -2105,6 +2137,14 @@ export const HostedModel: MessageFns<HostedModel> = {
             message.measuredBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.gpuBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2125,6 +2165,11 @@ export const HostedModel: MessageFns<HostedModel> = {
         : isSet(object.measured_bytes)
         ? globalThis.Number(object.measured_bytes)
         : 0,
+      gpuBytes: isSet(object.gpuBytes)
+        ? globalThis.Number(object.gpuBytes)
+        : isSet(object.gpu_bytes)
+        ? globalThis.Number(object.gpu_bytes)
+        : 0,
     };
   },
 
@@ -2136,6 +2181,9 @@ export const HostedModel: MessageFns<HostedModel> = {
     if (message.measuredBytes !== 0) {
       obj.measuredBytes = Math.round(message.measuredBytes);
     }
+    if (message.gpuBytes !== 0) {
+      obj.gpuBytes = Math.round(message.gpuBytes);
+    }
     return obj;
   },
 
@@ -2146,6 +2194,7 @@ export const HostedModel: MessageFns<HostedModel> = {
     const message = createBaseHostedModel();
     message.model = object.model ?? "";
     message.measuredBytes = object.measuredBytes ?? 0;
+    message.gpuBytes = object.gpuBytes ?? 0;
     return message;
   },
 };
@@ -2820,7 +2869,7 @@ export const RunnerHeartbeat: MessageFns<RunnerHeartbeat> = {
 };
 
 function createBaseEstimateResult(): EstimateResult {
-  return { requestId: "", bytes: 0, error: "" };
+  return { requestId: "", bytes: 0, error: "", gpuBytes: 0 };
 }
 
 export const EstimateResult: MessageFns<EstimateResult> = {
@@ -2833,6 +2882,9 @@ export const EstimateResult: MessageFns<EstimateResult> = {
     }
     if (message.error !== "") {
       writer.uint32(26).string(message.error);
+    }
+    if (message.gpuBytes !== 0) {
+      writer.uint32(32).uint64(message.gpuBytes);
     }
     return writer;
   },
@@ -2874,6 +2926,14 @@ export const EstimateResult: MessageFns<EstimateResult> = {
             message.error = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.gpuBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2895,6 +2955,11 @@ export const EstimateResult: MessageFns<EstimateResult> = {
         : "",
       bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
       error: isSet(object.error) ? globalThis.String(object.error) : "",
+      gpuBytes: isSet(object.gpuBytes)
+        ? globalThis.Number(object.gpuBytes)
+        : isSet(object.gpu_bytes)
+        ? globalThis.Number(object.gpu_bytes)
+        : 0,
     };
   },
 
@@ -2909,6 +2974,9 @@ export const EstimateResult: MessageFns<EstimateResult> = {
     if (message.error !== "") {
       obj.error = message.error;
     }
+    if (message.gpuBytes !== 0) {
+      obj.gpuBytes = Math.round(message.gpuBytes);
+    }
     return obj;
   },
 
@@ -2920,6 +2988,7 @@ export const EstimateResult: MessageFns<EstimateResult> = {
     message.requestId = object.requestId ?? "";
     message.bytes = object.bytes ?? 0;
     message.error = object.error ?? "";
+    message.gpuBytes = object.gpuBytes ?? 0;
     return message;
   },
 };

@@ -9,11 +9,16 @@ export type RankCandidates = (candidates: readonly ResidentModel[]) => ResidentM
  * The decision skeleton shared by all policies: fits -> nothing to evict; otherwise
  * the policy ranks the candidates and pickVictimSet chooses a minimal victim set;
  * blocked when the candidates together cannot make room (or the model exceeds the budget).
+ * With a GPU budget in the request, room is needed in host memory and GPU memory each, and
+ * victims are chosen for the dimension(s) short of it.
  */
 export function decideEviction(request: EvictionRequest, rank: RankCandidates): EvictionDecision {
   const { needBytes, budgetBytes, resident, nowMs, minResidencyMs } = request;
   const candidates = evictionCandidates(resident, nowMs, minResidencyMs);
   const reclaimableBytes = sumBytes(candidates);
+  const gpuBudgeted = request.gpuBudgetBytes !== undefined;
+  const needGpuBytes = gpuBudgeted ? (request.needGpuBytes ?? 0) : 0;
+  const gpuBudgetBytes = request.gpuBudgetBytes ?? 0;
 
   if (needBytes > budgetBytes) {
     return {
@@ -22,19 +27,28 @@ export function decideEviction(request: EvictionRequest, rank: RankCandidates): 
       reclaimableBytes,
     };
   }
-
-  const freeBytes = budgetBytes - sumBytes(resident);
-  if (needBytes <= freeBytes) return { kind: "fits" };
-
-  const roomNeededBytes = needBytes - freeBytes;
-  const victims = pickVictimSet(rank(candidates), roomNeededBytes);
-  if (victims === undefined) {
-    const held = protectedBytes(resident, nowMs, minResidencyMs);
+  if (needGpuBytes > gpuBudgetBytes) {
     return {
       kind: "blocked",
-      reason:
-        `needs ${roomNeededBytes} more bytes but only ${reclaimableBytes} are reclaimable now ` +
-        `(pinned ${held.pinned}, leased ${held.leased}, younger than min residency ${held.young})`,
+      reason: `needs ${needGpuBytes} bytes of GPU memory, more than the whole GPU budget of ${gpuBudgetBytes} bytes`,
+      reclaimableBytes,
+    };
+  }
+
+  const roomNeededBytes = Math.max(0, needBytes - (budgetBytes - sumBytes(resident)));
+  const roomNeededGpuBytes = gpuBudgeted ? Math.max(0, needGpuBytes - (gpuBudgetBytes - sumGpuBytes(resident))) : 0;
+  if (roomNeededBytes === 0 && roomNeededGpuBytes === 0) return { kind: "fits" };
+
+  const victims = pickVictimSet(rank(candidates), roomNeededBytes, roomNeededGpuBytes);
+  if (victims === undefined) {
+    const held = protectedBytes(resident, nowMs, minResidencyMs);
+    const short = [
+      roomNeededBytes > 0 ? `${roomNeededBytes} more bytes but only ${reclaimableBytes} are reclaimable now` : "",
+      roomNeededGpuBytes > 0 ? `${roomNeededGpuBytes} more bytes of GPU memory but only ${sumGpuBytes(candidates)} are reclaimable now` : "",
+    ].filter(Boolean);
+    return {
+      kind: "blocked",
+      reason: `needs ${short.join(", and ")} (pinned ${held.pinned}, leased ${held.leased}, younger than min residency ${held.young})`,
       reclaimableBytes,
     };
   }
@@ -44,5 +58,11 @@ export function decideEviction(request: EvictionRequest, rank: RankCandidates): 
 function sumBytes(models: readonly ResidentModel[]): number {
   let total = 0;
   for (const model of models) total += model.bytes;
+  return total;
+}
+
+function sumGpuBytes(models: readonly ResidentModel[]): number {
+  let total = 0;
+  for (const model of models) total += model.gpuBytes ?? 0;
   return total;
 }

@@ -4,8 +4,13 @@
 
 export interface ResidentModel {
   name: string;
-  /** Measured resident bytes once the runner reported them, else the estimate. */
+  /** Measured resident bytes once the runner reported them, else the estimate (host memory, under `budget`). */
   bytes: number;
+  /**
+   * Of the model's memory, what it holds on a discrete GPU, under `gpu_budget` (measured, else
+   * estimated); 0 or absent when GPU memory is not budgeted. Not part of `bytes`.
+   */
+  gpuBytes?: number;
   /** Pinned models are never evicted. */
   pinned: boolean;
   /** Streams in flight; > 0 => never evicted. */
@@ -27,6 +32,13 @@ export interface EvictionRequest {
   /** Bytes the incoming model needs. */
   needBytes: number;
   budgetBytes: number;
+  /**
+   * The second dimension, on a discrete GPU with `gpu_budget`: GPU bytes the incoming model
+   * needs and the GPU budget they must fit in with the residents' gpuBytes. Absent: GPU
+   * memory is not budgeted and only `bytes` count.
+   */
+  needGpuBytes?: number;
+  gpuBudgetBytes?: number;
   resident: readonly ResidentModel[];
   nowMs: number;
   /** Models resident for less than this are not candidates. */
@@ -42,6 +54,8 @@ export type EvictionDecision =
 export interface AccessedModel {
   name: string;
   bytes: number;
+  /** GPU bytes under `gpu_budget` (see ResidentModel.gpuBytes). */
+  gpuBytes?: number;
   reloadCostMs: number;
   priority?: number;
 }

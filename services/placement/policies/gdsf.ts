@@ -92,8 +92,11 @@ function currentValue(state: GdsfState, model: ResidentModel): number {
   return entry.resident.clockAtAccess + entry.frequency * valueDensity(model);
 }
 
-/** Reload cost per byte, weighted by priority: what one access of the model is worth. */
+/**
+ * Reload cost per byte (host and GPU memory together), weighted by priority: what one access
+ * of the model is worth.
+ */
 function valueDensity(model: AccessedModel | ResidentModel): number {
   const priority = Math.max(-10, Math.min(10, model.priority ?? 0));
-  return (2 ** priority * model.reloadCostMs) / Math.max(1, model.bytes);
+  return (2 ** priority * model.reloadCostMs) / Math.max(1, model.bytes + (model.gpuBytes ?? 0));
 }
