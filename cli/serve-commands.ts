@@ -9,6 +9,12 @@ import { substituteForgedModels } from "./forged-models.js";
 import { PlacementSupervisor, READY_PREFIX } from "./placement-supervisor.js";
 
 const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+/**
+ * Placement allocates little JavaScript per request (one Acquire per stream; tokens never pass
+ * through it): a 2 MiB V8 young generation instead of the default 16 MiB. Measured on the 2-core
+ * box, placement's modules loaded: 73 MB RSS by default, 67 MB with 2 MiB.
+ */
+const PLACEMENT_NODE_FLAGS = ["--max-semi-space-size=2"];
 
 export interface PlacementCommandOptions {
   configFile: string;
@@ -65,7 +71,7 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
   // The gateway's telemetry (/metrics on metrics_port + 1); placement, a child with this environment, starts its own.
   await startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
   const supervisor = new PlacementSupervisor({
-    args: [CLI_MAIN, "placement", "-c", configFile, "--supervised", ...(forgeMissing ? ["--forge-missing"] : [])],
+    args: [...PLACEMENT_NODE_FLAGS, CLI_MAIN, "placement", "-c", configFile, "--supervised", ...(forgeMissing ? ["--forge-missing"] : [])],
     env: { ...process.env, [INTERNAL_SECRET_ENV]: internalSecret.toText() },
     logger,
     onOutput: (line) => process.stdout.write(line + "\n"),
