@@ -266,7 +266,8 @@ async function swapTest(binary: string, files: Awaited<ReturnType<typeof prepare
 
 // ---- memory tests ---------------------------------------------------------------------------
 
-const routerRole = (pid: number) => processName(pid) || "?";
+/** The router process and its per-model children, told apart (both are llama-server). */
+const routerRoles = (routerPid: number) => (pid: number) => (pid === routerPid ? "llama-server router" : `${processName(pid) || "?"} model instance`);
 const serveStarted = (config: Record<string, unknown>, name: string) =>
   startServe(config, path.join(DIR, `${name}.json`), { verbose: flags.verbose, startTimeoutMs: 60_000 });
 
@@ -285,7 +286,7 @@ async function routerMemory(binary: string, models: PeerModel[], modelsDir: stri
     await routerSettled(router);
     const loaded = await router.loadedModels();
     if (loaded.length !== models.length) throw new Error(`the router holds ${loaded.length} of ${models.length} models (${loaded.join(", ")})`);
-    return treeMemory(processTree(router.pid), routerRole);
+    return treeMemory(processTree(router.pid), routerRoles(router.pid));
   } finally {
     await router.stop();
   }
@@ -338,7 +339,7 @@ async function routerScenario(binary: string, models: PeerModel[], modelsDir: st
     for (const model of models) {
       await routerCompletion(router.url, model.name, PROMPT, 4, REQUEST_TIMEOUT_MS);
       await routerSettled(router);
-      const step = { resident: (await router.loadedModels()).length, memory: treeMemory(processTree(router.pid), routerRole) };
+      const step = { resident: (await router.loadedModels()).length, memory: treeMemory(processTree(router.pid), routerRoles(router.pid)) };
       steps.push(step);
       if (flags.verbose) console.log(`    router: ${step.resident} resident, RSS ${mb(step.memory.rssBytes)} MB`);
       if (step.memory.rssBytes > budgetBytes) break;
@@ -471,10 +472,11 @@ async function main(): Promise<void> {
   if (scenarioResults) {
     const { router, modelswap } = scenarioResults;
     const peak = (result: ScenarioResult) => Math.max(...result.steps.map((step) => step.memory.rssBytes));
+    const last = modelswap.steps.at(-1)?.resident ?? 0;
     rows.push([
       `scenario 1: ${SCENARIO_SIZE_MB} MB Q8_0 models resident at once within B = ${mb(SCENARIO_BUDGET_BYTES)} MB total RSS`,
       `${router.fits}`,
-      `${modelswap.fits} (peak RSS ${mb(peak(modelswap))} MB)`,
+      `${modelswap.fits} (peak RSS ${mb(peak(modelswap))} MB)${last !== modelswap.fits ? `; ${last} after the last request` : ""}`,
       fmt(modelswap.fits / router.fits, 2),
     ]);
   }
