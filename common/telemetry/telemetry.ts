@@ -36,6 +36,8 @@ export interface Telemetry {
   metricsUrl: string | undefined;
 }
 
+/** Set when startTelemetry is first called (before its imports resolve): it runs once. */
+let started = false;
 /** Flushes and stops what startTelemetry started; undefined until it ran. */
 let stopSdk: (() => Promise<void>) | undefined;
 let shuttingDown: Promise<void> | undefined;
@@ -56,7 +58,8 @@ let reportExportFailure: (error: unknown) => void = () => {};
 export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {
   const env = options.env ?? readTelemetryEnv();
   const logger = options.logger ?? createLogger(options.role);
-  if (stopSdk || env.disabled) return { exportingTraces: false, metricsUrl: undefined };
+  if (started || env.disabled) return { exportingTraces: false, metricsUrl: undefined };
+  started = true;
 
   diag.setLogger(diagLogger(logger), env.sdkLogLevel ? diagLevel(env.sdkLogLevel) : DiagLogLevel.NONE);
   let warned = false;
