@@ -4,12 +4,17 @@ import { INTERNAL_SECRET_ENV } from "../common/internal-auth/internal-env.js";
 import type { InternalSecret } from "../common/internal-auth/internal-secret.js";
 import { createLogger, type LogOptions } from "../common/logger.js";
 import { exitAfterFlush, metricsEndpoint, startTelemetry } from "../common/telemetry/telemetry.js";
-import { startGateway } from "../gateway/gateway-server.js";
-import { startPlacement } from "../services/placement/placement-server.js";
+import type { startGateway as StartGateway } from "../gateway/gateway-server.js";
 import { substituteForgedModels } from "./forged-models.js";
 import { PlacementSupervisor, READY_PREFIX } from "./placement-supervisor.js";
 
 const CLI_MAIN = fileURLToPath(new URL("./main.js", import.meta.url));
+/**
+ * Placement allocates little JavaScript per request (one Acquire per stream; tokens never pass
+ * through it): a 2 MiB V8 young generation instead of the default 16 MiB. Measured on the 2-core
+ * box, placement's modules loaded: 73 MB RSS by default, 67 MB with 2 MiB.
+ */
+const PLACEMENT_NODE_FLAGS = ["--max-semi-space-size=2"];
 
 export interface PlacementCommandOptions {
   configFile: string;
@@ -27,7 +32,9 @@ export async function placementCommand(options: PlacementCommandOptions): Promis
   const logger = createLogger("placement", {}, options.log);
   const config = await substituteForgedModels(readConfigFile(options.configFile), options.forgeMissing, (line) => logger.info("forge", { line }));
   // OTEL_* from the environment; runners inherit it. /metrics on telemetry.metrics_port.
-  startTelemetry({ role: "placement", logger, metrics: metricsEndpoint(config.telemetry, "placement") });
+  await startTelemetry({ role: "placement", logger, metrics: metricsEndpoint(config.telemetry, "placement") });
+  // Each process imports the server it runs, not the other (the gateway's HTTP stack costs placement ~8 MB RSS).
+  const { startPlacement } = await import("../services/placement/placement-server.js");
   const placement = await startPlacement({ config, logger, listen: options.listen, internalSecret: options.internalSecret });
   process.stdout.write(`${READY_PREFIX}${placement.address}\n`);
   const stop = onStopSignals(async () => {
@@ -44,7 +51,8 @@ export async function placementCommand(options: PlacementCommandOptions): Promis
 export async function gatewayCommand(configFile: string, placementAddress: string, internalSecret: InternalSecret, log: LogOptions): Promise<void> {
   const logger = createLogger("gateway", {}, log);
   const config = readConfigFile(configFile);
-  startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
+  await startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
+  const { startGateway } = await import("../gateway/gateway-server.js");
   const gateway = await startGateway({ config, placementAddress, internalSecret, logger });
   onStopSignals(async () => {
     await gateway.stop();
@@ -61,16 +69,16 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
   const logger = createLogger("gateway", {}, log);
   const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => process.stderr.write(line + "\n"));
   // The gateway's telemetry (/metrics on metrics_port + 1); placement, a child with this environment, starts its own.
-  startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
+  await startTelemetry({ role: "gateway", logger, metrics: metricsEndpoint(config.telemetry, "gateway") });
   const supervisor = new PlacementSupervisor({
-    args: [CLI_MAIN, "placement", "-c", configFile, "--supervised", ...(forgeMissing ? ["--forge-missing"] : [])],
+    args: [...PLACEMENT_NODE_FLAGS, CLI_MAIN, "placement", "-c", configFile, "--supervised", ...(forgeMissing ? ["--forge-missing"] : [])],
     env: { ...process.env, [INTERNAL_SECRET_ENV]: internalSecret.toText() },
     logger,
     onOutput: (line) => process.stdout.write(line + "\n"),
     onReady: (address, pid, restarts) =>
       process.stdout.write(restarts > 0 ? `modelswap placement restarted on ${address} (pid ${pid}, restart ${restarts})\n` : `modelswap placement started on ${address} (pid ${pid})\n`),
   });
-  let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
+  let gateway: Awaited<ReturnType<typeof StartGateway>> | undefined;
   // Whatever happens from here, placement (and through it the runners) ends with us.
   const stop = async (code: number) => {
     await gateway?.stop();
@@ -79,7 +87,7 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
   };
   const stopOnce = onStopSignals(() => stop(0));
   try {
-    const placementAddress = await supervisor.start();
+    const [placementAddress, { startGateway }] = await Promise.all([supervisor.start(), import("../gateway/gateway-server.js")]);
     gateway = await startGateway({ config, placementAddress, internalSecret, logger });
     process.stdout.write(`modelswap serving on ${gateway.address} (placement ${placementAddress}); Ctrl-C stops\n`);
   } catch (error) {

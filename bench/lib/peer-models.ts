@@ -70,12 +70,12 @@ async function printableTokenizer(dir: string): Promise<string> {
   return file;
 }
 
-async function forged(file: string, sizeMb: number, seed: number): Promise<void> {
+async function forged(file: string, sizeMb: number, seed: number, weightType: "f16" | "q8_0" = "f16"): Promise<void> {
   if (existsSync(file)) return;
   const started = performance.now();
   const partial = `${file}.partial`;
   const tokenizerFrom = await printableTokenizer(path.dirname(path.dirname(file)));
-  await forgeModel({ sizeBytes: sizeMb * MB, outPath: partial, weightType: "f16", seed, tokenizerFrom });
+  await forgeModel({ sizeBytes: sizeMb * MB, outPath: partial, weightType, seed, tokenizerFrom });
   renameSync(partial, file);
   console.log(`  forged ${file} in ${fmt(performance.now() - started, 0)} ms`);
 }
@@ -100,6 +100,23 @@ export async function preparePeerFiles(dir: string): Promise<PeerFiles> {
   };
 }
 
+/**
+ * The research plan's scenario 1 in miniature: `count` distinct Q8_0 stand-ins of `sizeMb` each
+ * (0.5B-class models are ~0.5 GB in Q8_0; scaled down to what this box runs), in a folder of
+ * their own (the router's --models-dir), named `q8-<size>MB-<i>`.
+ */
+export async function prepareScenarioFiles(dir: string, count: number, sizeMb: number): Promise<{ models: PeerModel[]; dir: string }> {
+  const scenarioDir = path.join(dir, `scenario-q8-${sizeMb}MB`);
+  mkdirSync(scenarioDir, { recursive: true });
+  const models: PeerModel[] = [];
+  for (let i = 1; i <= count; i++) {
+    const file = path.join(scenarioDir, `q8-${sizeMb}MB-${i}.gguf`);
+    await forged(file, sizeMb, 2000 + i, "q8_0");
+    models.push({ name: path.basename(file, ".gguf"), label: `${sizeMb} MB Q8_0`, path: file, fileBytes: statSync(file).size });
+  }
+  return { models, dir: scenarioDir };
+}
+
 /** Reads every file once so that loads come from page cache. */
 export async function warmPageCache(models: readonly PeerModel[]): Promise<void> {
   const buffer = Buffer.allocUnsafe(8 * 1024 * 1024);
@@ -113,19 +130,23 @@ export async function warmPageCache(models: readonly PeerModel[]): Promise<void>
   }
 }
 
-/** modelswap's config document for these models (as YAML would hold it); one warm spare, as deployed. */
-export function peerConfigDocument(models: readonly PeerModel[], budgetBytes: number): Record<string, unknown> {
+/**
+ * modelswap's config document for these models (as YAML would hold it). `spareRunners`: the
+ * swap test keeps one warm spare (its calibration counts two runners); the memory tests use the
+ * default config's 0 (a shared runner already exists once a model is resident).
+ */
+export function peerConfigDocument(models: readonly PeerModel[], budgetBytes: number, spareRunners = 1): Record<string, unknown> {
   return {
     listen: "127.0.0.1:0",
     budget: String(Math.round(budgetBytes)),
-    placement: { listen: "127.0.0.1:0", eviction: "lru", spare_runners: 1, queue_timeout: "120s" },
+    placement: { listen: "127.0.0.1:0", eviction: "lru", spare_runners: spareRunners, queue_timeout: "120s" },
     defaults: { context: PEER_CONTEXT, threads: PEER_THREADS, gpu: "cpu", sequences: 1 },
     models: models.map((model) => ({ name: model.name, path: model.path, sampling: { temperature: 0, repeat_penalty: 1 } })),
   };
 }
 
-export function peerConfig(models: readonly PeerModel[], budgetBytes: number): Config {
-  return parseConfig(peerConfigDocument(models, budgetBytes), PROJECT_ROOT);
+export function peerConfig(models: readonly PeerModel[], budgetBytes: number, spareRunners = 1): Config {
+  return parseConfig(peerConfigDocument(models, budgetBytes, spareRunners), PROJECT_ROOT);
 }
 
 export const getStatus = (admin: AdminClient) => callUnary<StatusResponse>((done) => admin.getStatus({}, done));

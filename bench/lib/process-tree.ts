@@ -44,6 +44,29 @@ export function vmRssBytes(pid: number): number {
   }
 }
 
+/**
+ * Proportional set size in bytes (0 when it is gone): resident pages, each shared page divided by
+ * the number of processes that map it (the node or llama-server binary and libraries of several
+ * processes count once in a sum of PSS, once per process in a sum of RSS).
+ */
+export function pssBytes(pid: number): number {
+  try {
+    const match = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The command line of a process, arguments joined by spaces ("" when it is gone). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+  } catch {
+    return "";
+  }
+}
+
 /** The short command name of a process ("" when it is gone). */
 export function processName(pid: number): string {
   try {
@@ -62,4 +85,30 @@ export function signalTree(pids: readonly number[], signal: NodeJS.Signals): voi
       // already gone
     }
   }
+}
+
+export interface TreeMemory {
+  rssBytes: number;
+  pssBytes: number;
+  /** Per kind of process: "count × name RSS MB", e.g. "1 × runner 924 MB". */
+  parts: string;
+  /** RSS of the processes whose name `name` gives, summed by name. */
+  byName: Map<string, { count: number; rssBytes: number }>;
+}
+
+/** VmRSS and PSS of every process in `pids`, summed, and per process kind as `name(pid)` calls it. */
+export function treeMemory(pids: readonly number[], name: (pid: number) => string): TreeMemory {
+  const byName = new Map<string, { count: number; rssBytes: number }>();
+  let rss = 0;
+  let pss = 0;
+  for (const pid of pids) {
+    const bytes = vmRssBytes(pid);
+    rss += bytes;
+    pss += pssBytes(pid);
+    const kind = name(pid);
+    const entry = byName.get(kind) ?? { count: 0, rssBytes: 0 };
+    byName.set(kind, { count: entry.count + 1, rssBytes: entry.rssBytes + bytes });
+  }
+  const parts = [...byName].map(([kind, entry]) => `${entry.count} × ${kind} ${Math.round(entry.rssBytes / 1e6)} MB`).join(", ");
+  return { rssBytes: rss, pssBytes: pss, parts, byName };
 }

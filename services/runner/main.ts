@@ -13,7 +13,7 @@ import { readRunnerEnv } from "./runner-env.js";
 const env = readRunnerEnv();
 const logger = createLogger("runner", { runnerId: env.runnerId }, env.log);
 // Telemetry first (OTEL_* come from placement's environment); spans are flushed before every exit.
-startTelemetry({ role: "runner", logger, resourceAttributes: { "modelswap.runner.id": env.runnerId } });
+await startTelemetry({ role: "runner", logger, resourceAttributes: { "modelswap.runner.id": env.runnerId } });
 const engine = new LlamaEngine();
 await engine.init(env.gpu);
 

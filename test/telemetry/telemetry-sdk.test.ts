@@ -13,7 +13,7 @@ import { trace } from "@opentelemetry/api";
 import { startTelemetry, exitAfterFlush } from ${JSON.stringify(dist("common/telemetry/telemetry.js"))};
 import { createLogger } from ${JSON.stringify(dist("common/logger.js"))};
 const logger = createLogger("probe");
-startTelemetry({ role: "runner", logger });
+await startTelemetry({ role: "runner", logger });
 trace.getTracer("probe").startActiveSpan("probe.work", (span) => {
   logger.info("inside_span");
   span.end();
