@@ -23,7 +23,9 @@ export type PlacementAction =
   /** Ends a runner process; its models (if any) leave with it for `reason`. */
   | { kind: "stop_runner"; runnerId: string; kill: boolean; reason: UnloadReason | undefined }
   | { kind: "estimate"; model: string; runnerId: string }
-  | { kind: "prefetch"; model: string };
+  | { kind: "prefetch"; model: string }
+  /** The model's file is missing and its catalog entry names a source: fetch it (no memory is charged for it). */
+  | { kind: "start_download"; model: string };
 
 /** The read-only picture the planner decides from. */
 export interface PlacementView {

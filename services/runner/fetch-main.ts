@@ -1,0 +1,56 @@
+import { parseArgs } from "node:util";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import { ModelswapError } from "../../common/errors.js";
+import { FetchReport } from "../../gen/modelswap/v1/runner.js";
+import { download } from "./model-downloader.js";
+
+/**
+ * Model download process entry. Placement starts one when a model's file is missing and its
+ * catalog path names a source (hf:… or a URL): it runs node-llama-cpp's downloader
+ * (model-downloader.ts) into `--dir` and reports to placement over IPC, one FetchReport
+ * (proto JSON) per message: progress (at most every PROGRESS_INTERVAL_MS, and the last
+ * byte), then `done` or `failed`; then it exits. SIGTERM stops the download keeping what
+ * arrived, so that the next try resumes it.
+ */
+const PROGRESS_INTERVAL_MS = 200;
+
+const { values } = parseArgs({ options: { source: { type: "string" }, dir: { type: "string" } }, strict: true });
+if (!values.source || !values.dir || !process.send) {
+  process.stderr.write("fetch-main needs --source SOURCE --dir DIR and an IPC channel (placement starts it itself)\n");
+  process.exit(2);
+}
+const huggingFaceEndpoint = process.env.HF_ENDPOINT || undefined;
+
+const report = (message: FetchReport) =>
+  new Promise<void>((resolve) => {
+    if (!process.connected) return resolve();
+    process.send!(FetchReport.toJSON(message), undefined, {}, () => resolve());
+  });
+
+const stop = new AbortController();
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => stop.abort());
+// Placement went away: nobody is left to report to.
+process.once("disconnect", () => stop.abort());
+
+let lastSentMs = Number.NEGATIVE_INFINITY;
+try {
+  const file = await download({
+    source: values.source,
+    dir: values.dir,
+    huggingFaceEndpoint,
+    signal: stop.signal,
+    onProgress: ({ bytes, totalBytes }) => {
+      const now = performance.now();
+      if (now - lastSentMs < PROGRESS_INTERVAL_MS && bytes < totalBytes) return;
+      lastSentMs = now;
+      void report({ report: { $case: "progress", value: { bytes, totalBytes } } });
+    },
+  });
+  await report({ report: { $case: "progress", value: { bytes: file.bytes, totalBytes: file.bytes } } });
+  await report({ report: { $case: "done", value: { path: file.path, bytes: file.bytes } } });
+} catch (error) {
+  const failure = error instanceof ModelswapError ? error : new ModelswapError(GrpcStatus.UNKNOWN, `download of ${values.source} failed: ${error instanceof Error ? error.message : String(error)}`);
+  await report({ report: { $case: "failed", value: { code: failure.code, message: failure.message } } });
+}
+process.disconnect?.();
+process.exit(0);
