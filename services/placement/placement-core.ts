@@ -116,6 +116,9 @@ export class PlacementCore implements PlacementView {
       );
     }
     this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.nowMs + this.settings.queueTimeoutMs), excludeRunners);
+    // A request that joins a download sees where it stands at once (the next report may be a while).
+    const file = this.models.get(modelName)!.file;
+    if (file.state === "downloading") this.effects.notifyDownloading(waiterId, modelName, file.bytes, file.totalBytes);
     this.reconcile();
   }
 
