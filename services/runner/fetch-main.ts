@@ -8,8 +8,8 @@ import { download } from "./model-downloader.js";
  * Model download process entry. Placement starts one when a model's file is missing and its
  * catalog path names a source (hf:… or a URL): it runs node-llama-cpp's downloader
  * (model-downloader.ts) into `--dir` and reports to placement over IPC, one FetchReport
- * (proto JSON) per message: progress (at most every PROGRESS_INTERVAL_MS, and the last
- * byte), then `done` or `failed`; then it exits. SIGTERM stops the download keeping what
+ * (proto JSON) per message: progress (the latest at most every PROGRESS_INTERVAL_MS, and the
+ * last byte), then `done` or `failed`; then it exits. SIGTERM stops the download keeping what
  * arrived, so that the next try resumes it.
  */
 const PROGRESS_INTERVAL_MS = 200;
@@ -32,7 +32,18 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => 
 // Placement went away: nobody is left to report to.
 process.once("disconnect", () => stop.abort());
 
+// Progress is throttled: the first report at once, then the latest at most every PROGRESS_INTERVAL_MS (a byte count once).
+let latest = { bytes: 0, totalBytes: 0 };
+let sentBytes = -1;
 let lastSentMs = Number.NEGATIVE_INFINITY;
+let pending: NodeJS.Timeout | undefined;
+const sendLatest = () => {
+  pending = undefined;
+  if (latest.bytes === sentBytes) return;
+  sentBytes = latest.bytes;
+  lastSentMs = performance.now();
+  void report({ report: { $case: "progress", value: latest } });
+};
 try {
   const file = await download({
     source: values.source,
@@ -40,15 +51,19 @@ try {
     huggingFaceEndpoint,
     signal: stop.signal,
     onProgress: ({ bytes, totalBytes }) => {
-      const now = performance.now();
-      if (now - lastSentMs < PROGRESS_INTERVAL_MS && bytes < totalBytes) return;
-      lastSentMs = now;
-      void report({ report: { $case: "progress", value: { bytes, totalBytes } } });
+      latest = { bytes, totalBytes };
+      if (pending) return;
+      const waitMs = lastSentMs + PROGRESS_INTERVAL_MS - performance.now();
+      if (waitMs <= 0) sendLatest();
+      else pending = setTimeout(sendLatest, waitMs);
     },
   });
-  await report({ report: { $case: "progress", value: { bytes: file.bytes, totalBytes: file.bytes } } });
+  clearTimeout(pending);
+  latest = { bytes: file.bytes, totalBytes: file.bytes };
+  sendLatest();
   await report({ report: { $case: "done", value: { path: file.path, bytes: file.bytes } } });
 } catch (error) {
+  clearTimeout(pending);
   const failure = error instanceof ModelswapError ? error : new ModelswapError(GrpcStatus.UNKNOWN, `download of ${values.source} failed: ${error instanceof Error ? error.message : String(error)}`);
   await report({ report: { $case: "failed", value: { code: failure.code, message: failure.message } } });
 }

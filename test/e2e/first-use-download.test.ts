@@ -1,0 +1,140 @@
+import { status } from "@grpc/grpc-js";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { LoadingPhase, type GenerateResponse, type Loading } from "../../gen/modelswap/v1/inference.js";
+import { collect, generateRequest, startCluster, type StreamResult, type TestCluster } from "../support/cluster.js";
+import { startModelServer, type ModelServer, type ServedRequest } from "../support/model-server.js";
+import { storiesModel } from "../support/paths.js";
+
+const stories = readFileSync(storiesModel);
+const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+const HF_FILE = "/ggml-org/stories-GGUF/resolve/main/stories260K-Q8_0.gguf";
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
+const loadingEvents = (result: StreamResult): Loading[] => result.events.flatMap((message) => (message.event?.$case === "loading" ? [message.event.value] : []));
+const isDownloading = (message: GenerateResponse) => message.event?.$case === "loading" && message.event.value.phase === LoadingPhase.LOADING_PHASE_DOWNLOADING;
+
+/**
+ * A user configures `path: hf:…` (or a URL) and sends a request without pulling first: the
+ * model host is an HTTP server on loopback (HF_ENDPOINT points hf: at it), models_dir is empty.
+ */
+describe("a model named by its source is downloaded on first use (gateway, placement, runner and download processes)", function () {
+  this.timeout(120_000);
+  let server: ModelServer;
+  let directory: string;
+  let cluster: TestCluster | undefined;
+  const endpointBefore = process.env.HF_ENDPOINT;
+
+  beforeEach(async () => {
+    server = await startModelServer();
+    directory = mkdtempSync(path.join(tmpdir(), "modelswap-first-use-"));
+    // The download process inherits placement's environment, as it would from the shell that started it.
+    process.env.HF_ENDPOINT = `${server.url}/`;
+  });
+  afterEach(async () => {
+    await cluster?.stop();
+    cluster = undefined;
+    await server.close();
+    if (endpointBefore === undefined) delete process.env.HF_ENDPOINT;
+    else process.env.HF_ENDPOINT = endpointBefore;
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  it("shows two concurrent requests one download's progress, then the load, then tokens; the next request uses the file", async () => {
+    // arrange: the host holds the body at 400 kB until both requests have seen the download under way
+    const resume = deferred();
+    server.manifest("ggml-org", "stories-GGUF", "Q8_0", "stories260K-Q8_0.gguf");
+    server.serve(HF_FILE, { bytes: stories, pauseAt: { byte: 400_000, until: resume.promise } });
+    const modelsDir = path.join(directory, "models");
+    cluster = await startCluster({
+      budget: "1GiB",
+      models_dir: modelsDir,
+      models: [{ name: "stories", path: "hf:ggml-org/stories-GGUF:Q8_0", context: 512, threads: 1, sequences: 4 }],
+    });
+    const request = generateRequest({ model: "stories", maxTokens: 24, sampling: { temperature: 0, stop: [] } });
+    // act
+    const sawDownload = [deferred(), deferred()];
+    const underWay = (message: GenerateResponse) => isDownloading(message) && (message.event as { value: Loading }).value.downloadedBytes > 0 && (message.event as { value: Loading }).value.downloadedBytes <= 400_000;
+    const streams = sawDownload.map((seen) => collect(cluster!.inference, request, { onEvent: (message) => underWay(message) && seen.resolve() }));
+    await Promise.all(sawDownload.map((seen) => seen.promise));
+    resume.resolve();
+    const results = await Promise.all(streams);
+
+    // assert: each request saw the download to its last byte, then the load, then tokens
+    for (const result of results) {
+      assert.equal(result.error, undefined, result.error?.details);
+      assert.ok(result.done && result.tokens > 0, "tokens after the download");
+      const loading = loadingEvents(result);
+      const downloads = loading.filter((event) => event.phase === LoadingPhase.LOADING_PHASE_DOWNLOADING);
+      const loads = loading.filter((event) => event.phase === LoadingPhase.LOADING_PHASE_LOADING);
+      assert.ok(downloads.length >= 1 && loads.length >= 1, JSON.stringify(loading));
+      assert.deepEqual(
+        loading.map((event) => event.phase),
+        [...downloads.map(() => LoadingPhase.LOADING_PHASE_DOWNLOADING), ...loads.map(() => LoadingPhase.LOADING_PHASE_LOADING)],
+        "every download event comes before the load's",
+      );
+      assert.ok(downloads.some((event) => event.downloadedBytes > 0 && event.downloadedBytes < stories.length && event.totalBytes === stories.length), "bytes done of the total, on the way");
+      const last = downloads[downloads.length - 1]!;
+      assert.deepEqual([last.downloadedBytes, last.totalBytes, last.progress], [stories.length, stories.length, 1]);
+      for (const event of downloads) assert.ok(event.downloadedBytes <= stories.length && event.progress >= 0 && event.progress <= 1, JSON.stringify(event));
+      assert.equal(loads[loads.length - 1]!.progress, 1);
+      const firstToken = result.events.findIndex((message) => message.event?.$case === "token");
+      const lastLoading = result.events.map((message) => message.event?.$case).lastIndexOf("loading");
+      assert.ok(lastLoading < firstToken, "tokens come after loading");
+    }
+    // one download for both: the host saw one manifest lookup and one ranged GET of the file (the
+    // downloader probes the file with a plain GET first), and placement one `downloading` event
+    const gets = (predicate: (served: ServedRequest) => boolean) => server.requests.filter((served) => served.method === "GET" && predicate(served)).length;
+    const hostRequests = () => [gets((served) => served.path.startsWith("/v2/ggml-org/stories-GGUF/manifests/")), gets((served) => served.path === HF_FILE && served.range !== undefined)];
+    assert.deepEqual(hostRequests(), [1, 1], JSON.stringify(server.requests));
+    const requestsAfterDownload = server.requests.length;
+    assert.deepEqual(cluster.events.filter((event) => event.kind.startsWith("download")).map((event) => `${event.kind}:${event.model}`), ["downloading:stories", "downloaded:stories"]);
+    assert.deepEqual(readdirSync(modelsDir).filter((name) => name.endsWith(".gguf")), ["hf_ggml-org_stories.Q8_0.gguf"]);
+    assert.equal(sha256(readFileSync(path.join(modelsDir, "hf_ggml-org_stories.Q8_0.gguf"))), sha256(stories));
+
+    const again = await collect(cluster.inference, request);
+    assert.equal(again.error, undefined, again.error?.details);
+    assert.ok(again.tokens > 0);
+    assert.ok(!again.events.some(isDownloading), "the file is there: no download");
+    assert.equal(server.requests.length, requestsAfterDownload, "nothing asked of the host");
+  });
+
+  it("answers NOT_FOUND when the source is not there, serves other models meanwhile, and tries again on the next request", async () => {
+    const modelsDir = path.join(directory, "models");
+    cluster = await startCluster({
+      budget: "1GiB",
+      models_dir: modelsDir,
+      models: [
+        { name: "gone", path: `${server.url}/gone.gguf`, context: 512, threads: 1 },
+        { name: "local", path: storiesModel, context: 512, threads: 1 },
+      ],
+    });
+    const request = (model: string) => generateRequest({ model, maxTokens: 16, sampling: { temperature: 0, stop: [] } });
+    // act
+    const missing = await collect(cluster.inference, request("gone"));
+    // assert: the waiter saw the download start, then a clear NOT_FOUND
+    assert.equal(missing.error?.code, status.NOT_FOUND, missing.error?.details);
+    assert.equal(missing.error?.details, `${server.url}/gone.gguf answered 404 Not Found: check the address`);
+    assert.ok(missing.events.some(isDownloading));
+    assert.deepEqual(cluster.events.filter((event) => event.kind === "download_failed").map((event) => event.model), ["gone"]);
+
+    const other = await collect(cluster.inference, request("local"));
+    assert.equal(other.error, undefined, other.error?.details);
+    assert.ok(other.tokens > 0);
+
+    // the file appears at the host: the next request downloads it and is served
+    server.serve("/gone.gguf", { bytes: stories });
+    const retried = await collect(cluster.inference, request("gone"));
+    assert.equal(retried.error, undefined, retried.error?.details);
+    assert.ok(retried.tokens > 0 && retried.events.some(isDownloading));
+    assert.equal(sha256(readFileSync(path.join(modelsDir, "gone.gguf"))), sha256(stories));
+  });
+});
