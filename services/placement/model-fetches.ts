@@ -39,7 +39,8 @@ export class ModelFetches {
     if (this.children.has(order.model)) return;
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env };
     delete env[INTERNAL_SECRET_ENV];
-    const child = spawn(process.execPath, [FETCH_MAIN, "--source", order.source, "--dir", path.dirname(order.path)], { stdio: ["ignore", "inherit", "inherit", "ipc"], env });
+    const args = [FETCH_MAIN, "--source", order.source, "--dir", path.dirname(order.path), ...(order.sha256 ? ["--sha256", order.sha256] : [])];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit", "ipc"], env });
     this.children.set(order.model, child);
     let ended = false;
     const end = (event: FetchEvent) => {

@@ -550,7 +550,7 @@ export class PlacementCore implements PlacementView {
     model.file = { state: "downloading", bytes: 0, totalBytes: 0, startedMs: this.nowMs };
     for (const waiter of this.queue.of(config.name)) this.effects.notifyDownloading(waiter.id, config.name, 0, 0);
     this.publish({ kind: "downloading", model: config.name, source: config.source!.uri, path: config.path });
-    this.effects.startDownload({ model: config.name, source: config.source!.uri, path: config.path });
+    this.effects.startDownload({ model: config.name, source: config.source!.uri, path: config.path, ...(config.sha256 ? { sha256: config.sha256 } : {}) });
   }
 
   private beginUnload(runner: RunnerRecord, modelName: string, reason: UnloadReason, forWaiter: string | undefined): void {

@@ -41,6 +41,8 @@ export interface DownloadOrder {
   source: string;
   /** Where the file goes: the model's path (in models_dir). */
   path: string;
+  /** Hex SHA-256 the file must have (config `sha256`); a mismatch deletes it and fails the download. */
+  sha256?: string;
 }
 
 export interface LearnedFacts {

@@ -7,14 +7,14 @@ import { download } from "./model-downloader.js";
 /**
  * Model download process entry. Placement starts one when a model's file is missing and its
  * catalog path names a source (hf:… or a URL): it runs node-llama-cpp's downloader
- * (model-downloader.ts) into `--dir` and reports to placement over IPC, one FetchReport
+ * (model-downloader.ts) into `--dir` (checking `--sha256` when given) and reports to placement over IPC, one FetchReport
  * (proto JSON) per message: progress (the latest at most every PROGRESS_INTERVAL_MS, and the
  * last byte), then `done` or `failed`; then it exits. SIGTERM stops the download keeping what
  * arrived, so that the next try resumes it.
  */
 const PROGRESS_INTERVAL_MS = 200;
 
-const { values } = parseArgs({ options: { source: { type: "string" }, dir: { type: "string" } }, strict: true });
+const { values } = parseArgs({ options: { source: { type: "string" }, dir: { type: "string" }, sha256: { type: "string" } }, strict: true });
 if (!values.source || !values.dir || !process.send) {
   process.stderr.write("fetch-main needs --source SOURCE --dir DIR and an IPC channel (placement starts it itself)\n");
   process.exit(2);
@@ -48,6 +48,7 @@ try {
   const file = await download({
     source: values.source,
     dir: values.dir,
+    expectedSha256: values.sha256,
     huggingFaceEndpoint,
     signal: stop.signal,
     onProgress: ({ bytes, totalBytes }) => {

@@ -8,6 +8,7 @@ import { LoadingPhase, type GenerateResponse, type Loading } from "../../gen/mod
 import { collect, generateRequest, startCluster, type StreamResult, type TestCluster } from "../support/cluster.js";
 import { startModelServer, type ModelServer, type ServedRequest } from "../support/model-server.js";
 import { storiesModel } from "../support/paths.js";
+import { freePortPair } from "../support/processes.js";
 
 const stories = readFileSync(storiesModel);
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
@@ -107,24 +108,33 @@ describe("a model named by its source is downloaded on first use (gateway, place
     assert.equal(server.requests.length, requestsAfterDownload, "nothing asked of the host");
   });
 
-  it("answers NOT_FOUND when the source is not there, serves other models meanwhile, and tries again on the next request", async () => {
+  it("ends the waiters of a failed download with a clear error (404, offline, checksum), serves other models meanwhile, and tries again on the next request", async () => {
     const modelsDir = path.join(directory, "models");
+    const closedPort = await freePortPair();
+    server.serve("/tampered.gguf", { bytes: stories });
     cluster = await startCluster({
       budget: "1GiB",
       models_dir: modelsDir,
       models: [
         { name: "gone", path: `${server.url}/gone.gguf`, context: 512, threads: 1 },
+        { name: "offline", path: `http://127.0.0.1:${closedPort}/offline.gguf`, context: 512, threads: 1 },
+        { name: "tampered", path: `${server.url}/tampered.gguf`, sha256: "f".repeat(64), context: 512, threads: 1 },
         { name: "local", path: storiesModel, context: 512, threads: 1 },
       ],
     });
     const request = (model: string) => generateRequest({ model, maxTokens: 16, sampling: { temperature: 0, stop: [] } });
     // act
-    const missing = await collect(cluster.inference, request("gone"));
-    // assert: the waiter saw the download start, then a clear NOT_FOUND
-    assert.equal(missing.error?.code, status.NOT_FOUND, missing.error?.details);
-    assert.equal(missing.error?.details, `${server.url}/gone.gguf answered 404 Not Found: check the address`);
-    assert.ok(missing.events.some(isDownloading));
-    assert.deepEqual(cluster.events.filter((event) => event.kind === "download_failed").map((event) => event.model), ["gone"]);
+    const [gone, offline, tampered] = await Promise.all(["gone", "offline", "tampered"].map((model) => collect(cluster!.inference, request(model))));
+    // assert: each waiter saw its download start, then an error that says what to do
+    assert.equal(gone.error?.code, status.NOT_FOUND, gone.error?.details);
+    assert.equal(gone.error?.details, `${server.url}/gone.gguf answered 404 Not Found: check the address`);
+    assert.equal(offline.error?.code, status.UNAVAILABLE, offline.error?.details);
+    assert.match(offline.error!.details, new RegExp(`^cannot reach 127\\.0\\.0\\.1:${closedPort} \\(ECONNREFUSED\\): check the network connection`));
+    assert.equal(tampered.error?.code, status.FAILED_PRECONDITION, tampered.error?.details);
+    assert.match(tampered.error!.details, /SHA-256 of the download is 270cba1b[0-9a-f]+, expected f{64}; the file was deleted/);
+    for (const result of [gone, offline, tampered]) assert.ok(result.events.some(isDownloading));
+    assert.deepEqual(cluster.events.filter((event) => event.kind === "download_failed").map((event) => event.model).sort(), ["gone", "offline", "tampered"]);
+    assert.deepEqual(readdirSync(modelsDir).filter((name) => name.endsWith(".gguf")), [], "nothing half-made is left to load");
 
     const other = await collect(cluster.inference, request("local"));
     assert.equal(other.error, undefined, other.error?.details);
