@@ -1,14 +1,14 @@
 import { status } from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { LoadingPhase, type GenerateResponse, type Loading } from "../../gen/modelswap/v1/inference.js";
 import { collect, generateRequest, startCluster, type StreamResult, type TestCluster } from "../support/cluster.js";
 import { startModelServer, type ModelServer, type ServedRequest } from "../support/model-server.js";
 import { storiesModel } from "../support/paths.js";
-import { freePortPair } from "../support/processes.js";
+import { CLI_MAIN, cli, freePortPair, startProcess } from "../support/processes.js";
 
 const stories = readFileSync(storiesModel);
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
@@ -146,5 +146,41 @@ describe("a model named by its source is downloaded on first use (gateway, place
     assert.equal(retried.error, undefined, retried.error?.details);
     assert.ok(retried.tokens > 0 && retried.events.some(isDownloading));
     assert.equal(sha256(readFileSync(path.join(modelsDir, "gone.gguf"))), sha256(stories));
+  });
+
+  it("in a terminal: `modelswap generate` shows the download, then the load, then the story", async () => {
+    server.manifest("ggml-org", "stories-GGUF", "Q8_0", "stories260K-Q8_0.gguf");
+    server.serve(HF_FILE, { bytes: stories });
+    const port = await freePortPair();
+    const config = path.join(directory, "config.yaml");
+    writeFileSync(
+      config,
+      [
+        `listen: 127.0.0.1:${port}`,
+        "budget: 1GiB",
+        "placement: {listen: 127.0.0.1:0}",
+        "models_dir: ./models",
+        "models:",
+        "  - {name: stories, path: 'hf:ggml-org/stories-GGUF:Q8_0', context: 512, threads: 1}",
+      ].join("\n"),
+    );
+    const env = { ...process.env, MODELSWAP_LOG: "silent", MODELSWAP_ADDRESS: `127.0.0.1:${port}` };
+    const serving = startProcess([CLI_MAIN, "serve", "-c", config], env);
+    try {
+      await serving.waitForLine((line) => (line.startsWith("modelswap serving on") ? true : undefined));
+      // act
+      const result = await cli(["generate", "-m", "stories", "-n", "32", "--temperature", "0", "Once upon a time"], env, 60_000);
+      // assert
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /\b(the|was|a|and)\b/);
+      const lines = result.stderr.split("\n");
+      const at = (line: string) => lines.indexOf(line);
+      assert.ok(at("[downloading stories: started]") >= 0, result.stderr);
+      assert.ok(at("[downloading stories: 1.1 MiB of 1.1 MiB]") > at("[downloading stories: started]"), result.stderr);
+      assert.ok(at("[loading stories: started]") > at("[downloading stories: 1.1 MiB of 1.1 MiB]"), result.stderr);
+      assert.ok(readdirSync(path.join(directory, "models")).includes("hf_ggml-org_stories.Q8_0.gguf"));
+    } finally {
+      await serving.stop();
+    }
   });
 });
