@@ -118,7 +118,10 @@ export class PlacementCore implements PlacementView {
     this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.nowMs + this.settings.queueTimeoutMs), excludeRunners);
     // A request that joins a download sees where it stands at once (the next report may be a while).
     const file = this.models.get(modelName)!.file;
-    if (file.state === "downloading") this.effects.notifyDownloading(waiterId, modelName, file.bytes, file.totalBytes);
+    if (file.state === "downloading") {
+      this.queue.find(waiterId)!.loadStartedMs = this.nowMs;
+      this.effects.notifyDownloading(waiterId, modelName, file.bytes, file.totalBytes);
+    }
     this.reconcile();
   }
 
@@ -548,7 +551,11 @@ export class PlacementCore implements PlacementView {
   private startDownload(model: ModelRecord): void {
     const config = model.catalog.config;
     model.file = { state: "downloading", bytes: 0, totalBytes: 0, startedMs: this.nowMs };
-    for (const waiter of this.queue.of(config.name)) this.effects.notifyDownloading(waiter.id, config.name, 0, 0);
+    for (const waiter of this.queue.of(config.name)) {
+      // The download counts in the load time a lease reports (queue_ms + load_ms: the wait, then making the model ready).
+      waiter.loadStartedMs ??= this.nowMs;
+      this.effects.notifyDownloading(waiter.id, config.name, 0, 0);
+    }
     this.publish({ kind: "downloading", model: config.name, source: config.source!.uri, path: config.path });
     this.effects.startDownload({ model: config.name, source: config.source!.uri, path: config.path, ...(config.sha256 ? { sha256: config.sha256 } : {}) });
   }

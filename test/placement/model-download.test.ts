@@ -54,6 +54,7 @@ describe("placement core: a model whose file is missing is downloaded on first u
     assert.deepEqual(second.downloading.slice(1), [[512 * 1024, 2 * MiB], [2 * MiB, 2 * MiB]]);
     assert.deepEqual(first.loading, [], "the load has not started");
 
+    harness.advance(3_000);
     harness.core.downloadDone("remote", { bytes: 2 * MiB, mtimeMs: 5 });
     harness.settle();
     // the file is estimated, then loaded: memory is charged from the load on
@@ -64,6 +65,7 @@ describe("placement core: a model whose file is missing is downloaded on first u
     assert.deepEqual(first.loading, [0, 1]);
     assert.equal(first.lease?.model, "remote");
     assert.equal(second.lease?.model, "remote");
+    assert.deepEqual([first.lease?.queueMs, first.lease?.loadMs], [0, 3_000], "the download counts as load time");
     assert.deepEqual(harness.kinds("downloading"), ["remote"]);
     assert.deepEqual(harness.kinds("downloaded"), ["remote"]);
     assert.equal(harness.core.models.get("remote")!.catalog.fileBytes, 2 * MiB);
