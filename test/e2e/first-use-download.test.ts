@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { forgeModel } from "../../forge/forge-model.js";
 import { LoadingPhase, type GenerateResponse, type Loading } from "../../gen/modelswap/v1/inference.js";
 import { collect, generateRequest, startCluster, type StreamResult, type TestCluster } from "../support/cluster.js";
 import { startModelServer, type ModelServer, type ServedRequest } from "../support/model-server.js";
@@ -182,5 +183,41 @@ describe("a model named by its source is downloaded on first use (gateway, place
     } finally {
       await serving.stop();
     }
+  });
+
+  it("stopping placement mid-download keeps what arrived: the next start asks the host only for the rest", async () => {
+    // 12 MB: bigger than the downloader's 5 MiB chunks, so that a resume can skip what arrived
+    const forged = await forgeModel({ sizeBytes: 12_000_000, outPath: path.join(directory, "source.gguf"), weightType: "q8_0" });
+    const big = readFileSync(forged.path);
+    const stallFrom = Math.floor(big.length / 2);
+    server.serve("/big.gguf", { bytes: big, stallRangesFrom: stallFrom });
+    const stalledBytes = () => server.requests.filter((served) => served.stalled).reduce((sum, served) => sum + Math.min(served.range!.end, big.length - 1) - served.range!.start + 1, 0);
+    const modelsDir = path.join(directory, "models");
+    const document = { budget: "1GiB", models_dir: modelsDir, models: [{ name: "big", path: `${server.url}/big.gguf`, context: 512, threads: 1 }] };
+    const request = generateRequest({ model: "big", maxTokens: 8, sampling: { temperature: 0, stop: [] } });
+    cluster = await startCluster(document);
+    // all but the ranges the host hangs on has arrived (the waiter sees it in its download events): placement stops
+    const arrived = deferred();
+    const first = collect(cluster.inference, request, {
+      onEvent: (message) => {
+        const bytes = message.event?.$case === "loading" ? message.event.value.downloadedBytes : 0;
+        if (stalledBytes() > 0 && bytes >= big.length - stalledBytes()) arrived.resolve();
+      },
+    });
+    await arrived.promise;
+    await cluster.stop();
+    cluster = undefined;
+    assert.ok((await first).error, "the waiting request ends when placement stops");
+    assert.ok(!readdirSync(modelsDir).includes("big.gguf"), "no file that looks complete");
+    const firstRun = server.requests.length;
+
+    server.serve("/big.gguf", { bytes: big });
+    cluster = await startCluster(document);
+    const resumed = await collect(cluster.inference, request);
+    assert.equal(resumed.error, undefined, resumed.error?.details);
+    assert.ok(resumed.tokens > 0 && resumed.events.some(isDownloading));
+    assert.equal(sha256(readFileSync(path.join(modelsDir, "big.gguf"))), sha256(big));
+    const second = server.requests.slice(firstRun).filter((served) => served.method === "GET" && served.range);
+    assert.ok(second.length > 0 && second.every((served) => served.range!.start >= stallFrom), `the second run asked only for what was missing: ${JSON.stringify(second)}`);
   });
 });
