@@ -28,7 +28,14 @@ export class ModelFetches {
   private readonly listeners: ((event: FetchEvent) => void)[] = [];
   private stopping = false;
 
-  constructor(private readonly options: { logger: Logger; env?: NodeJS.ProcessEnv }) {}
+  constructor(
+    private readonly options: {
+      logger: Logger;
+      env?: NodeJS.ProcessEnv;
+      /** A download with no new byte for this long fails with UNAVAILABLE (what arrived is kept); default the download process's 60 s. */
+      stallTimeoutMs?: number;
+    },
+  ) {}
 
   onEvent(listener: (event: FetchEvent) => void): void {
     this.listeners.push(listener);
@@ -40,6 +47,7 @@ export class ModelFetches {
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env };
     delete env[INTERNAL_SECRET_ENV];
     const args = [FETCH_MAIN, "--source", order.source, "--dir", path.dirname(order.path), ...(order.sha256 ? ["--sha256", order.sha256] : [])];
+    if (this.options.stallTimeoutMs !== undefined) args.push("--stall-timeout-ms", String(this.options.stallTimeoutMs));
     const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit", "ipc"], env });
     this.children.set(order.model, child);
     let ended = false;
