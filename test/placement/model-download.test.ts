@@ -1,6 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import assert from "node:assert/strict";
 import { notFound } from "../../common/errors.js";
+import { ModelState } from "../../gen/modelswap/v1/inference.js";
 import { downloadStep, type DownloadStep } from "../../services/placement/download-step.js";
 import type { ModelFile } from "../../services/placement/records.js";
 import { MiB, modelConfig, PlacementHarness, RUNNER_BASE } from "./placement-harness.js";
@@ -37,6 +38,8 @@ describe("placement core: a model whose file is missing is downloaded on first u
     const harness = remoteAndLocal();
     harness.autoFinishLoads = false;
     const committedBefore = harness.committed();
+    const stateOf = () => harness.core.listModels().find((info) => info.name === "remote")!.state;
+    assert.equal(stateOf(), ModelState.MODEL_STATE_NOT_DOWNLOADED);
     // act: two requests while the file is missing
     const first = harness.request("w1", "remote");
     const second = harness.request("w2", "remote");
@@ -47,6 +50,7 @@ describe("placement core: a model whose file is missing is downloaded on first u
     assert.equal(harness.committed(), committedBefore);
     assert.deepEqual(first.downloading, [[0, 0]]);
     assert.deepEqual(second.downloading, [[0, 0]], "a request joining the download sees where it stands");
+    assert.equal(stateOf(), ModelState.MODEL_STATE_DOWNLOADING);
 
     harness.core.downloadProgress("remote", 512 * 1024, 2 * MiB);
     harness.core.downloadProgress("remote", 2 * MiB, 2 * MiB);
@@ -65,6 +69,7 @@ describe("placement core: a model whose file is missing is downloaded on first u
     assert.deepEqual(first.loading, [0, 1]);
     assert.equal(first.lease?.model, "remote");
     assert.equal(second.lease?.model, "remote");
+    assert.equal(stateOf(), ModelState.MODEL_STATE_RESIDENT);
     assert.deepEqual([first.lease?.queueMs, first.lease?.loadMs], [0, 3_000], "the download counts as load time");
     assert.deepEqual(harness.kinds("downloading"), ["remote"]);
     assert.deepEqual(harness.kinds("downloaded"), ["remote"]);

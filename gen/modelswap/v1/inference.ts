@@ -72,6 +72,13 @@ export enum ModelState {
   MODEL_STATE_LOADING = 2,
   MODEL_STATE_RESIDENT = 3,
   MODEL_STATE_UNLOADING = 4,
+  /**
+   * MODEL_STATE_NOT_DOWNLOADED - The catalog names a source (hf:… or a URL) and the file is not in models_dir yet: the
+   * first request downloads it.
+   */
+  MODEL_STATE_NOT_DOWNLOADED = 5,
+  /** MODEL_STATE_DOWNLOADING - Its file is being downloaded (then it loads). */
+  MODEL_STATE_DOWNLOADING = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -92,6 +99,12 @@ export function modelStateFromJSON(object: any): ModelState {
     case 4:
     case "MODEL_STATE_UNLOADING":
       return ModelState.MODEL_STATE_UNLOADING;
+    case 5:
+    case "MODEL_STATE_NOT_DOWNLOADED":
+      return ModelState.MODEL_STATE_NOT_DOWNLOADED;
+    case 6:
+    case "MODEL_STATE_DOWNLOADING":
+      return ModelState.MODEL_STATE_DOWNLOADING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -111,6 +124,10 @@ export function modelStateToJSON(object: ModelState): string {
       return "MODEL_STATE_RESIDENT";
     case ModelState.MODEL_STATE_UNLOADING:
       return "MODEL_STATE_UNLOADING";
+    case ModelState.MODEL_STATE_NOT_DOWNLOADED:
+      return "MODEL_STATE_NOT_DOWNLOADED";
+    case ModelState.MODEL_STATE_DOWNLOADING:
+      return "MODEL_STATE_DOWNLOADING";
     case ModelState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
