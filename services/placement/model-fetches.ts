@@ -3,7 +3,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import { ModelswapError, unavailable } from "../../common/errors.js";
+import { failedPrecondition, ModelswapError, unavailable } from "../../common/errors.js";
 import { INTERNAL_SECRET_ENV } from "../../common/internal-auth/internal-env.js";
 import type { Logger } from "../../common/logger.js";
 import { FetchReport } from "../../gen/modelswap/v1/runner.js";
@@ -63,8 +63,13 @@ export class ModelFetches {
         case "progress":
           return this.emit({ kind: "progress", model: order.model, bytes: report.value.bytes, totalBytes: report.value.totalBytes });
         case "done":
-          // The core charges and loads what is on disk now: the file's own size and mtime.
           ended = true;
+          // A model split into several files lands as <name>-00001-of-N: not the one file the catalog loads.
+          if (path.resolve(report.value.path) !== path.resolve(order.path)) {
+            const error = failedPrecondition(`${order.source} was downloaded to ${report.value.path}, not ${order.path} (a model split into several files?); point the model's path at that file`);
+            return this.stopping || this.emit({ kind: "failed", model: order.model, error });
+          }
+          // The core charges and loads what is on disk now: the file's own size and mtime.
           return void stat(order.path).then(
             (file) => this.stopping || this.emit({ kind: "done", model: order.model, file: { bytes: file.size, mtimeMs: file.mtimeMs } }),
             () => this.stopping || this.emit({ kind: "failed", model: order.model, error: unavailable(`the download of ${order.source} finished but ${order.path} is not there; try again`) }),
