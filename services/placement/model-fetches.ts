@@ -24,7 +24,8 @@ export type FetchEvent =
  * events. One process per model file; knows nothing about waiters.
  */
 export class ModelFetches {
-  private readonly children = new Map<string, ChildProcess>();
+  /** Download processes still running (one that reported its end may still be exiting while the next try starts). */
+  private readonly children = new Set<ChildProcess>();
   private readonly listeners: ((event: FetchEvent) => void)[] = [];
   private stopping = false;
 
@@ -41,15 +42,14 @@ export class ModelFetches {
     this.listeners.push(listener);
   }
 
-  /** Downloads `order.source` to `order.path`; exactly one done or failed event follows. */
+  /** Downloads `order.source` to `order.path`; exactly one done or failed event follows. The core starts one download per model at a time. */
   start(order: DownloadOrder): void {
-    if (this.children.has(order.model)) return;
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.options.env };
     delete env[INTERNAL_SECRET_ENV];
     const args = [FETCH_MAIN, "--source", order.source, "--dir", path.dirname(order.path), ...(order.sha256 ? ["--sha256", order.sha256] : [])];
     if (this.options.stallTimeoutMs !== undefined) args.push("--stall-timeout-ms", String(this.options.stallTimeoutMs));
     const child = spawn(process.execPath, args, { stdio: ["ignore", "inherit", "inherit", "ipc"], env });
-    this.children.set(order.model, child);
+    this.children.add(child);
     let ended = false;
     const end = (event: FetchEvent) => {
       if (ended || this.stopping) return;
@@ -80,11 +80,14 @@ export class ModelFetches {
     });
     // "close", not "exit": it comes after the IPC channel delivered the last report.
     child.once("close", (code, signal) => {
-      this.children.delete(order.model);
+      this.children.delete(child);
       this.options.logger.info("download_process_exit", { model: order.model, code, signal });
       end({ kind: "failed", model: order.model, error: unavailable(`the download of ${order.source} stopped (exit code ${code}, signal ${signal}) before it finished; see placement's log and try again`) });
     });
-    child.once("error", (error) => this.options.logger.error("download_spawn_failed", { model: order.model, error }));
+    child.once("error", (error) => {
+      this.options.logger.error("download_spawn_failed", { model: order.model, error });
+      end({ kind: "failed", model: order.model, error: unavailable(`the download process for ${order.source} could not start (${error.message}); see placement's log`) });
+    });
   }
 
   /** Ends every download (what arrived stays on disk: the next start resumes it) and waits for the processes to exit. */

@@ -52,6 +52,25 @@ describe("model download processes (what placement's core hears from them)", fun
     assert.deepEqual(readFileSync(path.join(directory, "stories.gguf")), stories);
   });
 
+  it("starts a new try at once after a failure, while the failed process may still be exiting", async () => {
+    const ends: FetchEvent[] = [];
+    const finished = new Promise<void>((resolve) => {
+      fetches.onEvent((event) => {
+        if (event.kind === "progress") return;
+        ends.push(event);
+        if (event.kind === "failed") {
+          // the core's next request retries as soon as it hears of the failure
+          server.serve("/late.gguf", { bytes: stories });
+          fetches.start({ model: "m", source: `${server.url}/late.gguf`, path: path.join(directory, "late.gguf") });
+        } else resolve();
+      });
+    });
+    fetches.start({ model: "m", source: `${server.url}/late.gguf`, path: path.join(directory, "late.gguf") });
+    await finished;
+    assert.deepEqual(ends.map((event) => event.kind), ["failed", "done"]);
+    assert.equal(ends[0]!.kind === "failed" && ends[0]!.error.code, status.NOT_FOUND);
+  });
+
   it("gives up on a host that stops sending, with UNAVAILABLE, instead of holding the waiters forever", async () => {
     server.serve("/hung.gguf", { bytes: stories, stallRangesFrom: 0 });
     const events = await fetchAll(`${server.url}/hung.gguf`, "hung.gguf");
