@@ -1,7 +1,8 @@
 import type { ServiceError } from "@grpc/grpc-js";
 import { AdminClient, type ResidencyEvent } from "../gen/modelswap/v1/admin.js";
-import { InferenceClient, type GenerateResponse, type SamplingParams } from "../gen/modelswap/v1/inference.js";
+import { InferenceClient, LoadingPhase, type GenerateResponse, type SamplingParams } from "../gen/modelswap/v1/inference.js";
 import { formatBytes, formatDuration, stateName, table } from "./format.js";
+import { formatBytes as formatByteCount } from "../common/format-bytes.js";
 import { callUnary } from "../common/grpc/call-unary.js";
 import type { GatewayTarget } from "./gateway-target.js";
 
@@ -31,6 +32,7 @@ export async function generateCommand(target: GatewayTarget, options: GenerateOp
     : client.generate({ model: options.model, task: options.task, prompt: options.prompt, maxTokens: options.maxTokens, sampling: options.sampling, resumable: true }, target.metadata(), deadline);
   process.once("SIGINT", () => call.cancel());
   let lastLoadingShown = -1;
+  let lastDownloadShown = -2;
   return new Promise<number>((resolve) => {
     call.on("data", (message: GenerateResponse) => {
       const event = message.event;
@@ -40,6 +42,14 @@ export async function generateCommand(target: GatewayTarget, options: GenerateOp
           err.write(`[queued: position ${event.value.position} for ${event.value.model}]\n`);
           break;
         case "loading": {
+          if (event.value.phase === LoadingPhase.LOADING_PHASE_DOWNLOADING) {
+            // First use of a model named by its source: the download's start, then every tenth of it.
+            const { downloadedBytes, totalBytes } = event.value;
+            const tenth = totalBytes > 0 ? Math.floor((downloadedBytes / totalBytes) * 10) : -1;
+            if (tenth !== lastDownloadShown) err.write(`[downloading ${event.value.model}: ${totalBytes > 0 ? `${formatByteCount(downloadedBytes)} of ${formatByteCount(totalBytes)}` : "started"}]\n`);
+            lastDownloadShown = tenth;
+            break;
+          }
           // The start and the end of a load; the steps between would only scroll.
           const shown = event.value.progress >= 1 ? 100 : 0;
           if (shown !== lastLoadingShown) err.write(`[loading ${event.value.model}: ${shown === 100 ? "done" : "started"}]\n`);

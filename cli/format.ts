@@ -21,6 +21,10 @@ export function stateName(state: ModelState): string {
       return "loading";
     case ModelState.MODEL_STATE_UNLOADING:
       return "unloading";
+    case ModelState.MODEL_STATE_DOWNLOADING:
+      return "downloading";
+    case ModelState.MODEL_STATE_NOT_DOWNLOADED:
+      return "not downloaded";
     default:
       return "not loaded";
   }

@@ -20,7 +20,12 @@ export interface PullOptions {
 export async function pullCommand(options: PullOptions, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   const config = options.configFile ? readConfigFile(options.configFile) : undefined;
   const dir = options.dir ?? config?.modelsDir ?? "models";
-  const sources = options.sources.length > 0 ? options.sources : (config?.models.flatMap((model) => (model.source ? [model.source.uri] : [])) ?? []);
+  // From a config, each model's own `sha256` checks its file.
+  const pulls =
+    options.sources.length > 0
+      ? options.sources.map((source) => ({ source, sha256: options.sha256 }))
+      : (config?.models.flatMap((model) => (model.source ? [{ source: model.source.uri, sha256: model.sha256 ?? options.sha256 }] : [])) ?? []);
+  const sources = pulls.map((pull) => pull.source);
   if (sources.length === 0) {
     err.write(config ? `no model in ${options.configFile} has a source (path: hf:… or a URL); nothing to pull\n` : "pull needs a SOURCE or -c FILE\n");
     return config ? 0 : 2;
@@ -35,12 +40,12 @@ export async function pullCommand(options: PullOptions, out: NodeJS.WritableStre
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    for (const source of sources) {
+    for (const { source, sha256 } of pulls) {
       const started = performance.now();
       const pulled = await download({
         source,
         dir,
-        expectedSha256: options.sha256,
+        expectedSha256: sha256,
         signal: interrupt.signal,
         progressBar: options.progressBar,
         huggingFaceEndpoint: options.huggingFaceEndpoint,

@@ -33,6 +33,8 @@ export interface ModelConfig {
   path: string;
   /** Set when the config's `path` named a download (hf:… or a URL) instead of a file. */
   source?: ModelSource;
+  /** Hex SHA-256 (lower case) the downloaded file must have; only with a source. */
+  sha256?: string;
   aliases: string[];
   tasks: string[];
   contextSize: number;

@@ -183,7 +183,7 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   const model = object(raw, at);
   knownKeys(model, `${at}.`, [
     "name", "path", "aliases", "tasks", "context", "threads", "sequences", "gpu", "gpu_layers", "pin", "preload", "ttl",
-    "priority", "allow_overcommit", "replicas", "sampling", "forge_size", "isolation",
+    "priority", "allow_overcommit", "replicas", "sampling", "forge_size", "isolation", "sha256",
   ]);
   const name = string(model.name, `${at}.name`);
   if (!NAME_PATTERN.test(name)) throw new ConfigError(`${at}.name must be 1-64 letters, digits, '.', '_', ':' or '-' (got "${name}")`);
@@ -192,6 +192,9 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
   const parsedSource = isModelSource(file) ? parseModelSource(file) : undefined;
   if (parsedSource && !parsedSource.ok) throw new ConfigError(`${at}.path ${parsedSource.reason}`);
   const source = parsedSource?.ok ? parsedSource.source : undefined;
+  const sha256 = model.sha256 === undefined ? undefined : string(model.sha256, `${at}.sha256`).toLowerCase();
+  if (sha256 !== undefined && !source) throw new ConfigError(`${at}.sha256 checks a download: path must then be a source (hf:… or an https:// URL)`);
+  if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw new ConfigError(`${at}.sha256 must be 64 hex digits (got "${sha256}")`);
   const replicasRaw = model.replicas === undefined ? {} : object(model.replicas, `${at}.replicas`);
   knownKeys(replicasRaw, `${at}.replicas.`, ["min", "max"]);
   const min = nonNegativeInt(replicasRaw.min ?? 1, `${at}.replicas.min`);
@@ -211,6 +214,7 @@ function parseModel(raw: unknown, at: string, defaults: RawObject, baseDir: stri
     name,
     path: source ? path.join(modelsDir, source.fileName) : path.resolve(baseDir, file),
     ...(source ? { source } : {}),
+    ...(sha256 ? { sha256 } : {}),
     aliases: stringList(model.aliases ?? [], `${at}.aliases`),
     tasks: stringList(model.tasks ?? [], `${at}.tasks`),
     contextSize: positiveInt(model.context ?? defaults.context ?? 2048, `${at}.context`),

@@ -272,6 +272,11 @@ export function withTracing(effects: PlacementEffects, tracing: PlacementTracing
       tracing.loading(waiterId);
       effects.notifyLoading(waiterId, model, progress);
     },
+    // A download of the model's file is part of making it ready: the wait in the queue is over.
+    notifyDownloading: (waiterId, model, downloadedBytes, totalBytes) => {
+      tracing.loading(waiterId);
+      effects.notifyDownloading(waiterId, model, downloadedBytes, totalBytes);
+    },
     reject: (waiterId, error) => {
       tracing.ended(waiterId, "rejected", error);
       effects.reject(waiterId, error);

@@ -3,9 +3,10 @@ import type { IncomingHttpHeaders } from "node:http";
 import { Metadata } from "@grpc/grpc-js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { unavailable } from "../../common/errors.js";
+import { formatBytes } from "../../common/format-bytes.js";
 import type { Logger } from "../../common/logger.js";
 import { OPERATION } from "../../common/telemetry/attributes.js";
-import type { Done, GenerateResponse } from "../../gen/modelswap/v1/inference.js";
+import { LoadingPhase, type Done, type GenerateResponse } from "../../gen/modelswap/v1/inference.js";
 import { validateChat, validateGenerate, type ValidatedRequest } from "../../services/router/validate-request.js";
 import type { RunGenerate } from "../run-generate.js";
 import { httpErrorOf } from "./openai-errors.js";
@@ -92,6 +93,9 @@ async function serveCompletion<Request>(
         case "queued":
           return sse.comment(`queued: position ${e.value.position} for ${e.value.model}`);
         case "loading":
+          if (e.value.phase === LoadingPhase.LOADING_PHASE_DOWNLOADING) {
+            return sse.comment(`downloading ${e.value.model}: ${e.value.totalBytes > 0 ? `${formatBytes(e.value.downloadedBytes)} of ${formatBytes(e.value.totalBytes)}` : "started"}`);
+          }
           return sse.comment(`loading ${e.value.model}: ${Math.round(e.value.progress * 100)}%`);
         case "token":
           return sse.data(chunkObject(identity, { text: e.value.text }));

@@ -9,6 +9,8 @@ const STATE_NAMES: Readonly<Record<number, string>> = {
   [ModelState.MODEL_STATE_LOADING]: "loading",
   [ModelState.MODEL_STATE_RESIDENT]: "resident",
   [ModelState.MODEL_STATE_UNLOADING]: "unloading",
+  [ModelState.MODEL_STATE_NOT_DOWNLOADED]: "not_downloaded",
+  [ModelState.MODEL_STATE_DOWNLOADING]: "downloading",
 };
 
 /** OpenAI's model object, with the catalog entry and its residency as extra fields. Pure. */

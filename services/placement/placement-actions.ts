@@ -25,7 +25,9 @@ export type PlacementAction =
   | { kind: "estimate"; model: string; runnerId: string }
   | { kind: "prefetch"; model: string }
   /** Held leases placement wants back: their holders release them (at once when idle). */
-  | { kind: "revoke_leases"; leaseIds: string[] };
+  | { kind: "revoke_leases"; leaseIds: string[] }
+  /** The model's file is missing and its catalog entry names a source: fetch it (no memory is charged for it). */
+  | { kind: "start_download"; model: string };
 
 /** The read-only picture the planner decides from. */
 export interface PlacementView {

@@ -63,6 +63,7 @@ export class PlacementCore implements PlacementView {
       if (measuredGpuBytes === undefined) [measuredBytes, measuredGpuBytes] = [undefined, undefined];
       this.models.set(entry.config.name, {
         catalog: entry,
+        file: entry.fileMissing && entry.config.source ? { state: "missing" } : { state: "present" },
         pinned: entry.config.pin,
         estimatedBytes,
         measuredBytes,
@@ -125,6 +126,12 @@ export class PlacementCore implements PlacementView {
       );
     }
     this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.nowMs + this.settings.queueTimeoutMs), excludeRunners);
+    // A request that joins a download sees where it stands at once (the next report may be a while).
+    const file = this.models.get(modelName)!.file;
+    if (file.state === "downloading") {
+      this.queue.find(waiterId)!.loadStartedMs = this.nowMs;
+      this.effects.notifyDownloading(waiterId, modelName, file.bytes, file.totalBytes);
+    }
     this.reconcile();
   }
 
@@ -361,6 +368,39 @@ export class PlacementCore implements PlacementView {
     this.reconcile();
   }
 
+  // ---- download events (a missing file fetched from the model's source) -------------
+
+  /** The download of `modelName`'s file reached `bytes` of `totalBytes` (0 while unknown). */
+  downloadProgress(modelName: string, bytes: number, totalBytes: number): void {
+    const model = this.models.get(modelName);
+    if (model?.file.state !== "downloading") return;
+    if (!isByteCount(bytes) || !isByteCount(totalBytes)) return;
+    model.file.bytes = bytes;
+    model.file.totalBytes = totalBytes;
+    for (const waiter of this.queue.of(modelName)) this.effects.notifyDownloading(waiter.id, modelName, bytes, totalBytes);
+  }
+
+  /** The file is on disk: the model is estimated and loaded like any other (memory is charged from its load on). */
+  downloadDone(modelName: string, file: { bytes: number; mtimeMs: number }): void {
+    const model = this.models.get(modelName);
+    if (model?.file.state !== "downloading") return;
+    const downloadMs = this.nowMs - model.file.startedMs;
+    model.file = { state: "present" };
+    model.catalog = { ...model.catalog, fileBytes: file.bytes, fileMtimeMs: file.mtimeMs, fileMissing: false };
+    this.publish({ kind: "downloaded", model: modelName, path: model.catalog.config.path, bytes: file.bytes, downloadMs });
+    this.reconcile();
+  }
+
+  /** The download failed: its waiters get `error`; the next request for the model tries again. */
+  downloadFailed(modelName: string, error: ModelswapError): void {
+    const model = this.models.get(modelName);
+    if (model?.file.state !== "downloading") return;
+    model.file = { state: "missing" };
+    this.publish({ kind: "download_failed", model: modelName, reason: boundedText(error.message) });
+    this.rejectWaitersOf(modelName, error);
+    this.reconcile();
+  }
+
   /** A runner process ended (or its control stream broke): every model in it leaves at once. */
   runnerExited(runnerId: string, exitCode: number | null): void {
     const runner = this.runners.get(runnerId);
@@ -493,6 +533,8 @@ export class PlacementCore implements PlacementView {
           this.effects.revokeLease(leaseId);
         }
         return;
+      case "start_download":
+        return this.startDownload(this.models.get(action.model)!);
       case "prefetch": {
         const model = this.models.get(action.model)!;
         model.prefetched = true;
@@ -566,6 +608,19 @@ export class PlacementCore implements PlacementView {
         },
       },
     });
+  }
+
+  /** Waiters see the download from its first byte; the download goes on if they all leave (the file stays for the next). */
+  private startDownload(model: ModelRecord): void {
+    const config = model.catalog.config;
+    model.file = { state: "downloading", bytes: 0, totalBytes: 0, startedMs: this.nowMs };
+    for (const waiter of this.queue.of(config.name)) {
+      // The download counts in the load time a lease reports (queue_ms + load_ms: the wait, then making the model ready).
+      waiter.loadStartedMs ??= this.nowMs;
+      this.effects.notifyDownloading(waiter.id, config.name, 0, 0);
+    }
+    this.publish({ kind: "downloading", model: config.name, source: config.source!.uri, path: config.path });
+    this.effects.startDownload({ model: config.name, source: config.source!.uri, path: config.path, ...(config.sha256 ? { sha256: config.sha256 } : {}) });
   }
 
   private beginUnload(runner: RunnerRecord, modelName: string, reason: UnloadReason, forWaiter: string | undefined): void {
@@ -658,6 +713,8 @@ export class PlacementCore implements PlacementView {
     return describeStatus(this.nowMs, this.memory, this.policy.name, this.models, this.runners, (name) => this.queue.countOf(name));
   }
 }
+
+const isByteCount = (value: number) => Number.isSafeInteger(value) && value >= 0;
 
 /** Text from a runner, bounded before it is copied into errors, events and logs. */
 function boundedText(text: string, maxLength = 500): string {

@@ -3,6 +3,7 @@ import { formatBytes } from "../../common/format-bytes.js";
 import { chooseRunnerForLoad, type LoadTarget, type RunnerSlot } from "./choose-runner.js";
 import type { PlacementAction, PlacementView } from "./placement-actions.js";
 import type { ResidentModel } from "./policies/eviction-policy.js";
+import { downloadStep } from "./download-step.js";
 import { availableReplicas, pickReplica } from "./replica-picker.js";
 import { footprint, runnerLeases, type HostedModel, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
 
@@ -50,13 +51,19 @@ export function replicasOf(view: PlacementView, model: string): Replica[] {
 const isServing = (replica: Replica) => replica.hosted.state === "ready" && replica.runner.state === "ready";
 
 function expireWaiters(view: PlacementView): PlacementAction[] {
-  return view.queue.expired(view.nowMs).map((waiter) => ({
-    kind: "reject",
-    waiterId: waiter.id,
-    error: deadlineExceeded(
-      `waited ${Math.round(view.nowMs - waiter.enqueuedMs)} ms for model "${waiter.model}" to become resident; retry later, raise the deadline, or free memory (UnloadModel)`,
-    ),
-  }));
+  return view.queue.expired(view.nowMs).map((waiter) => {
+    const waitedMs = Math.round(view.nowMs - waiter.enqueuedMs);
+    const file = view.models.get(waiter.model)!.file;
+    return {
+      kind: "reject",
+      waiterId: waiter.id,
+      error: deadlineExceeded(
+        file.state === "downloading"
+          ? `waited ${waitedMs} ms for model "${waiter.model}" to download (${formatBytes(file.bytes)}${file.totalBytes > 0 ? ` of ${formatBytes(file.totalBytes)}` : ""} so far); the download goes on: retry later, or pull it first (modelswap pull)`
+          : `waited ${waitedMs} ms for model "${waiter.model}" to become resident; retry later, raise the deadline, or free memory (UnloadModel)`,
+      ),
+    };
+  });
 }
 
 /**
@@ -101,7 +108,8 @@ function grantLeases(view: PlacementView): PlacementAction[] {
     const model = view.models.get(waiter.model)!;
     const replicas = replicasOf(view, waiter.model);
     const serving = replicas.filter(isServing);
-    const barrier = view.queue.isBarrier(waiter, replicas.length > 0, view.nowMs);
+    // A model being downloaded holds nobody up: its wait is for the network, not for memory.
+    const barrier = view.queue.isBarrier(waiter, replicas.length > 0 || model.file.state !== "present", view.nowMs);
     if (waiter.kind === "load") {
       if (serving.length > 0) actions.push({ kind: "load_done", waiterId: waiter.id });
     } else {
@@ -127,7 +135,8 @@ function grantLeases(view: PlacementView): PlacementAction[] {
  * unloaded, idles past its TTL, or leaves its runner; any parked too long.
  */
 function reclaimParkedLeases(view: PlacementView): PlacementAction[] {
-  const requestWaits = view.queue.length > 0;
+  // A request waiting for its model's file to download waits on the network, not on anyone's memory or slot.
+  const requestWaits = view.queue.all().some((waiter) => view.models.get(waiter.model)?.file.state !== "downloading");
   const leaseIds = parkedLeases(view, (runner, hosted, parkedAtMs) => {
     const model = view.models.get(hosted.model)!;
     const ttl = model.catalog.config.ttlMs;
@@ -176,6 +185,12 @@ function planLoads(view: PlacementView): PlacementAction[] {
         if (actions.length > 0) return actions;
       }
       continue;
+    }
+    if (replicas.length === 0) {
+      // A missing file is fetched first; a download takes no memory and holds no other model up.
+      const download = downloadStep(model.file, model.catalog.config.source !== undefined);
+      if (download === "start") return [{ kind: "start_download", model: waiter.model }];
+      if (download === "wait") continue;
     }
     if (replicas.length > 0 || coldLoadBlocked) continue; // unloading: it comes back cold first
     if (footprint(model) === undefined) {

@@ -22,6 +22,7 @@ import { PlacementHealth, withHealth } from "./placement-health.js";
 import { PlacementGrpc } from "./placement-service.js";
 import type { CatalogModel, PlacementEffects, PlacementSettings, ResidencyEventRecord } from "./placement-types.js";
 import { toWireEvent } from "./residency-events.js";
+import { ModelFetches } from "./model-fetches.js";
 import { RunnerProcesses } from "./runner-processes.js";
 
 export interface PlacementServerOptions {
@@ -65,7 +66,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const learned = new LearnedState(config.placement.stateFile);
   const catalog: CatalogModel[] = config.models.map((model) => {
     const stat = statOrZero(model.path);
-    return { config: model, fileBytes: stat.size, fileMtimeMs: stat.mtimeMs, learned: learned.get(model.name) };
+    return { config: model, fileBytes: stat.size, fileMtimeMs: stat.mtimeMs, learned: learned.get(model.name), fileMissing: !stat.exists };
   });
   const settings: PlacementSettings = {
     budgetBytes,
@@ -105,6 +106,8 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     onLeaseEnd: (lease, outcome) => metrics.leaseEnded(lease.model, outcome),
   });
   const processes = new RunnerProcesses({ gpu: config.models[0]?.gpu ?? "auto", unifiedMemory: memory.unifiedMemory, logger, env: options.runnerEnv, listen: runnerListenAddress(config) });
+  // Missing files of models with a source (hf:… or a URL) are fetched on first use, by a process of their own.
+  const fetches = new ModelFetches({ logger, env: options.runnerEnv });
   const prefetches = new AbortController();
   const callEffects = grpc.callEffects();
   const effects: PlacementEffects = withTracing(
@@ -129,6 +132,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
       },
       learned: (model, facts) => learned.set(model, facts),
       reportRejected: (runnerId, report, reason) => logger.warn("runner_report_rejected", { runnerId, report, reason }),
+      startDownload: (order) => fetches.start(order),
     },
     tracing,
   );
@@ -136,6 +140,13 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
   const driver = new CoreDriver(core, clock);
   registerPlacementGauges(() => core.status());
   processes.onExit((runnerId, code) => driver.run((placement) => placement.runnerExited(runnerId, code)));
+  fetches.onEvent((event) =>
+    driver.run((placement) => {
+      if (event.kind === "progress") placement.downloadProgress(event.model, event.bytes, event.totalBytes);
+      else if (event.kind === "done") placement.downloadDone(event.model, event.file);
+      else placement.downloadFailed(event.model, event.error);
+    }),
+  );
 
   // Gateways and runners prove they hold the secret (runners: a key derived from it) before anything is served.
   const sessions = new GatewaySessions(secret, logger);
@@ -162,18 +173,18 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
       tracing.close();
       grpc.stop();
       grpc.shutdownRunners();
-      await processes.stopAll();
+      await Promise.all([processes.stopAll(), fetches.stopAll()]);
       await server.shutdown(500);
     },
   };
 }
 
-function statOrZero(file: string): { size: number; mtimeMs: number } {
+function statOrZero(file: string): { size: number; mtimeMs: number; exists: boolean } {
   try {
     const stat = statSync(file);
-    return { size: stat.size, mtimeMs: stat.mtimeMs };
+    return { size: stat.size, mtimeMs: stat.mtimeMs, exists: true };
   } catch {
-    return { size: 0, mtimeMs: 0 };
+    return { size: 0, mtimeMs: 0, exists: false };
   }
 }
 

@@ -7,6 +7,7 @@ import { INTERNAL_METADATA, singleValue } from "../../common/internal-auth/inter
 import type { InternalSecret } from "../../common/internal-auth/internal-secret.js";
 import type { Logger } from "../../common/logger.js";
 import type { LoadModelResponse, ResidencyEvent, WatchStatusRequest } from "../../gen/modelswap/v1/admin.js";
+import { LoadingPhase } from "../../gen/modelswap/v1/inference.js";
 import type { ResidencyEventRecord } from "./placement-types.js";
 import { toWireEvent } from "./residency-events.js";
 import { LeaseOutcome, PlacementService, type AcquireEvent, type AcquireMessage, type AcquireRequest, type Lease } from "../../gen/modelswap/v1/placement.js";
@@ -58,7 +59,7 @@ export class PlacementGrpc {
   ) {}
 
   /** The effects that talk to callers and runners; process and file effects are added by the caller. */
-  callEffects(): Pick<PlacementEffects, "sendToRunner" | "grant" | "revokeLease" | "loadDone" | "notifyQueued" | "notifyLoading" | "reject" | "publish"> {
+  callEffects(): Pick<PlacementEffects, "sendToRunner" | "grant" | "revokeLease" | "loadDone" | "notifyQueued" | "notifyLoading" | "notifyDownloading" | "reject" | "publish"> {
     return {
       sendToRunner: (runnerId, command) => this.controlStreams.get(runnerId)?.write(command),
       grant: (waiterId, lease) => this.onGrant(waiterId, lease),
@@ -72,7 +73,12 @@ export class PlacementGrpc {
         pending?.resolve(loadMs);
       },
       notifyQueued: (waiterId, model, position) => this.acquireCalls.get(waiterId)?.write({ event: { $case: "queued", value: { position, model } } }),
-      notifyLoading: (waiterId, model, progress) => this.acquireCalls.get(waiterId)?.write({ event: { $case: "loading", value: { model, progress } } }),
+      notifyLoading: (waiterId, model, progress) =>
+        this.acquireCalls.get(waiterId)?.write({ event: { $case: "loading", value: { model, progress, phase: LoadingPhase.LOADING_PHASE_LOADING, downloadedBytes: 0, totalBytes: 0 } } }),
+      notifyDownloading: (waiterId, model, downloadedBytes, totalBytes) =>
+        this.acquireCalls.get(waiterId)?.write({
+          event: { $case: "loading", value: { model, progress: totalBytes > 0 ? downloadedBytes / totalBytes : 0, phase: LoadingPhase.LOADING_PHASE_DOWNLOADING, downloadedBytes, totalBytes } },
+        }),
       reject: (waiterId, error) => {
         const call = this.acquireCalls.get(waiterId);
         this.acquireCalls.delete(waiterId);

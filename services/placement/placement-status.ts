@@ -13,7 +13,11 @@ export function describeModel(model: ModelRecord, replicas: readonly HostedModel
       ? ModelState.MODEL_STATE_LOADING
       : replicas.some((replica) => replica.state === "unloading")
         ? ModelState.MODEL_STATE_UNLOADING
-        : ModelState.MODEL_STATE_NOT_LOADED;
+        : model.file.state === "downloading"
+          ? ModelState.MODEL_STATE_DOWNLOADING
+          : model.file.state === "missing"
+            ? ModelState.MODEL_STATE_NOT_DOWNLOADED
+            : ModelState.MODEL_STATE_NOT_LOADED;
   return {
     name: config.name,
     aliases: config.aliases,

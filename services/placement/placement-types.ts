@@ -30,6 +30,21 @@ export interface PlacementEffects {
   learned(model: string, facts: LearnedFacts): void;
   /** A runner reported a figure that failed its check (report-checks.ts); it was left out. */
   reportRejected(runnerId: string, report: string, reason: string): void;
+  /** Fetches a model's missing file from its source; the answer comes as downloadProgress / downloadDone / downloadFailed. */
+  startDownload(order: DownloadOrder): void;
+  /** The waiter's model is being downloaded: bytes so far, of `totalBytes` (0 while unknown). */
+  notifyDownloading(waiterId: string, model: string, downloadedBytes: number, totalBytes: number): void;
+}
+
+/** One model file to fetch into models_dir. */
+export interface DownloadOrder {
+  model: string;
+  /** The source as the catalog names it: `hf:…` or an http(s) URL. */
+  source: string;
+  /** Where the file goes: the model's path (in models_dir). */
+  path: string;
+  /** Hex SHA-256 the file must have (config `sha256`); a mismatch deletes it and fails the download. */
+  sha256?: string;
 }
 
 export interface LearnedFacts {
@@ -72,6 +87,8 @@ export interface CatalogModel {
   fileBytes: number;
   fileMtimeMs: number;
   learned?: LearnedFacts;
+  /** The file was not on disk when the catalog was read: a model with a source is fetched on first use. */
+  fileMissing?: boolean;
 }
 
 /** A runner process's own life; what it does with models is in its hosted models. */
@@ -104,7 +121,10 @@ export type ResidencyChange =
   | { kind: "unloaded"; model: string; runnerId: string; reason: UnloadReason; rssBeforeBytes: number; rssAfterBytes: number }
   | { kind: "runner_started"; runnerId: string; rssBytes: number }
   | { kind: "runner_exited"; runnerId: string; models: string[]; loading: string[]; expected: boolean; exitCode: number | null }
-  | { kind: "pinned" | "unpinned"; model: string };
+  | { kind: "pinned" | "unpinned"; model: string }
+  | { kind: "downloading"; model: string; source: string; path: string }
+  | { kind: "downloaded"; model: string; path: string; bytes: number; downloadMs: number }
+  | { kind: "download_failed"; model: string; reason: string };
 
 /** A residency change with when it happened and the queue depth then. */
 export type ResidencyEventRecord = ResidencyChange & { timeMs: number; queueDepth: number };

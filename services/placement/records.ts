@@ -3,7 +3,9 @@ import type { CatalogModel, RunnerState, UnloadCause, WaiterKind } from "./place
 /** Placement's mutable bookkeeping, owned by PlacementCore alone. */
 
 export interface ModelRecord {
-  readonly catalog: CatalogModel;
+  /** Replaced when a download writes the model's file (its size and mtime change). */
+  catalog: CatalogModel;
+  file: ModelFile;
   pinned: boolean;
   /** Host and GPU memory together, estimated from the GGUF header before the first load. */
   estimatedBytes: number | undefined;
@@ -25,6 +27,12 @@ export interface ModelRecord {
   unloadRequested: boolean;
   prefetched: boolean;
 }
+
+/**
+ * Whether the model's file is there to load: on disk (or not ours to fetch: a load then
+ * reports it missing), missing with a source to fetch it from, or being fetched.
+ */
+export type ModelFile = { state: "present" } | { state: "missing" } | { state: "downloading"; bytes: number; totalBytes: number; startedMs: number };
 
 /** Why a hosted model is leaving its runner, for events, traces and metrics. */
 export interface UnloadReason {

@@ -75,5 +75,11 @@ export function toWireEvent(event: ResidencyEventRecord): ResidencyEvent {
     case "pinned":
     case "unpinned":
       return { ...wire, reason: "admin" };
+    case "downloading":
+      return { ...wire, reason: `from ${event.source} to ${event.path}` };
+    case "downloaded":
+      return { ...wire, bytes: event.bytes, reason: `${Math.round(event.downloadMs)} ms` };
+    case "download_failed":
+      return { ...wire, reason: event.reason };
   }
 }

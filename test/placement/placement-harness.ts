@@ -4,7 +4,7 @@ import type { ResidencyEvent } from "../../gen/modelswap/v1/admin.js";
 import type { Lease } from "../../gen/modelswap/v1/placement.js";
 import type { RunnerCommand } from "../../gen/modelswap/v1/runner.js";
 import { PlacementCore } from "../../services/placement/placement-core.js";
-import type { PlacementEffects, PlacementSettings, ResidencyEventRecord } from "../../services/placement/placement-types.js";
+import type { CatalogModel, DownloadOrder, PlacementEffects, PlacementSettings, ResidencyEventRecord } from "../../services/placement/placement-types.js";
 import { toWireEvent } from "../../services/placement/residency-events.js";
 
 export const MiB = 1024 * 1024;
@@ -40,6 +40,8 @@ export interface Outcome {
   error?: ModelswapError;
   queued: number[];
   loading: number[];
+  /** Download progress the waiter saw: [bytes, totalBytes]. */
+  downloading: [number, number][];
 }
 
 /**
@@ -59,6 +61,8 @@ export class PlacementHarness {
   readonly prefetched: string[] = [];
   /** Lease ids placement asked back (held leases), in order. */
   readonly revoked: string[] = [];
+  /** Downloads the core ordered (the test answers them with core.downloadProgress / downloadDone / downloadFailed). */
+  readonly downloads: DownloadOrder[] = [];
   /** Runner reports placement refused (report-checks.ts): "runnerId report: reason". */
   readonly rejectedReports: string[] = [];
   /** Model sizes the fake runners "measure" and "estimate" (host and GPU memory together). */
@@ -78,7 +82,8 @@ export class PlacementHarness {
   private readonly held = new Map<string, Map<string, number>>();
   private readonly retained = new Map<string, number>();
 
-  constructor(models: ModelConfig[], settings: Partial<PlacementSettings> = {}) {
+  /** `missingFiles`: models whose file is not on disk yet (with a source in their config, fetched on first use). */
+  constructor(models: ModelConfig[], settings: Partial<PlacementSettings> = {}, missingFiles: readonly string[] = []) {
     const effects: PlacementEffects = {
       spawnRunner: (runnerId) => {
         this.spawned.push(runnerId);
@@ -109,9 +114,11 @@ export class PlacementHarness {
       prefetch: (path) => this.prefetched.push(path),
       learned: () => undefined,
       reportRejected: (runnerId, report, reason) => this.rejectedReports.push(`${runnerId} ${report}: ${reason}`),
+      startDownload: (order) => this.downloads.push(order),
+      notifyDownloading: (waiterId, _model, downloadedBytes, totalBytes) => this.outcome(waiterId).downloading.push([downloadedBytes, totalBytes]),
     };
     this.core = new PlacementCore(
-      models.map((config) => ({ config, fileBytes: 1, fileMtimeMs: 1 })),
+      models.map((config): CatalogModel => (missingFiles.includes(config.name) ? { config, fileBytes: 0, fileMtimeMs: 0, fileMissing: true } : { config, fileBytes: 1, fileMtimeMs: 1 })),
       {
         budgetBytes: 500 * MiB,
         policyName: "lru",
@@ -134,7 +141,7 @@ export class PlacementHarness {
   outcome(waiterId: string): Outcome {
     let outcome = this.outcomes.get(waiterId);
     if (!outcome) {
-      outcome = { queued: [], loading: [] };
+      outcome = { queued: [], loading: [], downloading: [] };
       this.outcomes.set(waiterId, outcome);
     }
     return outcome;

@@ -19,6 +19,8 @@ export interface ModelServerFile {
   cutFirstRangeAfter?: number;
   /** Send headers but no body (and never end) for GETs whose Range starts at or after this byte: a download that hangs there. */
   stallRangesFrom?: number;
+  /** Hold a GET's body at this byte of the file until `until` resolves, then send the rest: a download the test sees in progress. */
+  pauseAt?: { byte: number; until: Promise<void> };
 }
 
 /**
@@ -71,6 +73,16 @@ export async function startModelServer(): Promise<ModelServer> {
       stalled.add(response);
       response.flushHeaders();
       for (const waiter of [...waiters]) waiter();
+      return;
+    }
+    const pause = file.pauseAt && file.pauseAt.byte > start && file.pauseAt.byte <= end ? file.pauseAt : undefined;
+    if (pause) {
+      const held = pause.byte - start;
+      response.write(body.subarray(0, held));
+      void pause.until.then(() => response.write(body.subarray(held), () => {
+        record.bytesSent = body.length;
+        response.end();
+      }));
       return;
     }
     let limit = body.length;

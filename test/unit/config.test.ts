@@ -87,6 +87,8 @@ describe("config", () => {
     assert.equal(config.models[1]!.path, "/srv/modelswap/models/web.Q8_0.gguf");
     assert.equal(config.models[1]!.source?.kind, "url");
     assert.equal(config.models[2]!.source, undefined, "a file path has no source");
+    const checked = parseConfig({ ...valid(), models: [{ ...models[0], sha256: "AB".repeat(32) }] }, "/srv/modelswap");
+    assert.equal(checked.models[0]!.sha256, "ab".repeat(32), "the checksum a download must match");
     const elsewhere = parseConfig({ ...valid(), models_dir: "/var/lib/models", models }, "/srv/modelswap");
     assert.equal(elsewhere.models[0]!.path, "/var/lib/models/hf_bartowski_Qwen2.5-0.5B-Instruct.Q4_K_M.gguf");
   });
@@ -193,6 +195,8 @@ describe("config", () => {
     ["bad unified_memory", (d) => ({ ...d, unified_memory: "yes" }), /^unified_memory must be auto \(detect a Jetson\), true \(CPU and GPU share memory\) or false/],
     ["source without quantisation", (d) => ({ ...d, models: [{ ...d.models[0], path: "hf:user/repo" }] }), /^models\[0\]\.path must say which quantisation to pull/],
     ["empty models_dir", (d) => ({ ...d, models_dir: "" }), /^models_dir must be a non-empty string$/],
+    ["sha256 of a local file", (d) => ({ ...d, models: [{ ...d.models[0], sha256: "a".repeat(64) }] }), /^models\[0\]\.sha256 checks a download: path must then be a source/],
+    ["sha256 not hex", (d) => ({ ...d, models: [{ ...d.models[0], path: "hf:user/repo:Q8_0", sha256: "abc" }] }), /^models\[0\]\.sha256 must be 64 hex digits \(got "abc"\)/],
   ];
   for (const [mistake, mutate, expected] of mistakes) {
     it(`names the field path for ${mistake}`, () => {

@@ -125,7 +125,10 @@ export interface ResidencyEvent {
   timeUnixMs: number;
   /**
    * "loading", "loaded", "load_failed", "evicted", "unloading", "unloaded", "queued",
-   * "dequeued", "runner_started", "runner_exited", "pinned", "unpinned".
+   * "dequeued", "runner_started", "runner_exited", "pinned", "unpinned"; and for a model
+   * whose file is fetched on first use: "downloading" (reason: from where to where),
+   * "downloaded" (bytes: the file's size; reason: how long it took), "download_failed"
+   * (reason: what went wrong).
    */
   kind: string;
   model: string;

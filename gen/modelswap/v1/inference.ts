@@ -25,12 +25,60 @@ export const protobufPackage = "modelswap.v1";
 
 export const protobufFileName = "modelswap/v1/inference.proto";
 
+export enum LoadingPhase {
+  LOADING_PHASE_UNSPECIFIED = 0,
+  /** LOADING_PHASE_DOWNLOADING - The model's file is being downloaded into models_dir (first use of a remote model). */
+  LOADING_PHASE_DOWNLOADING = 1,
+  /** LOADING_PHASE_LOADING - The model is being loaded into a runner's memory. */
+  LOADING_PHASE_LOADING = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function loadingPhaseFromJSON(object: any): LoadingPhase {
+  switch (object) {
+    case 0:
+    case "LOADING_PHASE_UNSPECIFIED":
+      return LoadingPhase.LOADING_PHASE_UNSPECIFIED;
+    case 1:
+    case "LOADING_PHASE_DOWNLOADING":
+      return LoadingPhase.LOADING_PHASE_DOWNLOADING;
+    case 2:
+    case "LOADING_PHASE_LOADING":
+      return LoadingPhase.LOADING_PHASE_LOADING;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return LoadingPhase.UNRECOGNIZED;
+  }
+}
+
+export function loadingPhaseToJSON(object: LoadingPhase): string {
+  switch (object) {
+    case LoadingPhase.LOADING_PHASE_UNSPECIFIED:
+      return "LOADING_PHASE_UNSPECIFIED";
+    case LoadingPhase.LOADING_PHASE_DOWNLOADING:
+      return "LOADING_PHASE_DOWNLOADING";
+    case LoadingPhase.LOADING_PHASE_LOADING:
+      return "LOADING_PHASE_LOADING";
+    case LoadingPhase.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum ModelState {
   MODEL_STATE_UNSPECIFIED = 0,
   MODEL_STATE_NOT_LOADED = 1,
   MODEL_STATE_LOADING = 2,
   MODEL_STATE_RESIDENT = 3,
   MODEL_STATE_UNLOADING = 4,
+  /**
+   * MODEL_STATE_NOT_DOWNLOADED - The catalog names a source (hf:… or a URL) and the file is not in models_dir yet: the
+   * first request downloads it.
+   */
+  MODEL_STATE_NOT_DOWNLOADED = 5,
+  /** MODEL_STATE_DOWNLOADING - Its file is being downloaded (then it loads). */
+  MODEL_STATE_DOWNLOADING = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -51,6 +99,12 @@ export function modelStateFromJSON(object: any): ModelState {
     case 4:
     case "MODEL_STATE_UNLOADING":
       return ModelState.MODEL_STATE_UNLOADING;
+    case 5:
+    case "MODEL_STATE_NOT_DOWNLOADED":
+      return ModelState.MODEL_STATE_NOT_DOWNLOADED;
+    case 6:
+    case "MODEL_STATE_DOWNLOADING":
+      return ModelState.MODEL_STATE_DOWNLOADING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -70,6 +124,10 @@ export function modelStateToJSON(object: ModelState): string {
       return "MODEL_STATE_RESIDENT";
     case ModelState.MODEL_STATE_UNLOADING:
       return "MODEL_STATE_UNLOADING";
+    case ModelState.MODEL_STATE_NOT_DOWNLOADED:
+      return "MODEL_STATE_NOT_DOWNLOADED";
+    case ModelState.MODEL_STATE_DOWNLOADING:
+      return "MODEL_STATE_DOWNLOADING";
     case ModelState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -164,10 +222,29 @@ export interface Queued {
   model: string;
 }
 
-/** The model is being loaded; progress goes from 0 to 1. */
+/**
+ * The model is being made ready: first downloaded when its file is missing and the catalog
+ * names a source (`path: hf:…` or a URL), then loaded into memory.
+ */
 export interface Loading {
   model: string;
+  /**
+   * Progress of the current phase, from 0 to 1: the load, or (phase DOWNLOADING) the
+   * download when its size is known (0 while it is not).
+   */
   progress: number;
+  /**
+   * Which phase the events describe. UNSPECIFIED (what senders before download support
+   * send) means LOADING.
+   */
+  phase: LoadingPhase;
+  /**
+   * DOWNLOADING only: bytes of the model file on disk so far (a resumed download starts
+   * at what an earlier try kept).
+   */
+  downloadedBytes: number;
+  /** DOWNLOADING only: size of the whole file; 0 while the server has not said. */
+  totalBytes: number;
 }
 
 /** A piece of generated text (one or more tokens; never splits a UTF-8 character). */
@@ -1076,7 +1153,7 @@ export const Queued: MessageFns<Queued> = {
 };
 
 function createBaseLoading(): Loading {
-  return { model: "", progress: 0 };
+  return { model: "", progress: 0, phase: 0, downloadedBytes: 0, totalBytes: 0 };
 }
 
 export const Loading: MessageFns<Loading> = {
@@ -1086,6 +1163,15 @@ export const Loading: MessageFns<Loading> = {
     }
     if (message.progress !== 0) {
       writer.uint32(21).float(message.progress);
+    }
+    if (message.phase !== 0) {
+      writer.uint32(24).int32(message.phase);
+    }
+    if (message.downloadedBytes !== 0) {
+      writer.uint32(32).uint64(message.downloadedBytes);
+    }
+    if (message.totalBytes !== 0) {
+      writer.uint32(40).uint64(message.totalBytes);
     }
     return writer;
   },
@@ -1119,6 +1205,30 @@ export const Loading: MessageFns<Loading> = {
             message.progress = reader.float();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.phase = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.downloadedBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.totalBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1135,6 +1245,17 @@ export const Loading: MessageFns<Loading> = {
     return {
       model: isSet(object.model) ? globalThis.String(object.model) : "",
       progress: isSet(object.progress) ? globalThis.Number(object.progress) : 0,
+      phase: isSet(object.phase) ? loadingPhaseFromJSON(object.phase) : 0,
+      downloadedBytes: isSet(object.downloadedBytes)
+        ? globalThis.Number(object.downloadedBytes)
+        : isSet(object.downloaded_bytes)
+        ? globalThis.Number(object.downloaded_bytes)
+        : 0,
+      totalBytes: isSet(object.totalBytes)
+        ? globalThis.Number(object.totalBytes)
+        : isSet(object.total_bytes)
+        ? globalThis.Number(object.total_bytes)
+        : 0,
     };
   },
 
@@ -1146,6 +1267,15 @@ export const Loading: MessageFns<Loading> = {
     if (message.progress !== 0) {
       obj.progress = floatToJson(message.progress);
     }
+    if (message.phase !== 0) {
+      obj.phase = loadingPhaseToJSON(message.phase);
+    }
+    if (message.downloadedBytes !== 0) {
+      obj.downloadedBytes = Math.round(message.downloadedBytes);
+    }
+    if (message.totalBytes !== 0) {
+      obj.totalBytes = Math.round(message.totalBytes);
+    }
     return obj;
   },
 
@@ -1156,6 +1286,9 @@ export const Loading: MessageFns<Loading> = {
     const message = createBaseLoading();
     message.model = object.model ?? "";
     message.progress = object.progress ?? 0;
+    message.phase = object.phase ?? 0;
+    message.downloadedBytes = object.downloadedBytes ?? 0;
+    message.totalBytes = object.totalBytes ?? 0;
     return message;
   },
 };

@@ -224,6 +224,38 @@ export interface EstimateResult {
   gpuBytes: number;
 }
 
+/**
+ * What a model download process (services/runner/fetch-main.ts, started by placement when
+ * a model's file is missing and the catalog names a source) reports to placement: one
+ * message per IPC message, in proto JSON. Ends with `done` or `failed`.
+ */
+export interface FetchReport {
+  report?: { $case: "progress"; value: FetchProgress } | { $case: "done"; value: FetchDone } | {
+    $case: "failed";
+    value: FetchFailed;
+  } | undefined;
+}
+
+export interface FetchProgress {
+  /** Bytes of the file on disk so far (a resumed download starts at what an earlier try kept). */
+  bytes: number;
+  /** Size of the whole file; 0 while the server has not said. */
+  totalBytes: number;
+}
+
+export interface FetchDone {
+  /** The file written (the model's path in models_dir). */
+  path: string;
+  bytes: number;
+}
+
+export interface FetchFailed {
+  /** The gRPC status code of the failure (UNAVAILABLE offline, NOT_FOUND for 404, ...). */
+  code: number;
+  /** What went wrong and what to do, for the waiting requests. */
+  message: string;
+}
+
 function createBaseRunnerGenerateRequest(): RunnerGenerateRequest {
   return { model: "", input: undefined, maxTokens: 0, sampling: undefined, resumeText: "" };
 }
@@ -2989,6 +3021,387 @@ export const EstimateResult: MessageFns<EstimateResult> = {
     message.bytes = object.bytes ?? 0;
     message.error = object.error ?? "";
     message.gpuBytes = object.gpuBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseFetchReport(): FetchReport {
+  return { report: undefined };
+}
+
+export const FetchReport: MessageFns<FetchReport> = {
+  encode(message: FetchReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.report?.$case) {
+      case "progress":
+        FetchProgress.encode(message.report.value, writer.uint32(10).fork()).join();
+        break;
+      case "done":
+        FetchDone.encode(message.report.value, writer.uint32(18).fork()).join();
+        break;
+      case "failed":
+        FetchFailed.encode(message.report.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.report = { $case: "progress", value: FetchProgress.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.report = { $case: "done", value: FetchDone.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.report = { $case: "failed", value: FetchFailed.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchReport {
+    return {
+      report: isSet(object.progress)
+        ? { $case: "progress", value: FetchProgress.fromJSON(object.progress) }
+        : isSet(object.done)
+        ? { $case: "done", value: FetchDone.fromJSON(object.done) }
+        : isSet(object.failed)
+        ? { $case: "failed", value: FetchFailed.fromJSON(object.failed) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: FetchReport): unknown {
+    const obj: any = {};
+    if (message.report?.$case === "progress") {
+      obj.progress = FetchProgress.toJSON(message.report.value);
+    } else if (message.report?.$case === "done") {
+      obj.done = FetchDone.toJSON(message.report.value);
+    } else if (message.report?.$case === "failed") {
+      obj.failed = FetchFailed.toJSON(message.report.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FetchReport>): FetchReport {
+    return FetchReport.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchReport>): FetchReport {
+    const message = createBaseFetchReport();
+    switch (object.report?.$case) {
+      case "progress": {
+        if (object.report?.value !== undefined && object.report?.value !== null) {
+          message.report = { $case: "progress", value: FetchProgress.fromPartial(object.report.value) };
+        }
+        break;
+      }
+      case "done": {
+        if (object.report?.value !== undefined && object.report?.value !== null) {
+          message.report = { $case: "done", value: FetchDone.fromPartial(object.report.value) };
+        }
+        break;
+      }
+      case "failed": {
+        if (object.report?.value !== undefined && object.report?.value !== null) {
+          message.report = { $case: "failed", value: FetchFailed.fromPartial(object.report.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseFetchProgress(): FetchProgress {
+  return { bytes: 0, totalBytes: 0 };
+}
+
+export const FetchProgress: MessageFns<FetchProgress> = {
+  encode(message: FetchProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bytes !== 0) {
+      writer.uint32(8).uint64(message.bytes);
+    }
+    if (message.totalBytes !== 0) {
+      writer.uint32(16).uint64(message.totalBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.totalBytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchProgress {
+    return {
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+      totalBytes: isSet(object.totalBytes)
+        ? globalThis.Number(object.totalBytes)
+        : isSet(object.total_bytes)
+        ? globalThis.Number(object.total_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: FetchProgress): unknown {
+    const obj: any = {};
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    if (message.totalBytes !== 0) {
+      obj.totalBytes = Math.round(message.totalBytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FetchProgress>): FetchProgress {
+    return FetchProgress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchProgress>): FetchProgress {
+    const message = createBaseFetchProgress();
+    message.bytes = object.bytes ?? 0;
+    message.totalBytes = object.totalBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseFetchDone(): FetchDone {
+  return { path: "", bytes: 0 };
+}
+
+export const FetchDone: MessageFns<FetchDone> = {
+  encode(message: FetchDone, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(16).uint64(message.bytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchDone {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchDone();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchDone {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      bytes: isSet(object.bytes) ? globalThis.Number(object.bytes) : 0,
+    };
+  },
+
+  toJSON(message: FetchDone): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.bytes !== 0) {
+      obj.bytes = Math.round(message.bytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FetchDone>): FetchDone {
+    return FetchDone.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchDone>): FetchDone {
+    const message = createBaseFetchDone();
+    message.path = object.path ?? "";
+    message.bytes = object.bytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseFetchFailed(): FetchFailed {
+  return { code: 0, message: "" };
+}
+
+export const FetchFailed: MessageFns<FetchFailed> = {
+  encode(message: FetchFailed, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FetchFailed {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFetchFailed();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FetchFailed {
+    return {
+      code: isSet(object.code) ? globalThis.Number(object.code) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: FetchFailed): unknown {
+    const obj: any = {};
+    if (message.code !== 0) {
+      obj.code = Math.round(message.code);
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FetchFailed>): FetchFailed {
+    return FetchFailed.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FetchFailed>): FetchFailed {
+    const message = createBaseFetchFailed();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };

@@ -1,0 +1,149 @@
+import { status } from "@grpc/grpc-js";
+import assert from "node:assert/strict";
+import { notFound } from "../../common/errors.js";
+import { ModelState } from "../../gen/modelswap/v1/inference.js";
+import { downloadStep, type DownloadStep } from "../../services/placement/download-step.js";
+import type { ModelFile } from "../../services/placement/records.js";
+import { MiB, modelConfig, PlacementHarness, RUNNER_BASE } from "./placement-harness.js";
+
+const commandsOf = (harness: PlacementHarness, kind: string) => harness.commands.filter((entry) => entry.command.command?.$case === kind).map((entry) => entry.runnerId);
+
+/** "remote" is named by a URL in the catalog and its file is not in models_dir yet; "local" is on disk. */
+function remoteAndLocal(settings = {}) {
+  const remote = modelConfig("remote", { path: "/models/remote.gguf", source: { kind: "url", uri: "https://models.example/remote.gguf", fileName: "remote.gguf" } });
+  const harness = new PlacementHarness([remote, modelConfig("local")], settings, ["remote"]);
+  harness.sizes.set("remote", 120 * MiB);
+  harness.sizes.set("local", 100 * MiB);
+  return harness.start();
+}
+
+describe("placement core: a model whose file is missing is downloaded on first use", () => {
+  describe("whether a cold model needs a download first (pure)", () => {
+    const table: { file: ModelFile; hasSource: boolean; step: DownloadStep }[] = [
+      { file: { state: "present" }, hasSource: true, step: "none" },
+      { file: { state: "present" }, hasSource: false, step: "none" },
+      { file: { state: "missing" }, hasSource: true, step: "start" },
+      // No source: nothing to fetch from; the load reports the missing file.
+      { file: { state: "missing" }, hasSource: false, step: "none" },
+      { file: { state: "downloading", bytes: 10, totalBytes: 100, startedMs: 0 }, hasSource: true, step: "wait" },
+    ];
+    for (const row of table) {
+      it(`${row.file.state}, ${row.hasSource ? "with" : "without"} a source: ${row.step}`, () => {
+        assert.equal(downloadStep(row.file, row.hasSource), row.step);
+      });
+    }
+  });
+
+  it("starts one download for concurrent requests, shows both its progress, then loads and grants as usual", () => {
+    const harness = remoteAndLocal();
+    harness.autoFinishLoads = false;
+    const committedBefore = harness.committed();
+    const stateOf = () => harness.core.listModels().find((info) => info.name === "remote")!.state;
+    assert.equal(stateOf(), ModelState.MODEL_STATE_NOT_DOWNLOADED);
+    // act: two requests while the file is missing
+    const first = harness.request("w1", "remote");
+    const second = harness.request("w2", "remote");
+    // assert: one download to the model's path, no estimate or load yet, no memory charged
+    assert.deepEqual(harness.downloads, [{ model: "remote", source: "https://models.example/remote.gguf", path: "/models/remote.gguf" }]);
+    assert.deepEqual(commandsOf(harness, "estimate"), []);
+    assert.deepEqual(commandsOf(harness, "load"), []);
+    assert.equal(harness.committed(), committedBefore);
+    assert.deepEqual(first.downloading, [[0, 0]]);
+    assert.deepEqual(second.downloading, [[0, 0]], "a request joining the download sees where it stands");
+    assert.equal(stateOf(), ModelState.MODEL_STATE_DOWNLOADING);
+
+    harness.core.downloadProgress("remote", 512 * 1024, 2 * MiB);
+    harness.core.downloadProgress("remote", 2 * MiB, 2 * MiB);
+    assert.deepEqual(first.downloading.slice(1), [[512 * 1024, 2 * MiB], [2 * MiB, 2 * MiB]]);
+    assert.deepEqual(second.downloading.slice(1), [[512 * 1024, 2 * MiB], [2 * MiB, 2 * MiB]]);
+    assert.deepEqual(first.loading, [], "the load has not started");
+
+    harness.advance(3_000);
+    harness.core.downloadDone("remote", { bytes: 2 * MiB, mtimeMs: 5 });
+    harness.settle();
+    // the file is estimated, then loaded: memory is charged from the load on
+    assert.equal(commandsOf(harness, "estimate").length, 1);
+    assert.equal(commandsOf(harness, "load").length, 1);
+    assert.equal(harness.committed(), committedBefore + 120 * MiB);
+    harness.finishLoads();
+    assert.deepEqual(first.loading, [0, 1]);
+    assert.equal(first.lease?.model, "remote");
+    assert.equal(second.lease?.model, "remote");
+    assert.equal(stateOf(), ModelState.MODEL_STATE_RESIDENT);
+    assert.deepEqual([first.lease?.queueMs, first.lease?.loadMs], [0, 3_000], "the download counts as load time");
+    assert.deepEqual(harness.kinds("downloading"), ["remote"]);
+    assert.deepEqual(harness.kinds("downloaded"), ["remote"]);
+    assert.equal(harness.core.models.get("remote")!.catalog.fileBytes, 2 * MiB);
+    // the next request finds the file: no second download
+    harness.release("w1").release("w2");
+    harness.request("w3", "remote");
+    assert.equal(harness.downloads.length, 1);
+  });
+
+  it("fails every waiter with the download's error, disturbs no other model, and tries again on the next request", () => {
+    const harness = remoteAndLocal();
+    const first = harness.request("w1", "remote");
+    const second = harness.request("w2", "remote");
+    // another model is served while the download runs
+    assert.equal(harness.request("w3", "local").lease?.model, "local");
+
+    harness.core.downloadFailed("remote", notFound("https://models.example/remote.gguf answered 404 Not Found: check the address"));
+    harness.settle();
+    for (const waiter of [first, second]) {
+      assert.equal(waiter.error?.code, status.NOT_FOUND);
+      assert.match(waiter.error!.message, /404 Not Found/);
+    }
+    assert.equal(harness.events.find((event) => event.kind === "download_failed")?.reason, "https://models.example/remote.gguf answered 404 Not Found: check the address");
+    assert.ok(harness.runnerOf("local"), "the other model stays resident");
+    assert.equal(harness.core.queue.length, 0);
+    // a later request tries again
+    const again = harness.request("w4", "remote");
+    assert.equal(harness.downloads.length, 2);
+    assert.deepEqual(again.downloading, [[0, 0]]);
+  });
+
+  it("a waiter past its deadline leaves; the download goes on for the others", () => {
+    const harness = remoteAndLocal();
+    const impatient = harness.request("w1", "remote", harness.now + 5_000);
+    const patient = harness.request("w2", "remote");
+    harness.core.downloadProgress("remote", 3 * MiB, 8 * MiB);
+    harness.advance(6_000);
+    assert.equal(impatient.error?.code, status.DEADLINE_EXCEEDED);
+    assert.match(impatient.error!.message, /to download \(3\.0 MiB of 8\.0 MiB so far\); the download goes on/);
+    assert.equal(patient.error, undefined);
+    harness.core.downloadDone("remote", { bytes: 8 * MiB, mtimeMs: 5 });
+    harness.settle();
+    assert.equal(patient.lease?.model, "remote");
+    assert.equal(harness.downloads.length, 1);
+  });
+
+  it("a download that outlasts the fairness bound holds no other model's requests up", () => {
+    const harness = remoteAndLocal({ fairnessMs: 10_000 });
+    assert.ok(harness.request("w1", "local").lease); // keeps its lease: one of local's two sequences
+    harness.request("w2", "remote");
+    harness.advance(20_000);
+    const behind = harness.request("w3", "local");
+    assert.equal(behind.lease?.model, "local", "the second sequence is granted behind the download");
+  });
+
+  it("downloads a model marked preload at start, before any request", () => {
+    const remote = modelConfig("remote", { preload: true, source: { kind: "url", uri: "https://models.example/remote.gguf", fileName: "remote.gguf" } });
+    const harness = new PlacementHarness([remote], {}, ["remote"]).start();
+    assert.deepEqual(harness.downloads.map((order) => order.model), ["remote"]);
+    harness.core.downloadDone("remote", { bytes: MiB, mtimeMs: 1 });
+    harness.settle();
+    assert.ok(harness.runnerOf("remote"), "loaded once downloaded");
+  });
+
+  it("ignores reports for a model that is not downloading, and byte counts that are not counts", () => {
+    const harness = remoteAndLocal();
+    harness.core.downloadDone("local", { bytes: 1, mtimeMs: 1 });
+    harness.core.downloadFailed("local", notFound("no"));
+    const waiter = harness.request("w1", "remote");
+    harness.core.downloadProgress("remote", -1, 10);
+    harness.core.downloadProgress("remote", Number.NaN, 10);
+    assert.deepEqual(waiter.downloading, [[0, 0]]);
+    assert.deepEqual(harness.kinds("download_failed"), []);
+    assert.equal(harness.committed(), RUNNER_BASE);
+  });
+});
