@@ -189,19 +189,23 @@ class LlamaLoadedModel implements LoadedModel {
       let firstTokenMs = 0;
       let finishReason: GenerateOutcome["finishReason"] = "stop";
       let pending: Token[] = [];
-      let replacement: Token | undefined;
+      // The decode of the next token runs on llama.cpp's thread while this one detokenizes and
+      // writes the last token: at most one decode is in flight, started only when the stream
+      // will take its token (not after max tokens, not while a neighbour waits for the lock).
+      let next: Promise<IteratorResult<Token>> | undefined = iterator.next();
       try {
-        while (true) {
+        while (next) {
+          consistent = false;
+          const step = await next;
+          consistent = true;
+          next = undefined;
+          if (step.done) break;
           if (signal.aborted) {
             finishReason = "cancelled";
             break;
           }
-          consistent = false;
-          const step = await iterator.next(replacement as Token);
-          consistent = true;
-          replacement = undefined;
-          if (step.done) break;
           let token = step.value;
+          let replacement: Token | undefined;
           if (replacementForEog !== undefined && this.model.isEogToken(token)) {
             token = replacementForEog;
             replacement = token;
@@ -210,6 +214,8 @@ class LlamaLoadedModel implements LoadedModel {
           completionTokens++;
           recent.push(token);
           if (recent.length > REPEAT_PENALTY_WINDOW) recent.shift();
+          const wantsMore = completionTokens < maxTokens;
+          if (wantsMore && !this.contextLockWanted()) next = iterator.next(replacement as Token);
           pending.push(token);
           const before = recent.length - pending.length;
           const text = this.model.detokenize(pending, false, recent.slice(Math.max(0, before - DETOKENIZE_CONTEXT), before));
@@ -219,13 +225,25 @@ class LlamaLoadedModel implements LoadedModel {
             if (emit.length > 0) await sink(emit, completionTokens);
             if (stopped) break;
           }
-          if (completionTokens >= maxTokens) {
+          if (!wantsMore) {
             finishReason = "length";
             break;
           }
-          if (this.contextLockWanted()) await this.pauseForContextLock();
+          if (!next) {
+            await this.pauseForContextLock();
+            if (signal.aborted) {
+              finishReason = "cancelled";
+              break;
+            }
+            next = iterator.next(replacement as Token);
+          }
         }
       } finally {
+        // A decode still in flight (a stop string, a failed write) finishes before the sequence is kept.
+        if (next) consistent = await next.then(
+          () => true,
+          () => false,
+        );
         await iterator.return?.();
       }
       const rest = stopMatcher.flush();
