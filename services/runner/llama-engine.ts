@@ -192,7 +192,8 @@ class LlamaLoadedModel implements LoadedModel {
       // The decode of the next token runs on llama.cpp's thread while this one detokenizes and
       // writes the last token: at most one decode is in flight, started only when the stream
       // will take its token (not after max tokens, not while a neighbour waits for the lock).
-      let next: Promise<IteratorResult<Token>> | undefined = iterator.next();
+      let next: Promise<IteratorResult<Token>> | undefined = signal.aborted ? undefined : iterator.next();
+      if (!next) finishReason = "cancelled";
       try {
         while (next) {
           consistent = false;
