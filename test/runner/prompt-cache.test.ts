@@ -100,6 +100,19 @@ describe("the runner keeps each sequence's KV between requests (prompt cache, st
     });
   });
 
+  it("a chat that grows by a turn reuses the earlier turns and answers as a cold model does", async () => {
+    const chat = (turns: { role: string; content: string }[]): GenerateInput => ({ kind: "chat", turns, resumeText: "", maxTokens: 24, sampling: GREEDY });
+    const firstTurns = [{ role: "user", content: "Tell me about a cat." }];
+    const first = await run(model, chat(firstTurns));
+    const grown = chat([...firstTurns, { role: "assistant", content: first.text }, { role: "user", content: "What did the cat eat?" }]);
+    const reference = await cold(grown);
+
+    const cached = await run(model, grown);
+
+    assert.equal(cached.text, reference.text);
+    assert.ok(cached.outcome.cachedPromptTokens >= first.outcome.promptTokens - 1, `reused ${cached.outcome.cachedPromptTokens}; the first turn's prompt was ${first.outcome.promptTokens} tokens`);
+  });
+
   it("a cancelled stream leaves its sequence usable: the next request reuses it and writes the cold story", async () => {
     const input = prompt("Mia found a shiny key under her bed.", 64);
     const reference = await cold(input);
