@@ -40,6 +40,8 @@ export type FinishReason = "stop" | "length" | "cancelled";
 export interface GenerateOutcome {
   finishReason: FinishReason;
   promptTokens: number;
+  /** Of promptTokens, those the prompt cache kept from an earlier request (not evaluated again). */
+  cachedPromptTokens: number;
   completionTokens: number;
   /** From the start of generate() to the first token. */
   firstTokenMs: number;
@@ -68,8 +70,10 @@ export interface LoadedModel {
   readonly backend: string;
   /**
    * Generates until max tokens, a stop condition or the signal aborts (within one token).
-   * Placement admits at most `sequences` streams; one that arrives while a finished
-   * stream is still handing its sequence back waits for it briefly.
+   * Placement admits at most `sequences` streams; one that arrives while a failed
+   * stream's sequence is still being handed back waits for it briefly. Sequences keep
+   * their KV between requests: a prompt that shares a prefix with what a free sequence
+   * holds evaluates only the rest (the output is the same as without it).
    */
   generate(input: GenerateInput, signal: AbortSignal, sink: TextSink): Promise<GenerateOutcome>;
   dispose(): Promise<void>;

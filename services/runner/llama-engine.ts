@@ -15,6 +15,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import type { Engine, FootprintEstimate, GenerateInput, GenerateOutcome, LoadedModel, LoadSpec, LoadTimings, TextSink } from "./engine.js";
+import { chooseSequence } from "./prompt-cache.js";
 import { StopMatcher } from "./stop-matcher.js";
 import { readCpuFeatures, readWeightTensors } from "./weight-tensors.js";
 import { shouldMapWeights, type CpuFeatures } from "./weights-mapping.js";
@@ -129,6 +130,14 @@ export class LlamaEngine implements Engine {
   }
 }
 
+/** One of a model's sequences, kept between requests with the KV of what it last evaluated (the prompt cache). */
+interface PooledSequence {
+  sequence: LlamaContextSequence;
+  lastUsed: number;
+  /** Cleared when a context shift moved its KV: it no longer equals a cold evaluation of its tokens. */
+  reusable: boolean;
+}
+
 class LlamaLoadedModel implements LoadedModel {
   deviceBytes = 0;
   mappedBytes = 0;
@@ -139,8 +148,12 @@ class LlamaLoadedModel implements LoadedModel {
   get gpuLayers(): number {
     return this.model.gpuLayers;
   }
-  /** Streams holding a sequence. */
-  private holding = 0;
+  /** Sequences that serve no stream now, with their cached tokens. */
+  private readonly free: PooledSequence[] = [];
+  /** Sequences taken from the context and not disposed (free or serving a stream). */
+  private live = 0;
+  /** Streams waiting for the context lock to trim a kept sequence to the prefix they reuse. */
+  private trimming = 0;
   private readonly chatWrapper: ChatWrapper;
 
   constructor(
@@ -155,34 +168,40 @@ class LlamaLoadedModel implements LoadedModel {
   /** Touches every weight once (page faults, first-use allocations) so the first request is fast. */
   async warmUp(): Promise<void> {
     const started = performance.now();
-    const sequence = this.context.getSequence();
+    const pooled = this.newSequence();
+    let consistent = false;
     try {
       const prompt = this.model.tokens.bos !== null ? [this.model.tokens.bos] : this.model.tokenize("a");
-      const iterator = sequence.evaluate(prompt, { temperature: 0 })[Symbol.asyncIterator]();
+      const iterator = pooled.sequence.evaluate(prompt, { temperature: 0 })[Symbol.asyncIterator]();
       await iterator.next();
       await iterator.return?.();
+      consistent = true;
     } finally {
-      sequence.dispose();
+      this.release(pooled, consistent);
     }
     this.timings.warmUpMs = performance.now() - started;
   }
 
   async generate(input: GenerateInput, signal: AbortSignal, sink: TextSink): Promise<GenerateOutcome> {
     const started = performance.now();
-    const sequence = await this.nextSequence();
-    this.holding++;
+    const { tokens: promptTokens, stops } = this.renderPrompt(input);
+    if (promptTokens.length >= this.spec.contextSize) {
+      throw new RangeError(`prompt is ${promptTokens.length} tokens; the model's context holds ${this.spec.contextSize}`);
+    }
+    const { pooled, reuse } = await this.takeSequence(promptTokens);
+    const sequence = pooled.sequence;
+    // The sequence's KV matches its tokens except while a decode or a trim is in flight.
+    let consistent = false;
     try {
-      const { tokens: promptTokens, stops } = this.renderPrompt(input);
-      if (promptTokens.length >= this.spec.contextSize) {
-        throw new RangeError(`prompt is ${promptTokens.length} tokens; the model's context holds ${this.spec.contextSize}`);
-      }
+      await this.trimTo(pooled, reuse);
+      consistent = true;
       const maxTokens = Math.min(input.maxTokens, this.spec.contextSize - promptTokens.length);
       const stopMatcher = new StopMatcher([...input.sampling.stop, ...stops]);
       const recent: Token[] = promptTokens.slice(-REPEAT_PENALTY_WINDOW);
       const replacementForEog = input.sampling.ignoreEos ? this.model.tokenize("\n")[0] : undefined;
       const sampling = input.sampling;
       const iterator = sequence
-        .evaluate(promptTokens, {
+        .evaluate(promptTokens.slice(reuse), {
           temperature: sampling.temperature,
           topK: sampling.topK,
           topP: sampling.topP,
@@ -197,17 +216,24 @@ class LlamaLoadedModel implements LoadedModel {
       let firstTokenMs = 0;
       let finishReason: GenerateOutcome["finishReason"] = "stop";
       let pending: Token[] = [];
-      let replacement: Token | undefined;
+      // The decode of the next token runs on llama.cpp's thread while this one detokenizes and
+      // writes the last token: at most one decode is in flight, started only when the stream
+      // will take its token (not after max tokens, not while a neighbour waits for the lock).
+      let next: Promise<IteratorResult<Token>> | undefined = signal.aborted ? undefined : iterator.next();
+      if (!next) finishReason = "cancelled";
       try {
-        while (true) {
+        while (next) {
+          consistent = false;
+          const step = await next;
+          consistent = true;
+          next = undefined;
+          if (step.done) break;
           if (signal.aborted) {
             finishReason = "cancelled";
             break;
           }
-          const step = await iterator.next(replacement as Token);
-          replacement = undefined;
-          if (step.done) break;
           let token = step.value;
+          let replacement: Token | undefined;
           if (replacementForEog !== undefined && this.model.isEogToken(token)) {
             token = replacementForEog;
             replacement = token;
@@ -216,6 +242,8 @@ class LlamaLoadedModel implements LoadedModel {
           completionTokens++;
           recent.push(token);
           if (recent.length > REPEAT_PENALTY_WINDOW) recent.shift();
+          const wantsMore = completionTokens < maxTokens;
+          if (wantsMore && !this.contextLockWanted()) next = iterator.next(replacement as Token);
           pending.push(token);
           const before = recent.length - pending.length;
           const text = this.model.detokenize(pending, false, recent.slice(Math.max(0, before - DETOKENIZE_CONTEXT), before));
@@ -225,13 +253,25 @@ class LlamaLoadedModel implements LoadedModel {
             if (emit.length > 0) await sink(emit, completionTokens);
             if (stopped) break;
           }
-          if (completionTokens >= maxTokens) {
+          if (!wantsMore) {
             finishReason = "length";
             break;
           }
-          if (this.reclaimPending()) await this.pauseForReclaim();
+          if (!next) {
+            await this.pauseForContextLock();
+            if (signal.aborted) {
+              finishReason = "cancelled";
+              break;
+            }
+            next = iterator.next(replacement as Token);
+          }
         }
       } finally {
+        // A decode still in flight (a stop string, a failed write) finishes before the sequence is kept.
+        if (next) consistent = await next.then(
+          () => true,
+          () => false,
+        );
         await iterator.return?.();
       }
       const rest = stopMatcher.flush();
@@ -239,44 +279,89 @@ class LlamaLoadedModel implements LoadedModel {
       return {
         finishReason,
         promptTokens: promptTokens.length,
+        cachedPromptTokens: reuse,
         completionTokens,
         firstTokenMs,
         generateMs: performance.now() - started,
       };
     } finally {
-      sequence.dispose();
-      this.holding--;
+      this.release(pooled, consistent);
     }
   }
 
   /**
-   * node-llama-cpp returns a disposed sequence's slot under the context lock, which its
-   * batch loop holds for as long as any sequence has a decode queued. While a slot is
-   * waiting to come back, every stream pauses before its next decode so the loop drains
-   * and lets the slot go (about 1 ms); otherwise busy neighbours would hold it until
-   * they all end.
+   * The free sequence that shares the longest prefix with the prompt (see prompt-cache.ts), or a
+   * new one. A disposed sequence returns its slot to the context asynchronously, so a stream
+   * that starts right after another failed may have to wait a moment for it.
    */
-  private reclaimPending(): boolean {
-    return this.context.sequencesLeft + this.holding < this.spec.sequences;
-  }
-
-  /** Holds this stream (no decode queued) until the context has taken a disposed sequence back, at most briefly. */
-  private async pauseForReclaim(): Promise<void> {
-    const deadline = performance.now() + RECLAIM_PAUSE_LIMIT_MS;
-    while (this.reclaimPending() && performance.now() < deadline) await pollSoon();
-  }
-
-  /**
-   * A disposed sequence returns its slot to the context asynchronously, so a stream that
-   * starts right after another was cancelled may have to wait a moment for it.
-   */
-  private async nextSequence(): Promise<LlamaContextSequence> {
+  private async takeSequence(prompt: readonly Token[]): Promise<{ pooled: PooledSequence; reuse: number }> {
     const deadline = performance.now() + SEQUENCE_RECLAIM_TIMEOUT_MS;
-    while (this.context.sequencesLeft === 0) {
+    while (true) {
+      const choice = chooseSequence(
+        this.free.map(({ sequence, lastUsed, reusable }) => ({ tokens: sequence.contextTokens, lastUsed, reusable })),
+        prompt,
+        this.context.sequencesLeft > 0,
+      );
+      if (choice?.kind === "new") return { pooled: this.newSequence(), reuse: 0 };
+      if (choice) return { pooled: this.free.splice(choice.index, 1)[0]!, reuse: choice.reuse };
       if (performance.now() > deadline) throw new Error("no sequence was freed in time: the runner is serving its maximum number of streams");
       await pollSoon();
     }
-    return this.context.getSequence();
+  }
+
+  private newSequence(): PooledSequence {
+    const pooled: PooledSequence = { sequence: undefined as unknown as LlamaContextSequence, lastUsed: 0, reusable: true };
+    const shiftSize = Math.min(100, Math.ceil(this.context.contextSize / 2)); // node-llama-cpp's default
+    pooled.sequence = this.context.getSequence({
+      contextShift: {
+        size: () => {
+          pooled.reusable = false;
+          return shiftSize;
+        },
+      },
+    });
+    this.live++;
+    return pooled;
+  }
+
+  /** Erases what the sequence holds after its first `keep` tokens (the context lock: neighbours pause meanwhile). */
+  private async trimTo(pooled: PooledSequence, keep: number): Promise<void> {
+    if (pooled.sequence.nextTokenIndex > keep) {
+      this.trimming++;
+      try {
+        await pooled.sequence.eraseContextTokenRanges([{ start: keep, end: pooled.sequence.nextTokenIndex }]);
+      } finally {
+        this.trimming--;
+      }
+    }
+    if (keep === 0) pooled.reusable = true;
+  }
+
+  /** Keeps a sequence whose KV matches its tokens for the next request; disposes one that may not. */
+  private release(pooled: PooledSequence, consistent: boolean): void {
+    if (consistent && !pooled.sequence.disposed) {
+      pooled.lastUsed = performance.now();
+      this.free.push(pooled);
+      return;
+    }
+    this.live--;
+    pooled.sequence.dispose();
+  }
+
+  /**
+   * node-llama-cpp trims a sequence and returns a disposed one's slot under the context lock,
+   * which its batch loop holds for as long as any sequence has a decode queued. While a stream
+   * waits for that lock, every stream pauses before its next decode so the loop drains and
+   * lets it through (about 1 ms); otherwise busy neighbours would hold it until they all end.
+   */
+  private contextLockWanted(): boolean {
+    return this.trimming > 0 || this.context.sequencesLeft + this.live < this.spec.sequences;
+  }
+
+  /** Holds this stream (no decode queued) until no stream waits for the context lock, at most briefly. */
+  private async pauseForContextLock(): Promise<void> {
+    const deadline = performance.now() + RECLAIM_PAUSE_LIMIT_MS;
+    while (this.contextLockWanted() && performance.now() < deadline) await pollSoon();
   }
 
   private renderPrompt(input: GenerateInput): { tokens: Token[]; stops: string[] } {

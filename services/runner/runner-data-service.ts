@@ -63,6 +63,7 @@ export function runnerDataService(deps: RunnerDataDeps) {
           value: {
             finishReason: outcome.finishReason,
             promptTokens: outcome.promptTokens,
+            cachedPromptTokens: outcome.cachedPromptTokens,
             completionTokens: outcome.completionTokens,
             firstTokenMs: outcome.firstTokenMs,
             generateMs: outcome.generateMs,

@@ -22,7 +22,7 @@ function runnerWith(readings: { rssBytes: number; anonymousRssBytes: number }[],
       mappedBytes: 0,
       gpuLayers: 24,
       backend: "cuda",
-      generate: async () => ({ finishReason: "stop", promptTokens: 0, completionTokens: 0, firstTokenMs: 0, generateMs: 0 }),
+      generate: async () => ({ finishReason: "stop", promptTokens: 0, cachedPromptTokens: 0, completionTokens: 0, firstTokenMs: 0, generateMs: 0 }),
       dispose: async () => undefined,
     }),
   };

@@ -77,6 +77,11 @@ export interface RunnerDone {
   completionTokens: number;
   firstTokenMs: number;
   generateMs: number;
+  /**
+   * Of prompt_tokens, those whose KV the runner kept from an earlier request on the same
+   * sequence (the prompt cache) and did not evaluate again.
+   */
+  cachedPromptTokens?: number | undefined;
 }
 
 export interface RunnerCommand {
@@ -973,7 +978,14 @@ export const RunnerToken: MessageFns<RunnerToken> = {
 };
 
 function createBaseRunnerDone(): RunnerDone {
-  return { finishReason: "", promptTokens: 0, completionTokens: 0, firstTokenMs: 0, generateMs: 0 };
+  return {
+    finishReason: "",
+    promptTokens: 0,
+    completionTokens: 0,
+    firstTokenMs: 0,
+    generateMs: 0,
+    cachedPromptTokens: undefined,
+  };
 }
 
 export const RunnerDone: MessageFns<RunnerDone> = {
@@ -992,6 +1004,9 @@ export const RunnerDone: MessageFns<RunnerDone> = {
     }
     if (message.generateMs !== 0) {
       writer.uint32(41).double(message.generateMs);
+    }
+    if (message.cachedPromptTokens !== undefined) {
+      writer.uint32(48).uint32(message.cachedPromptTokens);
     }
     return writer;
   },
@@ -1049,6 +1064,14 @@ export const RunnerDone: MessageFns<RunnerDone> = {
             message.generateMs = reader.double();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.cachedPromptTokens = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1088,6 +1111,11 @@ export const RunnerDone: MessageFns<RunnerDone> = {
         : isSet(object.generate_ms)
         ? globalThis.Number(object.generate_ms)
         : 0,
+      cachedPromptTokens: isSet(object.cachedPromptTokens)
+        ? globalThis.Number(object.cachedPromptTokens)
+        : isSet(object.cached_prompt_tokens)
+        ? globalThis.Number(object.cached_prompt_tokens)
+        : undefined,
     };
   },
 
@@ -1108,6 +1136,9 @@ export const RunnerDone: MessageFns<RunnerDone> = {
     if (message.generateMs !== 0) {
       obj.generateMs = floatToJson(message.generateMs);
     }
+    if (message.cachedPromptTokens !== undefined) {
+      obj.cachedPromptTokens = Math.round(message.cachedPromptTokens);
+    }
     return obj;
   },
 
@@ -1121,6 +1152,7 @@ export const RunnerDone: MessageFns<RunnerDone> = {
     message.completionTokens = object.completionTokens ?? 0;
     message.firstTokenMs = object.firstTokenMs ?? 0;
     message.generateMs = object.generateMs ?? 0;
+    message.cachedPromptTokens = object.cachedPromptTokens ?? undefined;
     return message;
   },
 };
