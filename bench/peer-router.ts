@@ -20,8 +20,8 @@
  *    message / time from first to last message, over both requests. Each request starts on an idle
  *    system (no load, unload or runner start in progress). One unmeasured warm-up round, then
  *    `rounds` rounds, the two systems alternating which goes first. llama-server keeps its defaults
- *    (prompt cache on: a warm request re-uses the KV of the same prompt); --no-prompt-cache sends
- *    cache_prompt: false so that both evaluate the whole prompt.
+ *    (prompt cache on: a warm request re-uses the KV of the same prompt, as modelswap's runners
+ *    do); --no-prompt-cache sends cache_prompt: false to llama-server only.
  * 4. Memory test: the five 100 MB models resident in each system (router `--models-max 5`;
  *    modelswap as deployed: `modelswap serve -c FILE`, its gateway process, its placement
  *    process and its runners, a 2 GiB budget and the default config's 0 spare runners); total
@@ -512,9 +512,9 @@ async function main(): Promise<void> {
     console.log(`greedy text router vs modelswap: ${sameText.join(", ")}`);
     console.log(
       flags["no-prompt-cache"]
-        ? "llama-server: cache_prompt false (every request evaluates its whole prompt, as modelswap does); warm-up run at load (its default)"
-        : "llama-server defaults kept: prompt cache on (a warm request re-uses the KV of the same prompt and evaluates only its last token; " +
-            "modelswap evaluates the whole prompt: --no-prompt-cache compares equal work), warm-up run at load",
+        ? "llama-server: cache_prompt false (every request evaluates its whole prompt; modelswap's runners always reuse a cached prefix); warm-up run at load (its default)"
+        : "llama-server defaults kept: prompt cache on (a warm request re-uses the KV of the same prompt and evaluates only its last token, " +
+            "as modelswap's runners do), warm-up run at load",
     );
   }
   if (memory) {
