@@ -8,7 +8,9 @@
  * Boots placement + gateway in this process (runners are child processes, as in production) on
  * one model, context 512, threads 1, and measures:
  *   (a) tokens/s of one stream (greedy, ignore_eos) — gateway vs in-process; goal ratio >= 0.97
- *   (b) TTFT p50/p90 of short requests (max_tokens 1..4) — goal: gateway adds <= 2 ms at p50
+ *   (b) TTFT p50/p90 of short requests (max_tokens 1..4) — goal: gateway adds <= 1 ms at p50. The
+ *       in-process baseline evaluates each prompt whole; runners reuse a cached prefix (the
+ *       prompt cache), so a warm request through the gateway evaluates less than the baseline.
  *   (c) aggregate tokens/s with 1, 2, 4 concurrent streams on one runner (sequences 4) and on two
  *       replicas (replicas {min: 2, max: 2}) vs in-process sequences on one context.
  * Baseline and gateway runs alternate, each measured `rounds` times; medians are printed. Besides
@@ -380,7 +382,7 @@ async function main(): Promise<void> {
   console.log(`\n(b) TTFT over ${TTFT_REQUESTS} short requests (max_tokens 1..4, interleaved), ms`);
   const ttftRow = (name: string, values: number[]) => [name, fmt(median(values), 2), fmt(percentile(values, 90), 2), fmt(Math.min(...values), 2), fmt(Math.max(...values), 2)];
   console.log(table(["path", "p50", "p90", "min", "max"], [ttftRow("in-process", ttftBase), ttftRow("gateway", ttftGw)]));
-  console.log(`added TTFT through the gateway: p50 ${fmt(median(ttftGw) - median(ttftBase), 2)} ms (goal <= 2 ms), p90 ${fmt(percentile(ttftGw, 90) - percentile(ttftBase, 90), 2)} ms`);
+  console.log(`added TTFT through the gateway: p50 ${fmt(median(ttftGw) - median(ttftBase), 2)} ms (goal <= 1 ms; the baseline has no prompt cache), p90 ${fmt(percentile(ttftGw, 90) - percentile(ttftBase, 90), 2)} ms`);
 
   // (c) concurrency on one runner
   const concBase = new Map<number, ConcRow>();
