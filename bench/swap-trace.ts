@@ -25,7 +25,7 @@
  */
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, symlinkSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -127,6 +127,7 @@ interface BenchModel {
 
 async function prepareModels(): Promise<BenchModel[]> {
   const models: BenchModel[] = [];
+  mkdirSync(DIR, { recursive: true });
   for (let copy = 1; copy <= TINY_COPIES; copy++) {
     const link = path.join(DIR, `tiny-${copy}.gguf`);
     if (!existsSync(link)) {
