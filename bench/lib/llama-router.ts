@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { processTree, signalTree } from "./process-tree.js";
+import { isAlive, processTree, signalTree } from "./process-tree.js";
 
 /**
  * llama.cpp's `llama-server` in router mode (`--models-dir`): one router process that starts a
@@ -108,13 +108,13 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
     }
     signalTree(tree, "SIGTERM");
     const until = Date.now() + 5000;
-    while (Date.now() < until && (!exited || processTree(pid).length > 0 || tree.some(alive))) await sleep(50);
+    while (Date.now() < until && (!exited || processTree(pid).length > 0 || tree.some(isAlive))) await sleep(50);
     try {
       process.kill(-pid, "SIGKILL");
     } catch {
       // group gone
     }
-    signalTree(tree.filter(alive), "SIGKILL");
+    signalTree(tree.filter(isAlive), "SIGKILL");
   };
   const router: LlamaRouter = {
     url,
@@ -143,14 +143,6 @@ export async function startLlamaRouter(options: RouterOptions): Promise<LlamaRou
   return router;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

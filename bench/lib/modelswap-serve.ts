@@ -5,7 +5,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { AdminClient } from "../../gen/modelswap/v1/admin.js";
 import { InferenceClient } from "../../gen/modelswap/v1/inference.js";
-import { commandLine, processTree, signalTree } from "./process-tree.js";
+import { commandLine, isAlive, processTree, signalTree } from "./process-tree.js";
 
 const CLI_MAIN = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
 
@@ -89,24 +89,16 @@ export async function startServe(config: Record<string, unknown>, configPath: st
         // gone
       }
       const until = Date.now() + 8000;
-      while (Date.now() < until && (!exited || tree.some(alive))) await new Promise((resolve) => setTimeout(resolve, 50));
+      while (Date.now() < until && (!exited || tree.some(isAlive))) await new Promise((resolve) => setTimeout(resolve, 50));
       try {
         process.kill(-pid, "SIGKILL");
       } catch {
         // group gone
       }
-      signalTree(tree.filter(alive), "SIGKILL");
+      signalTree(tree.filter(isAlive), "SIGKILL");
     },
   };
   runningServes.add(serve);
   return serve;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -112,3 +112,13 @@ export function treeMemory(pids: readonly number[], name: (pid: number) => strin
   const parts = [...byName].map(([kind, entry]) => `${entry.count} × ${kind} ${Math.round(entry.rssBytes / 1e6)} MB`).join(", ");
   return { rssBytes: rss, pssBytes: pss, parts, byName };
 }
+
+/** Whether a process with this pid exists (signal 0). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,19 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
-import { vmRssBytes } from "../lib/process-tree.js";
+import { pssBytes, vmRssBytes } from "../lib/process-tree.js";
 
 /** What runner processes hold, from /proc and (where there is one) nvidia-smi. */
 
-/** Proportional set size: shared pages (libllama, Node) split among the processes that map them. */
-export function pssBytes(pid: number): number {
-  try {
-    const match = /^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
-    return match ? Number(match[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /** GPU memory each process holds (nvidia-smi --query-compute-apps), or undefined without a discrete NVIDIA GPU. */
 export function gpuBytesByPid(): Map<number, number> | undefined {

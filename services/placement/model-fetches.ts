@@ -8,6 +8,7 @@ import { INTERNAL_SECRET_ENV } from "../../common/internal-auth/internal-env.js"
 import type { Logger } from "../../common/logger.js";
 import { FetchReport } from "../../gen/modelswap/v1/runner.js";
 import type { DownloadOrder } from "./placement-types.js";
+import { stopChildren } from "./stop-children.js";
 
 const FETCH_MAIN = fileURLToPath(new URL("../runner/fetch-main.js", import.meta.url));
 const MAX_MESSAGE_LENGTH = 1000;
@@ -93,15 +94,7 @@ export class ModelFetches {
   /** Ends every download (what arrived stays on disk: the next start resumes it) and waits for the processes to exit. */
   async stopAll(timeoutMs = 3000): Promise<void> {
     this.stopping = true;
-    const exits = [...this.children.values()].map(
-      (child) => new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-        setTimeout(() => child.kill("SIGKILL"), timeoutMs).unref();
-      }),
-    );
-    await Promise.all(exits);
+    await stopChildren(this.children.values(), timeoutMs);
   }
 
   private emit(event: FetchEvent): void {

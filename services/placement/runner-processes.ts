@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { INTERNAL_SECRET_ENV, RUNNER_KEY_ENV } from "../../common/internal-auth/internal-env.js";
 import type { RunnerKey } from "../../common/internal-auth/runner-key.js";
 import type { Logger } from "../../common/logger.js";
+import { stopChildren } from "./stop-children.js";
 
 const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url));
 
@@ -77,14 +78,6 @@ export class RunnerProcesses {
 
   /** Ends every runner this placement started and waits for them to exit. */
   async stopAll(timeoutMs = 3000): Promise<void> {
-    const exits = [...this.children.values()].map(
-      (child) => new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-        setTimeout(() => child.kill("SIGKILL"), timeoutMs).unref();
-      }),
-    );
-    await Promise.all(exits);
+    await stopChildren(this.children.values(), timeoutMs);
   }
 }
