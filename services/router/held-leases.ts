@@ -22,16 +22,12 @@ export class HeldLease {
     private readonly pool: HeldLeases,
   ) {}
 
-  get parked(): boolean {
-    return this.state === "parked";
-  }
-
   /** The stream on this lease ended; the lease is kept for the next one when that is safe, else released. */
   end(outcome: LeaseOutcome, nowMs: number): void {
     if (this.state !== "streaming") return;
     // The runner accepts a lease token until it expires: a lease past half its life goes back.
     const fresh = nowMs - this.grantedAtMs < LEASE_TOKEN_TTL_MS / 2;
-    if (outcome === LeaseOutcome.LEASE_OUTCOME_OK && !this.revoked && fresh && this.pool.open) {
+    if (outcome === LeaseOutcome.LEASE_OUTCOME_OK && !this.revoked && fresh && this.pool.accepting) {
       this.state = "parked";
       this.write({ message: { $case: "park", value: { outcome } } });
       this.pool.add(this);
@@ -77,7 +73,12 @@ export class HeldLease {
 /** The router's parked leases, by model: a warm request takes one instead of calling Acquire. */
 export class HeldLeases {
   private readonly byModel = new Map<string, HeldLease[]>();
-  open = true;
+  private closed = false;
+
+  /** Leases may be parked (until close()). */
+  get accepting(): boolean {
+    return !this.closed;
+  }
 
   add(held: HeldLease): void {
     const list = this.byModel.get(held.lease.model) ?? [];
@@ -111,7 +112,7 @@ export class HeldLeases {
 
   /** Gives every parked lease back and parks no more. */
   close(): void {
-    this.open = false;
+    this.closed = true;
     for (const list of this.byModel.values()) for (const held of list.splice(0)) held.releaseIdle();
   }
 }

@@ -64,8 +64,8 @@ export interface LoadedModel {
   readonly deviceBytes: number;
   /** Layers llama.cpp offloaded to the GPU (0 on CPU). */
   readonly gpuLayers: number;
-  /** File bytes whose weights are mapped (use_mmap) rather than read into memory; 0 when read. */
-  readonly mappedBytes: number;
+  /** The weights are mapped from the file (use_mmap) rather than read into memory. */
+  readonly weightsMapped: boolean;
   /** Where it runs: "cpu", "cuda", "vulkan", "metal". */
   readonly backend: string;
   /**

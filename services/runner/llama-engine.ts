@@ -125,7 +125,7 @@ export class LlamaEngine implements Engine {
       }
     }
     loaded.deviceBytes = Math.max(0, (await deviceUsed()) - deviceBefore);
-    loaded.mappedBytes = useMmap ? statSync(spec.path).size : 0;
+    loaded.weightsMapped = useMmap;
     return loaded;
   }
 }
@@ -140,7 +140,7 @@ interface PooledSequence {
 
 class LlamaLoadedModel implements LoadedModel {
   deviceBytes = 0;
-  mappedBytes = 0;
+  weightsMapped = false;
   get backend(): string {
     return this.model.gpuLayers > 0 && this.model.llama.gpu !== false ? this.model.llama.gpu : "cpu";
   }

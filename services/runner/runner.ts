@@ -136,7 +136,8 @@ export class Runner {
       const rssAfter = after.rssBytes;
       // RSS growth plus what the load took on the GPU, each byte once (on a Jetson the device
       // figure is the shared pool, which already includes the anonymous RSS growth).
-      const measured = measureLoad({ ...before, deviceUsedBytes: 0 }, { ...after, deviceUsedBytes: loaded.deviceBytes }, this.options.unifiedMemory ?? false, loaded.mappedBytes);
+      const fileBytes = fileSize(spec.path);
+      const measured = measureLoad({ ...before, deviceUsedBytes: 0 }, { ...after, deviceUsedBytes: loaded.deviceBytes }, this.options.unifiedMemory ?? false, loaded.weightsMapped ? fileBytes : 0);
       const measuredBytes = measured.chargedBytes + measured.gpuChargedBytes;
       this.models.set(spec.model, { loaded, measuredBytes, gpuBytes: measured.deviceBytes });
       const loadMs = performance.now() - started;
@@ -152,7 +153,7 @@ export class Runner {
             modelLoadMs: loaded.timings.modelLoadMs,
             contextMs: loaded.timings.contextMs,
             warmUpMs: loaded.timings.warmUpMs,
-            fileBytes: fileSize(spec.path),
+            fileBytes,
             gpuBytes: measured.deviceBytes,
             backend: loaded.backend,
             gpuLayers: loaded.gpuLayers,
