@@ -327,9 +327,6 @@ export class PlacementCore implements PlacementView {
       return;
     }
     runner.rssBytes = rssAfterBytes;
-    // An admin's unload is done once no replica is left: the next request loads the model to stay.
-    const model = this.models.get(modelName);
-    if (model && replicasOf(this, modelName).length === 0) model.unloadRequested = false;
     this.publish({ kind: "unloaded", model: modelName, runnerId, reason: hosted.unload ?? { cause: "admin_unload" }, rssBeforeBytes, rssAfterBytes });
     // The ledger charges what is really there: memory the runner kept counts as its own.
     let stillHosted = 0;
@@ -440,10 +437,7 @@ export class PlacementCore implements PlacementView {
         this.rejectWaitersOf(modelName, unavailable(`runners crashed ${this.settings.maxLoadAttempts} times loading "${modelName}"; check the model file and the runner logs`, 5));
       }
     }
-    for (const name of models) {
-      const model = this.models.get(name);
-      if (model && replicasOf(this, name).length === 0) model.unloadRequested = false;
-    }
+    for (const name of models) this.endUnloadRequestWhenGone(name);
     this.publish({ kind: "runner_exited", runnerId, models, loading, expected, exitCode });
     this.reconcile();
   }
@@ -653,6 +647,13 @@ export class PlacementCore implements PlacementView {
   private removeHosted(runner: RunnerRecord, modelName: string): void {
     runner.hosted.delete(modelName);
     if (runner.isolatedFor === modelName) runner.isolatedFor = undefined;
+    this.endUnloadRequestWhenGone(modelName);
+  }
+
+  /** An admin's unload is done once no replica is left (unloaded, failed or crashed): the next request loads the model to stay. */
+  private endUnloadRequestWhenGone(modelName: string): void {
+    const model = this.models.get(modelName);
+    if (model && replicasOf(this, modelName).length === 0) model.unloadRequested = false;
   }
 
   // ---- helpers ----------------------------------------------------------------------

@@ -336,6 +336,22 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
   });
 
   describe("admin", () => {
+    it("forgets an unload asked while the only replica was loading once that load fails: the next load stays", () => {
+      const harness = threeModels();
+      harness.autoFinishLoads = false;
+      harness.request("w1", "a");
+      harness.core.unload("a");
+      harness.core.runnerLoadFailed(harness.loadingRunner()!.id, "a", "invalid magic");
+      harness.settle();
+      // act
+      harness.autoFinishLoads = true;
+      const again = harness.request("w2", "a");
+      harness.release("w2");
+      // assert
+      assert.equal(again.lease?.model, "a");
+      assert.deepEqual(harness.kinds("unloaded"), [], "not unloaded as if an admin had asked");
+    });
+
     it("unloads a model only after its streams end", () => {
       const harness = threeModels();
       harness.request("w1", "a");
