@@ -1,7 +1,7 @@
 import { LOG_FORMATS, type LogFormat, type LogOptions } from "../common/logger.js";
 
 /** Carries the log format from a CLI process to the processes it starts (placement, runners). */
-export const LOG_FORMAT_VARIABLE = "MODELSWAP_LOG_FORMAT";
+const LOG_FORMAT_VARIABLE = "MODELSWAP_LOG_FORMAT";
 import { INTERNAL_SECRET_ENV } from "../common/internal-auth/internal-env.js";
 
 /** Read once and removed, so that no process this one starts inherits it (runners get a derived key). */

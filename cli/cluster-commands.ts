@@ -28,7 +28,7 @@ export async function clusterPsCommand(etcdEndpoints: string[], prefix: string, 
 }
 
 /** The boxes, then where each model lives. Pure: tests read its output. */
-export function formatCluster(boxes: readonly BoxRecord[]): string {
+function formatCluster(boxes: readonly BoxRecord[]): string {
   const names = (box: BoxRecord, state: "resident" | "loading") => box.models.filter((model) => model.state === state).map((model) => model.name).join(", ") || "-";
   const boxTable = table(
     ["BOX", "ADDRESS", "BUDGET", "FREE", "IN-FLIGHT", "QUEUED", "POLICY", "RESIDENT", "LOADING"],

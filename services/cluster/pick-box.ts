@@ -57,7 +57,7 @@ export function filterBoxes(model: string, boxes: readonly BoxRecord[], exclude:
 }
 
 /** Where the model stands on one box, as a reason and a score (lower is better). */
-export function scoreBox(box: BoxRecord, entry: BoxModel): Scored {
+function scoreBox(box: BoxRecord, entry: BoxModel): Scored {
   const load = box.inFlight + box.queueDepth;
   const model = entry.name;
   if (entry.state === "resident") return { box, model, reason: "resident", score: load, detail: `resident, ${box.inFlight} in flight, ${box.queueDepth} queued` };

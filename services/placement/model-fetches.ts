@@ -9,6 +9,7 @@ import type { Logger } from "../../common/logger.js";
 import { FetchReport } from "../../gen/modelswap/v1/runner.js";
 import type { DownloadOrder } from "./placement-types.js";
 import { stopChildren } from "./stop-children.js";
+import { boundedText } from "../../common/bounded-text.js";
 
 const FETCH_MAIN = fileURLToPath(new URL("../runner/fetch-main.js", import.meta.url));
 const MAX_MESSAGE_LENGTH = 1000;
@@ -76,7 +77,7 @@ export class ModelFetches {
             () => this.stopping || this.emit({ kind: "failed", model: order.model, error: unavailable(`the download of ${order.source} finished but ${order.path} is not there; try again`) }),
           );
         case "failed":
-          return end({ kind: "failed", model: order.model, error: new ModelswapError(knownCode(report.value.code), bounded(report.value.message)) });
+          return end({ kind: "failed", model: order.model, error: new ModelswapError(knownCode(report.value.code), boundedText(report.value.message, MAX_MESSAGE_LENGTH)) });
       }
     });
     // "close", not "exit": it comes after the IPC channel delivered the last report.
@@ -107,6 +108,3 @@ function knownCode(code: number): GrpcStatus {
   return Number.isInteger(code) && code > 0 && code <= 16 ? (code as GrpcStatus) : GrpcStatus.UNKNOWN;
 }
 
-function bounded(text: string): string {
-  return text.length <= MAX_MESSAGE_LENGTH ? text : `${text.slice(0, MAX_MESSAGE_LENGTH)}...`;
-}

@@ -9,8 +9,9 @@ import { describeModel, describeStatus } from "./placement-status.js";
 import { policyByName, type AnyEvictionPolicy } from "./policies/registry.js";
 import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, ResidencyChange, WaiterKind } from "./placement-types.js";
 import { reportChecks } from "./report-checks.js";
-import { footprint, gpuFootprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason } from "./records.js";
+import { footprint, idleExpiresAtMs, gpuFootprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason, type WaiterRecord } from "./records.js";
 import { WaitQueue } from "./wait-queue.js";
+import { boundedText } from "../../common/bounded-text.js";
 
 /** More planning rounds than this in one event means the planner does not converge: a bug. */
 const MAX_PLAN_ROUNDS = 10_000;
@@ -125,11 +126,11 @@ export class PlacementCore implements PlacementView {
         2,
       );
     }
-    this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.nowMs + this.settings.queueTimeoutMs), excludeRunners);
+    const waiter = this.enqueue(waiterId, modelName, kind, Math.min(deadlineMs, this.nowMs + this.settings.queueTimeoutMs), excludeRunners);
     // A request that joins a download sees where it stands at once (the next report may be a while).
     const file = this.models.get(modelName)!.file;
     if (file.state === "downloading") {
-      this.queue.find(waiterId)!.loadStartedMs = this.nowMs;
+      waiter.loadStartedMs = this.nowMs;
       this.effects.notifyDownloading(waiterId, modelName, file.bytes, file.totalBytes);
     }
     this.reconcile();
@@ -456,8 +457,8 @@ export class PlacementCore implements PlacementView {
       if (runner.state !== "ready") continue;
       for (const hosted of runner.hosted.values()) {
         const model = this.models.get(hosted.model)!;
-        const ttl = model.catalog.config.ttlMs;
-        if (hosted.state === "ready" && ttl !== undefined && !model.pinned && model.lastUsedMs + ttl > now) ahead.push(model.lastUsedMs + ttl);
+        const expiresAtMs = idleExpiresAtMs(model);
+        if (hosted.state === "ready" && expiresAtMs !== undefined && expiresAtMs > now) ahead.push(expiresAtMs);
         for (const parkedAtMs of hosted.parked.values()) ahead.push(parkedAtMs + PARKED_LEASE_MAX_IDLE_MS);
       }
     }
@@ -658,9 +659,10 @@ export class PlacementCore implements PlacementView {
 
   // ---- helpers ----------------------------------------------------------------------
 
-  private enqueue(id: string, model: string, kind: WaiterKind, deadlineMs: number, excludeRunners: ReadonlySet<string>): void {
-    this.queue.add(id, model, kind, this.nowMs, deadlineMs, excludeRunners);
+  private enqueue(id: string, model: string, kind: WaiterKind, deadlineMs: number, excludeRunners: ReadonlySet<string>): WaiterRecord {
+    const waiter = this.queue.add(id, model, kind, this.nowMs, deadlineMs, excludeRunners);
     this.publish({ kind: "queued", model, waiterId: id, waiterKind: kind });
+    return waiter;
   }
 
   private rejectWaitersOf(modelName: string, error: ModelswapError): void {
@@ -717,7 +719,3 @@ export class PlacementCore implements PlacementView {
 
 const isByteCount = (value: number) => Number.isSafeInteger(value) && value >= 0;
 
-/** Text from a runner, bounded before it is copied into errors, events and logs. */
-function boundedText(text: string, maxLength = 500): string {
-  return text.length <= maxLength ? text : `${text.slice(0, maxLength)}...`;
-}

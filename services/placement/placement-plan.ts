@@ -5,7 +5,7 @@ import type { PlacementAction, PlacementView } from "./placement-actions.js";
 import type { ResidentModel } from "./policies/eviction-policy.js";
 import { downloadStep } from "./download-step.js";
 import { availableReplicas, pickReplica } from "./replica-picker.js";
-import { footprint, runnerLeases, type HostedModel, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
+import { footprint, idleExpiresAtMs, runnerLeases, type HostedModel, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
 
 /** Memory a runner may keep above its size at registration before it is recycled to make room. */
 const RETAINED_SLACK_BYTES = 8 * 1024 * 1024;
@@ -139,13 +139,12 @@ function reclaimParkedLeases(view: PlacementView): PlacementAction[] {
   const requestWaits = view.queue.all().some((waiter) => view.models.get(waiter.model)?.file.state !== "downloading");
   const leaseIds = parkedLeases(view, (runner, hosted, parkedAtMs) => {
     const model = view.models.get(hosted.model)!;
-    const ttl = model.catalog.config.ttlMs;
     return (
       requestWaits ||
       model.unloadRequested ||
       runner.state !== "ready" ||
       hosted.state !== "ready" ||
-      (!model.pinned && ttl !== undefined && view.nowMs - model.lastUsedMs >= ttl) ||
+      idleExpired(model, view.nowMs) ||
       view.nowMs - parkedAtMs >= PARKED_LEASE_MAX_IDLE_MS
     );
   });
@@ -161,6 +160,11 @@ function parkedLeases(view: PlacementView, wanted: (runner: RunnerRecord, hosted
     }
   }
   return leaseIds;
+}
+
+function idleExpired(model: ModelRecord, nowMs: number): boolean {
+  const expiresAtMs = idleExpiresAtMs(model);
+  return expiresAtMs !== undefined && nowMs >= expiresAtMs;
 }
 
 function anyRevoking(view: PlacementView): boolean {
@@ -340,10 +344,9 @@ function unloadIdle(view: PlacementView): PlacementAction[] {
     for (const hosted of runner.hosted.values()) {
       if (hosted.state !== "ready" || hosted.leases.size > 0 || view.queue.countOf(hosted.model) > 0) continue;
       const model = view.models.get(hosted.model)!;
-      const ttl = model.catalog.config.ttlMs;
       if (model.unloadRequested) {
         actions.push({ kind: "unload", model: hosted.model, runnerId: runner.id, reason: { cause: "admin_unload" }, forWaiter: undefined });
-      } else if (!model.pinned && ttl !== undefined && view.nowMs - model.lastUsedMs >= ttl) {
+      } else if (idleExpired(model, view.nowMs)) {
         actions.push({ kind: "unload", model: hosted.model, runnerId: runner.id, reason: { cause: "idle_ttl" }, forWaiter: undefined });
       }
     }

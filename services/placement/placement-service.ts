@@ -178,7 +178,7 @@ export class PlacementGrpc {
         const waiterId = `load${++this.serial}`;
         const model = request.model;
         this.pendingLoads.set(waiterId, {
-          resolve: (loadMs) => resolve({ model: driver.core.listModels().find((info) => info.name === model || info.aliases.includes(model)), loadMs }),
+          resolve: (loadMs) => resolve({ model: driver.core.modelInfo(driver.core.models.get(driver.core.resolve(model))!), loadMs }),
           reject,
         });
         signal.addEventListener("abort", () => {

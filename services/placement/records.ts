@@ -104,6 +104,12 @@ export function footprint(model: ModelRecord): number | undefined {
   return model.measuredBytes ?? model.estimatedBytes;
 }
 
+/** When an unpinned model with a `ttl` is due to be unloaded for idling; undefined when it never is. */
+export function idleExpiresAtMs(model: ModelRecord): number | undefined {
+  const ttl = model.catalog.config.ttlMs;
+  return model.pinned || ttl === undefined ? undefined : model.lastUsedMs + ttl;
+}
+
 /** Leases with a stream on them now (not parked). */
 export function streamingLeases(hosted: HostedModel): number {
   return hosted.leases.size - hosted.parked.size;
@@ -119,7 +125,7 @@ export function gpuFootprint(model: ModelRecord): number {
   return Math.min(total ?? 0, gpu ?? 0);
 }
 
-/** Streams in flight on a runner, over all its models. */
+/** Leases on a runner over all its models, parked ones included (a runner with any is not recycled). */
 export function runnerLeases(runner: RunnerRecord): number {
   let total = 0;
   for (const hosted of runner.hosted.values()) total += hosted.leases.size;

@@ -16,14 +16,14 @@ const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url))
  * 1 MiB, 135 MB flat (167-180 ms); 4 MiB, 148 MB flat (145-156 ms). Page faults on fresh
  * mappings are the price; 1 MiB keeps most of the memory for part of it.
  */
+const RUNNER_MALLOC_TUNING = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576" };
+
 /**
  * V8's young generation, kept small: a runner's JavaScript allocates little per token, and
  * the default semi-spaces hold memory no model can use. Measured on the 2-core box, a
  * runner with no model (three starts each): 105-129 MB RSS by default, 96-101 MB with 2 MiB.
  */
 const RUNNER_NODE_FLAGS = ["--max-semi-space-size=2"];
-
-const RUNNER_MALLOC_TUNING = { GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576" };
 
 export interface RunnerProcessOptions {
   gpu: string;
