@@ -89,11 +89,6 @@ export interface Engine {
   init(gpu: string): Promise<void>;
   load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel>;
   /**
-   * Reads what a load of `path` will need from the file's header, ahead of the load (e.g.
-   * while the model it replaces unloads). Optional; never throws (the load reports errors).
-   */
-  prepare?(path: string): void;
-  /**
    * Footprint (weights + context) estimated from the GGUF header, without loading: `bytes`
    * in all, of which `gpuBytes` on the GPU with `gpuLayers` offloaded (-1: all layers; 0
    * without a GPU backend).

@@ -82,10 +82,6 @@ export class LlamaEngine implements Engine {
     return decision;
   }
 
-  prepare(path: string): void {
-    if (this.llama) this.mapsWeights(path).catch(() => undefined);
-  }
-
   async load(spec: LoadSpec, onProgress: (progress: number) => void): Promise<LoadedModel> {
     const llama = this.ready;
     const deviceUsed = async () => (llama.gpu === false ? 0 : (await llama.getVramState()).used);

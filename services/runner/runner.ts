@@ -91,8 +91,6 @@ export class Runner {
       void this.estimate(c.value.requestId, c.value.path, c.value.contextSize, c.value.sequences, c.value.gpuLayers);
       return;
     }
-    // The next model's header is read now, beside an unload or load still running.
-    if (c.$case === "load") this.options.engine.prepare?.(c.value.path);
     this.commands = this.commands.then(async () => {
       switch (c.$case) {
         case "load":
