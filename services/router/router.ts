@@ -1,5 +1,5 @@
 import { credentials, Metadata, status as GrpcStatus, type ClientDuplexStream, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
-import { cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServiceError, notFound, unavailable } from "../../common/errors.js";
+import { asModelswapError, cancelled, deadlineExceeded, fromServiceError, invalidArgument, isServiceError, notFound, unavailable } from "../../common/errors.js";
 import { INTERNAL_METADATA } from "../../common/internal-auth/internal-metadata.js";
 import type { Logger } from "../../common/logger.js";
 import { ModelState, type GenerateResponse, type ModelInfo } from "../../gen/modelswap/v1/inference.js";
@@ -93,7 +93,7 @@ export class Router {
           lease = await this.acquire(target, model, failedRunners, signal, deadline, sink);
         } catch (error) {
           // A box that cannot lease (gone, or its loads failed) is left for another one, before any token.
-          if (!this.options.placementFor || !isUnavailable(error) || tries >= this.maxAttempts || signal.aborted) throw error;
+          if (!this.options.placementFor || asModelswapError(error)?.code !== GrpcStatus.UNAVAILABLE || tries >= this.maxAttempts || signal.aborted) throw error;
           failedBoxes.add(target.box);
           attempt.failovers++;
           this.options.logger.warn("box_failover", { model, box: target.box, error: (error as Error).message });
@@ -207,7 +207,7 @@ export class Router {
         if (!e) return;
         if (e.$case === "queued") void sink({ event: { $case: "queued", value: e.value } });
         else if (e.$case === "loading") void sink({ event: { $case: "loading", value: e.value } });
-        else if (e.$case === "granted" && !held && !waitEnded) {
+        else if (e.$case === "granted" && !waitEnded) {
           endWait();
           held = new HeldLease(e.value, target.box, this.clock.now(), (message) => call.write(message), () => call.end(), this.heldLeases);
           resolve(held);
@@ -335,10 +335,6 @@ export class Router {
     }
     return client;
   }
-}
-
-function isUnavailable(error: unknown): boolean {
-  return (error as { code?: unknown }).code === GrpcStatus.UNAVAILABLE;
 }
 
 /** The runner serves only holders of a lease: placement's token for it travels with the call. */

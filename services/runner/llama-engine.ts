@@ -151,6 +151,8 @@ class LlamaLoadedModel implements LoadedModel {
   /** Streams waiting for the context lock to trim a kept sequence to the prefix they reuse. */
   private trimming = 0;
   private readonly chatWrapper: ChatWrapper;
+  /** What an end-of-generation token becomes when a request ignores EOS. */
+  private readonly newlineToken: Token;
 
   constructor(
     readonly spec: LoadSpec,
@@ -159,6 +161,7 @@ class LlamaLoadedModel implements LoadedModel {
     readonly timings: LoadTimings,
   ) {
     this.chatWrapper = resolveChatWrapper(model);
+    this.newlineToken = model.tokenize("\n")[0]!;
   }
 
   /** Touches every weight once (page faults, first-use allocations) so the first request is fast. */
@@ -194,7 +197,7 @@ class LlamaLoadedModel implements LoadedModel {
       const maxTokens = Math.min(input.maxTokens, this.spec.contextSize - promptTokens.length);
       const stopMatcher = new StopMatcher([...input.sampling.stop, ...stops]);
       const recent: Token[] = promptTokens.slice(-REPEAT_PENALTY_WINDOW);
-      const replacementForEog = input.sampling.ignoreEos ? this.model.tokenize("\n")[0] : undefined;
+      const replacementForEog = input.sampling.ignoreEos ? this.newlineToken : undefined;
       const sampling = input.sampling;
       const iterator = sequence
         .evaluate(promptTokens.slice(reuse), {

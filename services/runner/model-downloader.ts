@@ -4,7 +4,7 @@ import { mkdir, rm, stat } from "node:fs/promises";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import { createModelDownloader } from "node-llama-cpp";
 import { parseModelSource, type ModelSource } from "../../common/config/parse-model-source.js";
-import { cancelled, failedPrecondition, invalidArgument, ModelswapError, notFound, unavailable } from "../../common/errors.js";
+import { cancelled, failedPrecondition, invalidArgument, ModelswapError, notFound, permissionDenied, unavailable } from "../../common/errors.js";
 
 export interface DownloadProgress {
   /** Bytes on disk so far (a resumed download starts at what the last try kept). */
@@ -166,7 +166,7 @@ function describeFailure(error: unknown, source: ModelSource): ModelswapError {
   const what = source.kind === "hf-quant" ? `the repository ${source.user}/${source.repo} and the quantisation ${source.quant}` : "the address";
   if (statusCode === 404 || /Cannot get quantization|does not exist/.test(message)) return notFound(`${source.uri} was not found: check ${what}`);
   if (statusCode === 401 || statusCode === 403) {
-    return new ModelswapError(GrpcStatus.PERMISSION_DENIED, `${source.uri} needs access rights (HTTP ${statusCode}): for a gated Hugging Face repository accept its terms and set HF_TOKEN`);
+    return permissionDenied(`${source.uri} needs access rights (HTTP ${statusCode}): for a gated Hugging Face repository accept its terms and set HF_TOKEN`);
   }
   if (typeof statusCode === "number") return unavailable(`${source.uri}: the server answered HTTP ${statusCode}; try again later`);
   if (/fetch failed|Failed to fetch manifest/.test(message)) return unavailable(`${source.uri}: ${message}. Check the network connection.`);

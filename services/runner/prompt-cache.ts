@@ -32,7 +32,7 @@ export function commonPrefixLength(a: readonly number[], b: readonly number[]): 
 }
 
 /** Tokens of `prompt` that a sequence holding `kept` does not have to evaluate again. */
-export function reusablePrefix(sequence: KeptSequence, prompt: readonly number[]): number {
+function reusablePrefix(sequence: KeptSequence, prompt: readonly number[]): number {
   if (!sequence.reusable) return 0;
   return Math.max(0, Math.min(commonPrefixLength(sequence.tokens, prompt), prompt.length - 1));
 }

@@ -84,6 +84,7 @@ export function runnerDataService(deps: RunnerDataDeps) {
 function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
   // The router sends fully resolved sampling; a request without any gets the project's defaults.
   const s = request.sampling ?? { ...SAMPLING_DEFAULTS, seed: undefined, stop: [], ignoreEos: false };
+  // SamplingSettings has `seed` always present (undefined when unset), the wire type optional.
   const sampling = { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP, repeatPenalty: s.repeatPenalty, seed: s.seed, stop: s.stop, ignoreEos: s.ignoreEos };
   // The ranges the gateway and the config allow (validate-request.ts, parse-config.ts).
   const range = (name: string, value: number, min: number, max: number) => {
@@ -98,9 +99,4 @@ function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
   const common = { resumeText: request.resumeText, maxTokens: request.maxTokens, sampling };
   if (request.input?.$case === "chat") return { kind: "chat", turns: request.input.value.turns, ...common };
   return { kind: "prompt", prompt: request.input?.$case === "prompt" ? request.input.value : "", ...common };
-}
-
-/** proto3 sends an unset float as 0; NaN stays NaN (and is refused). */
-function unsetAsOne(value: number | undefined): number {
-  return value === undefined || value === 0 ? 1 : value;
 }

@@ -16,7 +16,6 @@ export interface RunnerOptions {
   logger: Logger;
   /** GPU allocations come out of the same DRAM as RSS (Jetson). */
   unifiedMemory?: boolean;
-  rssBytes?: () => number;
   /** RSS and its anonymous part (defaults to /proc/self/status). */
   memory?: () => { rssBytes: number; anonymousRssBytes: number };
 }
@@ -36,7 +35,7 @@ export class Runner {
   private readonly memory: () => { rssBytes: number; anonymousRssBytes: number };
 
   constructor(private readonly options: RunnerOptions) {
-    this.rss = options.rssBytes ?? (() => process.memoryUsage.rss());
+    this.rss = () => process.memoryUsage.rss();
     this.memory = options.memory ?? (() => processMemory());
   }
 
