@@ -5,7 +5,7 @@ import type { ApiKeyConfig, AuthConfig, Budget, ClusterConfig, Config, GpuLayers
 import { isLoopbackAddress } from "./loopback.js";
 import { parseDurationMs } from "./parse-duration.js";
 import { isModelSource, parseModelSource } from "./parse-model-source.js";
-import { SAMPLING_DEFAULTS } from "./sampling-defaults.js";
+import { SAMPLING_DEFAULTS, SAMPLING_RANGES } from "./sampling-defaults.js";
 
 type RawObject = Record<string, unknown>;
 
@@ -238,11 +238,11 @@ function parseSampling(raw: unknown, at: string): SamplingDefaults {
   const sampling = raw === undefined ? {} : object(raw, at);
   knownKeys(sampling, `${at}.`, ["temperature", "top_k", "top_p", "min_p", "repeat_penalty"]);
   return {
-    temperature: inRange(sampling.temperature ?? SAMPLING_DEFAULTS.temperature, `${at}.temperature`, 0, 2),
+    temperature: inRange(sampling.temperature ?? SAMPLING_DEFAULTS.temperature, `${at}.temperature`, SAMPLING_RANGES.temperature.min, SAMPLING_RANGES.temperature.max),
     topK: nonNegativeInt(sampling.top_k ?? SAMPLING_DEFAULTS.topK, `${at}.top_k`),
-    topP: inRange(sampling.top_p ?? SAMPLING_DEFAULTS.topP, `${at}.top_p`, 0, 1),
-    minP: inRange(sampling.min_p ?? SAMPLING_DEFAULTS.minP, `${at}.min_p`, 0, 1),
-    repeatPenalty: inRange(sampling.repeat_penalty ?? SAMPLING_DEFAULTS.repeatPenalty, `${at}.repeat_penalty`, 1, 2),
+    topP: inRange(sampling.top_p ?? SAMPLING_DEFAULTS.topP, `${at}.top_p`, SAMPLING_RANGES.topP.min, SAMPLING_RANGES.topP.max),
+    minP: inRange(sampling.min_p ?? SAMPLING_DEFAULTS.minP, `${at}.min_p`, SAMPLING_RANGES.minP.min, SAMPLING_RANGES.minP.max),
+    repeatPenalty: inRange(sampling.repeat_penalty ?? SAMPLING_DEFAULTS.repeatPenalty, `${at}.repeat_penalty`, SAMPLING_RANGES.repeatPenalty.min, SAMPLING_RANGES.repeatPenalty.max),
   };
 }
 

@@ -5,6 +5,18 @@ import type { SamplingDefaults } from "./config-types.js";
  * router fills unset request fields from the model's, and a runner asked without sampling
  * uses these too.
  */
+/**
+ * The ranges a sampling value may take anywhere it is set: in config, and on a runner (which
+ * gets the router's resolved values). The gateway takes requests within these, narrowed
+ * further for top_k (at most 1000) and top_p (above 0).
+ */
+export const SAMPLING_RANGES = Object.freeze({
+  temperature: { min: 0, max: 2 },
+  topP: { min: 0, max: 1 },
+  minP: { min: 0, max: 1 },
+  repeatPenalty: { min: 1, max: 2 },
+});
+
 export const SAMPLING_DEFAULTS: Readonly<SamplingDefaults> = Object.freeze({
   temperature: 0.8,
   topK: 40,

@@ -1,5 +1,6 @@
 import { invalidArgument } from "../../common/errors.js";
 import type { ChatRequest, GenerateRequest, SamplingParams } from "../../gen/modelswap/v1/inference.js";
+import { SAMPLING_RANGES } from "../../common/config/sampling-defaults.js";
 
 /** Hard limits that hold before the model is known; the model's context bounds max_tokens further. */
 export const LIMITS = {
@@ -99,11 +100,11 @@ function checkSampling(sampling: SamplingParams | undefined): SamplingParams | u
       throw invalidArgument(`sampling.${name} is ${value}; use a value ${minExclusive ? "above" : "from"} ${min} ${minExclusive ? "up to" : "to"} ${max}`);
     }
   };
-  range("temperature", sampling.temperature, 0, 2);
+  range("temperature", sampling.temperature, SAMPLING_RANGES.temperature.min, SAMPLING_RANGES.temperature.max);
   range("top_k", sampling.topK, 0, 1000);
-  range("top_p", sampling.topP, 0, 1, true);
-  range("min_p", sampling.minP, 0, 1);
-  range("repeat_penalty", sampling.repeatPenalty, 1, 2);
+  range("top_p", sampling.topP, SAMPLING_RANGES.topP.min, SAMPLING_RANGES.topP.max, true);
+  range("min_p", sampling.minP, SAMPLING_RANGES.minP.min, SAMPLING_RANGES.minP.max);
+  range("repeat_penalty", sampling.repeatPenalty, SAMPLING_RANGES.repeatPenalty.min, SAMPLING_RANGES.repeatPenalty.max);
   if (sampling.topK !== undefined && !Number.isInteger(sampling.topK)) throw invalidArgument("sampling.top_k must be a whole number");
   if (sampling.stop.length > LIMITS.stopStrings) throw invalidArgument(`sampling.stop has ${sampling.stop.length} strings; at most ${LIMITS.stopStrings}`);
   sampling.stop.forEach((stop, index) => {

@@ -3,7 +3,7 @@ import { failedPrecondition, invalidArgument, unauthenticated } from "../../comm
 import { INTERNAL_METADATA, singleValue } from "../../common/internal-auth/internal-metadata.js";
 import { serverStreamHandler } from "../../common/grpc/handlers.js";
 import { writeWithBackpressure } from "../../common/grpc/stream-writer.js";
-import { SAMPLING_DEFAULTS } from "../../common/config/sampling-defaults.js";
+import { SAMPLING_DEFAULTS, SAMPLING_RANGES } from "../../common/config/sampling-defaults.js";
 import type { Logger } from "../../common/logger.js";
 import { traceRunnerGenerate } from "../../common/telemetry/runner-tracing.js";
 import { RunnerDataService, type RunnerGenerateRequest, type RunnerGenerateResponse } from "../../gen/modelswap/v1/runner.js";
@@ -86,15 +86,15 @@ function toGenerateInput(request: RunnerGenerateRequest): GenerateInput {
   const s = request.sampling ?? { ...SAMPLING_DEFAULTS, seed: undefined, stop: [], ignoreEos: false };
   // SamplingSettings has `seed` always present (undefined when unset), the wire type optional.
   const sampling = { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP, repeatPenalty: s.repeatPenalty, seed: s.seed, stop: s.stop, ignoreEos: s.ignoreEos };
-  // The ranges the gateway and the config allow (validate-request.ts, parse-config.ts).
-  const range = (name: string, value: number, min: number, max: number) => {
+  // The ranges config allows (the gateway's are within them).
+  const range = (name: string, value: number, { min, max }: { min: number; max: number }) => {
     if (!(value >= min && value <= max)) throw invalidArgument(`sampling.${name} is ${value}; use a value from ${min} to ${max}`);
   };
-  range("temperature", sampling.temperature, 0, 2);
-  range("top_k", sampling.topK, 0, 2 ** 31 - 1);
-  range("top_p", sampling.topP, 0, 1);
-  range("min_p", sampling.minP, 0, 1);
-  range("repeat_penalty", sampling.repeatPenalty, 1, 2);
+  range("temperature", sampling.temperature, SAMPLING_RANGES.temperature);
+  range("top_k", sampling.topK, { min: 0, max: 2 ** 31 - 1 });
+  range("top_p", sampling.topP, SAMPLING_RANGES.topP);
+  range("min_p", sampling.minP, SAMPLING_RANGES.minP);
+  range("repeat_penalty", sampling.repeatPenalty, SAMPLING_RANGES.repeatPenalty);
   if (request.maxTokens < 0) throw invalidArgument(`max_tokens is ${request.maxTokens}; use a positive number`);
   const common = { resumeText: request.resumeText, maxTokens: request.maxTokens, sampling };
   if (request.input?.$case === "chat") return { kind: "chat", turns: request.input.value.turns, ...common };
