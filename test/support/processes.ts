@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -98,13 +99,30 @@ export function jsonLine(line: string): Record<string, unknown> | undefined {
   }
 }
 
-/** A free TCP port on 127.0.0.1 whose successor is free too (port, port + 1). */
+/**
+ * A free TCP port on 127.0.0.1 whose successor is free too (port, port + 1), taken below the
+ * kernel's ephemeral range: a port the probe frees inside that range may be handed to the next
+ * listen(0) or outgoing connection of any process (a placement on :0 took a gateway's port so).
+ */
 export async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await listenOnce(0);
-    if (port < 65535 && (await listenOnce(port + 1).then(() => true, () => false))) return port;
+  const [low, high] = belowEphemeralRange();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    const free = await Promise.all([port, port + 1].map((candidate) => listenOnce(candidate).then(() => true, () => false)));
+    if (free.every(Boolean)) return port;
   }
   throw new Error("no free pair of ports found");
+}
+
+/** [first, last) ports for tests: from 10000 up to the start of ip_local_port_range. */
+function belowEphemeralRange(): [number, number] {
+  let ephemeralStart = 32768;
+  try {
+    ephemeralStart = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || ephemeralStart;
+  } catch {
+    // not Linux: keep the IANA-ish default
+  }
+  return ephemeralStart > 12000 ? [10000, ephemeralStart - 2] : [49152, 65534];
 }
 
 function listenOnce(port: number): Promise<number> {
