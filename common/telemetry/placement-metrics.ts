@@ -1,4 +1,4 @@
-import { metrics, type Counter, type Histogram } from "@opentelemetry/api";
+import { metrics, type Counter, type Histogram, type Meter } from "@opentelemetry/api";
 import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import type { UnloadCause } from "../../services/placement/placement-types.js";
 
@@ -38,8 +38,7 @@ export class PlacementMetrics {
 }
 
 /** Placement's gauges, read from the core's status at scrape time (so they are never stale). */
-export function registerPlacementGauges(status: () => StatusResponse): void {
-  const meter = metrics.getMeter("modelswap");
+export function registerPlacementGauges(status: () => StatusResponse, meter: Meter = metrics.getMeter("modelswap")): void {
   const resident = meter.createObservableGauge("modelswap_resident_bytes", { description: "Bytes charged to the budget by resident models", unit: "By" });
   const budget = meter.createObservableGauge("modelswap_budget_bytes", { description: "The memory budget", unit: "By" });
   // Observed only when gpu_budget is set (a discrete GPU): absent series, not a misleading 0.
