@@ -310,7 +310,8 @@ export class PlacementCore implements PlacementView {
     reason = boundedText(reason);
     this.removeHosted(runner, modelName);
     this.publish({ kind: "load_failed", model: modelName, runnerId, reason });
-    if (model) this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
+    // A fetched model whose file went away waits for it to be fetched again.
+    if (model && !this.refetching(model)) this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
     this.reconcile();
   }
 
@@ -354,7 +355,9 @@ export class PlacementCore implements PlacementView {
     model.estimating = false;
     const problem = error ? undefined : (reportChecks.estimate(bytes, model.catalog, this.settings.physicalBytes) ?? reportChecks.gpuPart(gpuBytes, bytes));
     if (problem) this.effects.reportRejected(runnerId, "estimate.bytes", problem);
-    if (error || problem) {
+    if (this.refetching(model)) {
+      // the file went away: the waiters wait for the download, then it is estimated again
+    } else if (error || problem) {
       const why = error ? boundedText(error) : `the runner's estimate is not plausible (${problem})`;
       this.rejectWaitersOf(modelName, failedPrecondition(`cannot read model "${modelName}" at ${model.catalog.config.path}: ${why}`));
     } else {
@@ -367,6 +370,25 @@ export class PlacementCore implements PlacementView {
   }
 
   // ---- download events (a missing file fetched from the model's source) -------------
+
+  /** Placement found the model's file gone from disk (after a failed load or estimate): a model with a source is fetched again before its next load. */
+  fileGone(modelName: string): void {
+    const model = this.models.get(modelName);
+    if (!model?.catalog.config.source || model.file.state !== "present") return;
+    model.file = { state: "missing" };
+    model.catalog = { ...model.catalog, fileMissing: true };
+  }
+
+  /** A model fetched on first use whose file is gone: the next step downloads it again. */
+  private refetching(model: ModelRecord): boolean {
+    return model.catalog.config.source !== undefined && model.file.state === "missing";
+  }
+
+  /** Where a model fetched on first use keeps its file (undefined for a model with no source). */
+  fetchedPath(modelName: string): string | undefined {
+    const config = this.models.get(modelName)?.catalog.config;
+    return config?.source ? config.path : undefined;
+  }
 
   /** The download of `modelName`'s file reached `bytes` of `totalBytes` (0 while unknown). */
   downloadProgress(modelName: string, bytes: number, totalBytes: number): void {

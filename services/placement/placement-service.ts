@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { Metadata, status as GrpcStatus, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { ModelswapError, toGrpcStatus } from "../../common/errors.js";
 import { deadlineOf } from "../../common/grpc/call-context.js";
@@ -13,6 +14,7 @@ import { toWireEvent } from "./residency-events.js";
 import { LeaseOutcome, PlacementService, type AcquireEvent, type AcquireMessage, type AcquireRequest, type Lease } from "../../gen/modelswap/v1/placement.js";
 import { RunnerControlService, type RunnerCommand, type RunnerEvent } from "../../gen/modelswap/v1/runner.js";
 import type { CoreDriver } from "./core-driver.js";
+import type { PlacementCore } from "./placement-core.js";
 import type { PlacementEffects } from "./placement-types.js";
 
 type AcquireCall = ServerDuplexStream<AcquireMessage, AcquireEvent>;
@@ -256,6 +258,7 @@ export class PlacementGrpc {
             case "loaded":
               return core.runnerLoaded(runnerId, event.value);
             case "failed":
+              noticeFileGone(core, event.value.model);
               return core.runnerLoadFailed(runnerId, event.value.model, event.value.reason);
             case "unloaded":
               return core.runnerUnloaded(runnerId, event.value.model, event.value.rssBeforeBytes, event.value.rssBytes);
@@ -264,6 +267,7 @@ export class PlacementGrpc {
             case "heartbeat":
               return core.runnerHeartbeat(runnerId, event.value.rssBytes);
             case "estimate":
+              if (event.value.error) noticeFileGone(core, event.value.requestId);
               return core.runnerEstimate(runnerId, event.value.requestId, event.value.bytes, event.value.error, event.value.gpuBytes);
           }
         });
@@ -282,6 +286,16 @@ export class PlacementGrpc {
     };
     return { definition: RunnerControlService, implementation: { connect } };
   }
+}
+
+/**
+ * A load or estimate failed: when the model is fetched on first use and its file is no longer
+ * on disk (deleted while placement ran), the core learns so and fetches it again for the waiters
+ * instead of failing them.
+ */
+function noticeFileGone(core: PlacementCore, modelName: string): void {
+  const fetchedPath = core.fetchedPath(modelName);
+  if (fetchedPath !== undefined && !existsSync(fetchedPath)) core.fileGone(modelName);
 }
 
 /** Runner ids placement makes (`r<pid>-<hex>-<n>`), bounded before they are hashed or logged. */

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { forgeModel } from "../../forge/forge-model.js";
 import { LoadingPhase, type GenerateResponse, type Loading } from "../../gen/modelswap/v1/inference.js";
-import { collect, generateRequest, startCluster, type StreamResult, type TestCluster } from "../support/cluster.js";
+import { collect, generateRequest, startCluster, unary, type StreamResult, type TestCluster } from "../support/cluster.js";
 import { startModelServer, type ModelServer, type ServedRequest } from "../support/model-server.js";
 import { storiesModel } from "../support/paths.js";
 import { CLI_MAIN, cli, freePortPair, startProcess } from "../support/processes.js";
@@ -107,6 +107,16 @@ describe("a model named by its source is downloaded on first use (gateway, place
     assert.ok(again.tokens > 0);
     assert.ok(!again.events.some(isDownloading), "the file is there: no download");
     assert.equal(server.requests.length, requestsAfterDownload, "nothing asked of the host");
+
+    // someone deletes the file while placement runs: the next load finds it gone and fetches it again
+    await unary((cb) => cluster!.admin.unloadModel({ model: "stories" }, cb));
+    await cluster.waitForEvent((event) => event.kind === "unloaded" && event.model === "stories");
+    rmSync(path.join(modelsDir, "hf_ggml-org_stories.Q8_0.gguf"));
+    const afterDelete = await collect(cluster.inference, request);
+    assert.equal(afterDelete.error, undefined, afterDelete.error?.details);
+    assert.ok(afterDelete.tokens > 0 && afterDelete.events.some(isDownloading), "downloaded again, then served");
+    assert.deepEqual(hostRequests(), [2, 2]);
+    assert.equal(sha256(readFileSync(path.join(modelsDir, "hf_ggml-org_stories.Q8_0.gguf"))), sha256(stories));
   });
 
   it("ends the waiters of a failed download with a clear error (404, offline, checksum), serves other models meanwhile, and tries again on the next request", async () => {

@@ -102,6 +102,46 @@ describe("placement core: a model whose file is missing is downloaded on first u
     assert.deepEqual(again.downloading, [[0, 0]]);
   });
 
+  it("fetches the file again when it was deleted while placement ran: the failed load sends its waiter to a new download, not an error", () => {
+    const harness = remoteAndLocal();
+    const first = harness.request("w1", "remote");
+    harness.core.downloadDone("remote", { bytes: 2 * MiB, mtimeMs: 5 });
+    harness.settle();
+    assert.equal(first.lease?.model, "remote");
+    harness.release("w1");
+    harness.core.unload("remote");
+    harness.settle();
+    assert.equal(harness.runnerOf("remote"), undefined);
+    // act: the file was deleted; the next load fails and placement finds the file gone
+    harness.autoFinishLoads = false;
+    const next = harness.request("w2", "remote");
+    const runner = harness.loadingRunner()!.id;
+    harness.core.fileGone("remote");
+    harness.core.runnerLoadFailed(runner, "remote", "no file at /models/remote.gguf");
+    harness.settle();
+    // assert: the waiter follows a second download, then gets its lease
+    assert.equal(next.error, undefined);
+    assert.equal(harness.downloads.length, 2);
+    assert.deepEqual(next.downloading, [[0, 0]]);
+    harness.core.downloadDone("remote", { bytes: 2 * MiB, mtimeMs: 9 });
+    harness.finishLoads();
+    assert.equal(next.lease?.model, "remote");
+    assert.deepEqual(harness.kinds("downloading"), ["remote", "remote"]);
+  });
+
+  it("a model with no source whose file is gone fails its waiters with the load's reason (nothing to fetch from)", () => {
+    const harness = remoteAndLocal();
+    harness.autoFinishLoads = false;
+    const waiter = harness.request("w1", "local");
+    const runner = harness.loadingRunner()!.id;
+    harness.core.fileGone("local");
+    harness.core.runnerLoadFailed(runner, "local", "no file at /models/local.gguf");
+    harness.settle();
+    assert.equal(waiter.error?.code, status.FAILED_PRECONDITION);
+    assert.match(waiter.error!.message, /failed to load: no file at \/models\/local\.gguf/);
+    assert.equal(harness.downloads.length, 0);
+  });
+
   it("a waiter past its deadline leaves; the download goes on for the others", () => {
     const harness = remoteAndLocal();
     const impatient = harness.request("w1", "remote", harness.now + 5_000);
