@@ -72,6 +72,8 @@ export interface PlacementConfig {
   stateFile: string | undefined;
   /** Read the next model's file into page cache while the current one serves. */
   prefetch: boolean;
+  /** First-use downloads running at once; more wait for one to finish. */
+  maxDownloads: number;
 }
 
 export interface TelemetryConfig {

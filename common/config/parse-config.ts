@@ -250,6 +250,7 @@ function parsePlacement(raw: unknown, baseDir: string): PlacementConfig {
   const placement = raw === undefined ? {} : object(raw, "placement");
   knownKeys(placement, "placement.", [
     "listen", "eviction", "spare_runners", "queue_max", "queue_timeout", "min_residency", "fairness", "state_file", "prefetch",
+    "max_downloads",
   ]);
   const policy = string(placement.eviction ?? "cost", "placement.eviction");
   if (!(POLICIES as readonly string[]).includes(policy)) {
@@ -266,6 +267,7 @@ function parsePlacement(raw: unknown, baseDir: string): PlacementConfig {
     fairnessMs: duration(placement.fairness ?? "10s", "placement.fairness"),
     stateFile: stateFile === undefined ? undefined : path.resolve(baseDir, stateFile),
     prefetch: bool(placement.prefetch ?? true, "placement.prefetch"),
+    maxDownloads: intInRange(placement.max_downloads ?? 2, "placement.max_downloads", 1, 16),
   };
 }
 
@@ -381,6 +383,12 @@ function positiveInt(value: unknown, at: string): number {
 }
 function nonNegativeInt(value: unknown, at: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0) throw new ConfigError(`${at} must be a non-negative integer`);
+  return value;
+}
+function intInRange(value: unknown, at: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${at} must be a whole number from ${min} to ${max}`);
+  }
   return value;
 }
 function inRange(value: unknown, at: string, min: number, max: number): number {

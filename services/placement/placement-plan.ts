@@ -3,7 +3,7 @@ import { formatBytes } from "../../common/format-bytes.js";
 import { chooseRunnerForLoad, type LoadTarget, type RunnerSlot } from "./choose-runner.js";
 import type { PlacementAction, PlacementView } from "./placement-actions.js";
 import type { ResidentModel } from "./policies/eviction-policy.js";
-import { downloadStep } from "./download-step.js";
+import { downloadStep, waitsForFile } from "./download-step.js";
 import { availableReplicas, pickReplica } from "./replica-picker.js";
 import { footprint, idleExpiresAtMs, runnerLeases, type HostedModel, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
 
@@ -53,16 +53,17 @@ const isServing = (replica: Replica) => replica.hosted.state === "ready" && repl
 function expireWaiters(view: PlacementView): PlacementAction[] {
   return view.queue.expired(view.nowMs).map((waiter) => {
     const waitedMs = Math.round(view.nowMs - waiter.enqueuedMs);
-    const file = view.models.get(waiter.model)!.file;
-    return {
-      kind: "reject",
-      waiterId: waiter.id,
-      error: deadlineExceeded(
-        file.state === "downloading"
-          ? `waited ${waitedMs} ms for model "${waiter.model}" to download (${formatBytes(file.bytes)}${file.totalBytes > 0 ? ` of ${formatBytes(file.totalBytes)}` : ""} so far); the download goes on: retry later, or pull it first (modelswap pull)`
-          : `waited ${waitedMs} ms for model "${waiter.model}" to become resident; retry later, raise the deadline, or free memory (UnloadModel)`,
-      ),
-    };
+    const model = view.models.get(waiter.model)!;
+    const file = model.file;
+    let why: string;
+    if (file.state === "downloading") {
+      why = `waited ${waitedMs} ms for model "${waiter.model}" to download (${formatBytes(file.bytes)}${file.totalBytes > 0 ? ` of ${formatBytes(file.totalBytes)}` : ""} so far); the download goes on: retry later, or pull it first (modelswap pull)`;
+    } else if (waitsForFile(file, model.catalog.config.source !== undefined)) {
+      why = `waited ${waitedMs} ms for model "${waiter.model}" to start downloading: all ${view.settings.maxDownloads} download slots are taken (placement.max_downloads); retry later, or pull it first (modelswap pull)`;
+    } else {
+      why = `waited ${waitedMs} ms for model "${waiter.model}" to become resident; retry later, raise the deadline, or free memory (UnloadModel)`;
+    }
+    return { kind: "reject", waiterId: waiter.id, error: deadlineExceeded(why) };
   });
 }
 
@@ -136,7 +137,10 @@ function grantLeases(view: PlacementView): PlacementAction[] {
  */
 function reclaimParkedLeases(view: PlacementView): PlacementAction[] {
   // A request waiting for its model's file to download waits on the network, not on anyone's memory or slot.
-  const requestWaits = view.queue.all().some((waiter) => view.models.get(waiter.model)?.file.state !== "downloading");
+  const requestWaits = view.queue.all().some((waiter) => {
+    const model = view.models.get(waiter.model);
+    return model !== undefined && !waitsForFile(model.file, model.catalog.config.source !== undefined);
+  });
   const leaseIds = parkedLeases(view, (runner, hosted, parkedAtMs) => {
     const model = view.models.get(hosted.model)!;
     return (
@@ -192,9 +196,9 @@ function planLoads(view: PlacementView): PlacementAction[] {
     }
     if (replicas.length === 0) {
       // A missing file is fetched first; a download takes no memory and holds no other model up.
-      const download = downloadStep(model.file, model.catalog.config.source !== undefined);
+      const download = downloadStep(model.file, model.catalog.config.source !== undefined, downloadsRunning(view), view.settings.maxDownloads);
       if (download === "start") return [{ kind: "start_download", model: waiter.model }];
-      if (download === "wait") continue;
+      if (download === "wait" || download === "wait_for_slot") continue;
     }
     if (replicas.length > 0 || coldLoadBlocked) continue; // unloading: it comes back cold first
     if (footprint(model) === undefined) {
@@ -394,6 +398,12 @@ function idleExtraReplica(view: PlacementView, helps: (replica: Replica) => bool
 }
 
 /** A runner holding memory above its size at registration, with no stream, load or pinned model in it. */
+function downloadsRunning(view: PlacementView): number {
+  let running = 0;
+  for (const model of view.models.values()) if (model.file.state === "downloading") running++;
+  return running;
+}
+
 function retainingRunner(view: PlacementView): RunnerRecord | undefined {
   return [...view.runners.values()].find(
     (runner) =>

@@ -78,6 +78,7 @@ export async function startPlacement(options: PlacementServerOptions): Promise<R
     minResidencyMs: config.placement.minResidencyMs,
     fairnessMs: config.placement.fairnessMs,
     prefetch: config.placement.prefetch,
+    maxDownloads: config.placement.maxDownloads,
     runnerBaseBytesGuess: 96 * 1024 * 1024,
     maxLoadAttempts: 3,
     physicalBytes: memory.physicalBytes,

@@ -74,6 +74,8 @@ export interface PlacementSettings {
   minResidencyMs: number;
   fairnessMs: number;
   prefetch: boolean;
+  /** First-use downloads running at once (`placement.max_downloads`); more wait for one to finish. */
+  maxDownloads: number;
   /** RSS of a runner with no model, until a runner reports its own. */
   runnerBaseBytesGuess: number;
   /** After this many consecutive failed loads of a model, its waiters get UNAVAILABLE. */

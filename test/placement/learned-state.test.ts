@@ -10,7 +10,7 @@ import { MiB, modelConfig } from "./placement-harness.js";
 
 const settings: PlacementSettings = {
   budgetBytes: 1024 * MiB, policyName: "lru", spareRunners: 0, queueMax: 4, queueTimeoutMs: 1000, minResidencyMs: 0,
-  fairnessMs: 1000, prefetch: false, runnerBaseBytesGuess: 50 * MiB, maxLoadAttempts: 3, physicalBytes: 16 * 1024 * MiB,
+  fairnessMs: 1000, prefetch: false, maxDownloads: 2, runnerBaseBytesGuess: 50 * MiB, maxLoadAttempts: 3, physicalBytes: 16 * 1024 * MiB,
 };
 
 describe("learned model facts across placement restarts", () => {

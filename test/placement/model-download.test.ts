@@ -19,17 +19,20 @@ function remoteAndLocal(settings = {}) {
 
 describe("placement core: a model whose file is missing is downloaded on first use", () => {
   describe("whether a cold model needs a download first (pure)", () => {
-    const table: { file: ModelFile; hasSource: boolean; step: DownloadStep }[] = [
+    const table: { file: ModelFile; hasSource: boolean; running?: number; step: DownloadStep }[] = [
       { file: { state: "present" }, hasSource: true, step: "none" },
       { file: { state: "present" }, hasSource: false, step: "none" },
       { file: { state: "missing" }, hasSource: true, step: "start" },
+      { file: { state: "missing" }, hasSource: true, running: 1, step: "start" },
+      // max_downloads (2 here) already run: wait for one to end
+      { file: { state: "missing" }, hasSource: true, running: 2, step: "wait_for_slot" },
       // No source: nothing to fetch from; the load reports the missing file.
-      { file: { state: "missing" }, hasSource: false, step: "none" },
-      { file: { state: "downloading", bytes: 10, totalBytes: 100, startedMs: 0 }, hasSource: true, step: "wait" },
+      { file: { state: "missing" }, hasSource: false, running: 2, step: "none" },
+      { file: { state: "downloading", bytes: 10, totalBytes: 100, startedMs: 0 }, hasSource: true, running: 2, step: "wait" },
     ];
     for (const row of table) {
-      it(`${row.file.state}, ${row.hasSource ? "with" : "without"} a source: ${row.step}`, () => {
-        assert.equal(downloadStep(row.file, row.hasSource), row.step);
+      it(`${row.file.state}, ${row.hasSource ? "with" : "without"} a source, ${row.running ?? 0} of 2 downloads running: ${row.step}`, () => {
+        assert.equal(downloadStep(row.file, row.hasSource, row.running ?? 0, 2), row.step);
       });
     }
   });
@@ -140,6 +143,34 @@ describe("placement core: a model whose file is missing is downloaded on first u
     assert.equal(waiter.error?.code, status.FAILED_PRECONDITION);
     assert.match(waiter.error!.message, /failed to load: no file at \/models\/local\.gguf/);
     assert.equal(harness.downloads.length, 0);
+  });
+
+  it("runs at most placement.max_downloads downloads at once: the next model's download starts when one ends", () => {
+    const remote = (name: string) => modelConfig(name, { path: `/models/${name}.gguf`, source: { kind: "url", uri: `https://models.example/${name}.gguf`, fileName: `${name}.gguf` } });
+    const harness = new PlacementHarness([remote("r1"), remote("r2"), remote("r3"), modelConfig("local")], { maxDownloads: 2 }, ["r1", "r2", "r3"]).start();
+    // act: three models to fetch, and one on disk
+    const [first, second, third] = ["r1", "r2", "r3"].map((model, index) => harness.request(`w${index}`, model, harness.now + 30_000));
+    const local = harness.request("w-local", "local");
+    // assert: two downloads run; the third waits without a download, and the model on disk is served
+    assert.deepEqual(harness.downloads.map((download) => download.model), ["r1", "r2"]);
+    assert.deepEqual([first!.downloading, second!.downloading, third!.downloading], [[[0, 0]], [[0, 0]], []]);
+    assert.equal(local.lease?.model, "local");
+    harness.core.downloadDone("r1", { bytes: 2 * MiB, mtimeMs: 5 });
+    harness.settle();
+    assert.deepEqual(harness.downloads.map((download) => download.model), ["r1", "r2", "r3"], "r1's slot goes to r3");
+    assert.deepEqual(third!.downloading, [[0, 0]]);
+    assert.equal(first!.lease?.model, "r1");
+  });
+
+  it("a request still waiting for a download slot at its deadline is told why", () => {
+    const remote = (name: string) => modelConfig(name, { path: `/models/${name}.gguf`, source: { kind: "url", uri: `https://models.example/${name}.gguf`, fileName: `${name}.gguf` } });
+    const harness = new PlacementHarness([remote("r1"), remote("r2")], { maxDownloads: 1 }, ["r1", "r2"]).start();
+    harness.request("w1", "r1");
+    const late = harness.request("w2", "r2", harness.now + 5_000);
+    harness.advance(6_000);
+    assert.equal(late.error?.code, status.DEADLINE_EXCEEDED);
+    assert.match(late.error!.message, /to start downloading: all 1 download slots are taken \(placement\.max_downloads\)/);
+    assert.deepEqual(harness.downloads.map((download) => download.model), ["r1"]);
   });
 
   it("a waiter past its deadline leaves; the download goes on for the others", () => {

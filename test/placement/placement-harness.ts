@@ -128,6 +128,7 @@ export class PlacementHarness {
         minResidencyMs: 0,
         fairnessMs: 10_000,
         prefetch: true,
+        maxDownloads: 2,
         runnerBaseBytesGuess: RUNNER_BASE,
         maxLoadAttempts: 3,
         physicalBytes: 64 * 1024 * MiB,

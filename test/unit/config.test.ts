@@ -24,6 +24,7 @@ describe("config", () => {
     assert.equal(model.sequences, 4);
     assert.deepEqual(model.replicas, { min: 1, max: 1 });
     assert.equal(config.placement.evictionPolicy, "cost");
+    assert.equal(config.placement.maxDownloads, 2);
   });
 
   it("accepts a percentage budget (of available memory, or of physical memory on a Jetson: resolve-budget)", () => {
@@ -182,6 +183,8 @@ describe("config", () => {
     ["duplicate name via alias", (d) => ({ ...d, models: [d.models[0], { name: "tiny", path: "/t" }] }), /models\[1\] uses the name "tiny" already taken by models\[0\] \(stories\)/],
     ["bad ttl", (d) => ({ ...d, models: [{ ...d.models[0], ttl: "soon" }] }), /^models\[0\]\.ttl must be a duration/],
     ["bad policy", (d) => ({ ...d, placement: { eviction: "fifo" } }), /^placement\.eviction must be one of lru, cost/],
+    ["max_downloads 0", (d) => ({ ...d, placement: { max_downloads: 0 } }), /^placement\.max_downloads must be a whole number from 1 to 16$/],
+    ["max_downloads 2.5", (d) => ({ ...d, placement: { max_downloads: 2.5 } }), /^placement\.max_downloads must be a whole number from 1 to 16$/],
     ["replicas max < min", (d) => ({ ...d, models: [{ ...d.models[0], replicas: { min: 3, max: 2 } }] }), /^models\[0\]\.replicas\.max must be >= replicas\.min/],
     ["temperature out of range", (d) => ({ ...d, models: [{ ...d.models[0], sampling: { temperature: 5 } }] }), /^models\[0\]\.sampling\.temperature must be a number from 0 to 2$/],
     ["route to unknown model", (d) => ({ ...d, routes: { code: ["coder"] } }), /^routes\.code\[0\] names unknown model "coder"/],
