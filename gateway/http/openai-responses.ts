@@ -16,6 +16,8 @@ export interface OpenAiUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** OpenAI's name for prompt tokens served from a cache (here: the runner's prompt cache). */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 /** OpenAI's finish reasons: "stop" (end of sequence or a stop string) or "length" (max_tokens). */
@@ -26,7 +28,7 @@ export function finishReasonOf(done: Done): "stop" | "length" {
 export function usageOf(done: Done): OpenAiUsage {
   const prompt = done.usage?.promptTokens ?? 0;
   const completion = done.usage?.completionTokens ?? 0;
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: done.usage?.cachedPromptTokens ?? 0 } };
 }
 
 /** modelswap's extra field on answers: where the time went, and failovers. */

@@ -299,7 +299,7 @@ export class Router {
                   finishReason: done.finishReason,
                   model: lease.model,
                   failovers: attempt.failovers,
-                  usage: { promptTokens: done.promptTokens, completionTokens },
+                  usage: { promptTokens: done.promptTokens, completionTokens, cachedPromptTokens: done.cachedPromptTokens ?? 0 },
                   timings: {
                     queueMs: attempt.queueMs,
                     loadMs: attempt.loadMs,

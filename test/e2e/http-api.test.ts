@@ -85,6 +85,24 @@ describe("the OpenAI-compatible HTTP API (official openai client, real runner)",
     if (finishReasons[0] === "length") assert.equal(usage.completion_tokens, 48);
   });
 
+  it("reports the prompt tokens a conversation's next turn took from the runner's prompt cache (usage.prompt_tokens_details.cached_tokens)", async () => {
+    // arrange: a first turn
+    const first = [{ role: "user" as const, content: "Tell me a story about a little dog named Max who found a red ball in the park." }];
+    const one = await openai.chat.completions.create({ model: "stories", messages: first, max_tokens: 16, temperature: 0 });
+    const reply = one.choices[0]!.message.content ?? "";
+    // act: the next turn repeats the conversation so far, as chat clients do
+    const two = await openai.chat.completions.create({
+      model: "stories",
+      messages: [...first, { role: "assistant", content: reply }, { role: "user", content: "What happened next?" }],
+      max_tokens: 16,
+      temperature: 0,
+    });
+    // assert: the second turn's prompt is longer, and it did not evaluate what the first one left in the cache
+    const cached = two.usage!.prompt_tokens_details?.cached_tokens ?? 0;
+    assert.ok(two.usage!.prompt_tokens > one.usage!.prompt_tokens, JSON.stringify([one.usage, two.usage]));
+    assert.ok(cached > 0 && cached < two.usage!.prompt_tokens, JSON.stringify(two.usage));
+  });
+
   it("lists the models with their residency to the openai client", async () => {
     const models = [];
     for await (const model of openai.models.list()) models.push(model as OpenAI.Model & { state: string; aliases: string[]; context_size: number });

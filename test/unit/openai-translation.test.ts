@@ -112,14 +112,14 @@ describe("gRPC statuses as OpenAI HTTP errors", () => {
 });
 
 describe("OpenAI answers from modelswap's events", () => {
-  const done: Done = { finishReason: "length", model: "stories", failovers: 0, usage: { promptTokens: 5, completionTokens: 8 }, timings: { queueMs: 1, loadMs: 0, ttftMs: 3, totalMs: 9, tokensPerSecond: 100 } };
+  const done: Done = { finishReason: "length", model: "stories", failovers: 0, usage: { promptTokens: 5, completionTokens: 8, cachedPromptTokens: 3 }, timings: { queueMs: 1, loadMs: 0, ttftMs: 3, totalMs: 9, tokensPerSecond: 100 } };
   const identity = { id: "chatcmpl-1", created: 1700000000, model: "tiny" };
 
   it("builds chat.completion and text_completion objects with usage", () => {
     const chat = completionObject({ ...identity, kind: "chat" }, "Hello", done);
     assert.equal(chat.object, "chat.completion");
     assert.deepEqual(chat.choices, [{ index: 0, message: { role: "assistant", content: "Hello", refusal: null }, logprobs: null, finish_reason: "length" }]);
-    assert.deepEqual(chat.usage, { prompt_tokens: 5, completion_tokens: 8, total_tokens: 13 });
+    assert.deepEqual(chat.usage, { prompt_tokens: 5, completion_tokens: 8, total_tokens: 13, prompt_tokens_details: { cached_tokens: 3 } });
     const text = completionObject({ ...identity, kind: "text" }, "Hello", { ...done, finishReason: "stop" });
     assert.deepEqual(text.choices, [{ index: 0, text: "Hello", logprobs: null, finish_reason: "stop" }]);
   });

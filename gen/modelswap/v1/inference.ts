@@ -273,6 +273,11 @@ export interface Done {
 export interface Usage {
   promptTokens: number;
   completionTokens: number;
+  /**
+   * Of prompt_tokens, those the runner did not evaluate again: their KV was kept from an
+   * earlier request that began with the same tokens (the runner's prompt cache).
+   */
+  cachedPromptTokens: number;
 }
 
 export interface Timings {
@@ -1518,7 +1523,7 @@ export const Done: MessageFns<Done> = {
 };
 
 function createBaseUsage(): Usage {
-  return { promptTokens: 0, completionTokens: 0 };
+  return { promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0 };
 }
 
 export const Usage: MessageFns<Usage> = {
@@ -1528,6 +1533,9 @@ export const Usage: MessageFns<Usage> = {
     }
     if (message.completionTokens !== 0) {
       writer.uint32(16).uint32(message.completionTokens);
+    }
+    if (message.cachedPromptTokens !== 0) {
+      writer.uint32(24).uint32(message.cachedPromptTokens);
     }
     return writer;
   },
@@ -1561,6 +1569,14 @@ export const Usage: MessageFns<Usage> = {
             message.completionTokens = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.cachedPromptTokens = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1585,6 +1601,11 @@ export const Usage: MessageFns<Usage> = {
         : isSet(object.completion_tokens)
         ? globalThis.Number(object.completion_tokens)
         : 0,
+      cachedPromptTokens: isSet(object.cachedPromptTokens)
+        ? globalThis.Number(object.cachedPromptTokens)
+        : isSet(object.cached_prompt_tokens)
+        ? globalThis.Number(object.cached_prompt_tokens)
+        : 0,
     };
   },
 
@@ -1596,6 +1617,9 @@ export const Usage: MessageFns<Usage> = {
     if (message.completionTokens !== 0) {
       obj.completionTokens = Math.round(message.completionTokens);
     }
+    if (message.cachedPromptTokens !== 0) {
+      obj.cachedPromptTokens = Math.round(message.cachedPromptTokens);
+    }
     return obj;
   },
 
@@ -1606,6 +1630,7 @@ export const Usage: MessageFns<Usage> = {
     const message = createBaseUsage();
     message.promptTokens = object.promptTokens ?? 0;
     message.completionTokens = object.completionTokens ?? 0;
+    message.cachedPromptTokens = object.cachedPromptTokens ?? 0;
     return message;
   },
 };
