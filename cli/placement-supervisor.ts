@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Logger } from "../common/logger.js";
+import { stopChildren } from "../common/stop-children.js";
 
 /** The line `modelswap placement` prints once it serves: this prefix, then its address. */
 export const READY_PREFIX = "modelswap-placement-ready ";
@@ -19,6 +20,8 @@ export interface PlacementSupervisorOptions {
   onOutput: (line: string) => void;
   /** Each time placement (re)starts serving. */
   onReady: (address: string, pid: number, restarts: number) => void;
+  /** How long `stop` waits after SIGTERM before SIGKILL (placement itself gives runners 3 s). */
+  stopTimeoutMs?: number;
 }
 
 /**
@@ -43,15 +46,14 @@ export class PlacementSupervisor {
     return new Promise((resolve, reject) => this.launch(resolve, reject));
   }
 
-  /** Ends placement (and through it the runners) and waits for it. */
+  /**
+   * Ends placement (and through it the runners) and waits for it: SIGTERM, then SIGKILL if it
+   * has not exited after stopTimeoutMs (its runners then end after their reconnect grace).
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    await exited;
+    if (this.child) await stopChildren([this.child], this.options.stopTimeoutMs ?? 10_000);
   }
 
   private launch(onFirstReady?: (address: string) => void, onFirstFailure?: (error: Error) => void): void {

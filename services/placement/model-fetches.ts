@@ -8,7 +8,7 @@ import { INTERNAL_SECRET_ENV } from "../../common/internal-auth/internal-env.js"
 import type { Logger } from "../../common/logger.js";
 import { FetchReport } from "../../gen/modelswap/v1/runner.js";
 import type { DownloadOrder } from "./placement-types.js";
-import { stopChildren } from "./stop-children.js";
+import { stopChildren } from "../../common/stop-children.js";
 import { boundedText } from "../../common/bounded-text.js";
 
 const FETCH_MAIN = fileURLToPath(new URL("../runner/fetch-main.js", import.meta.url));

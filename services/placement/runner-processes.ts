@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { INTERNAL_SECRET_ENV, RUNNER_KEY_ENV } from "../../common/internal-auth/internal-env.js";
 import type { RunnerKey } from "../../common/internal-auth/runner-key.js";
 import type { Logger } from "../../common/logger.js";
-import { stopChildren } from "./stop-children.js";
+import { stopChildren } from "../../common/stop-children.js";
 
 const RUNNER_MAIN = fileURLToPath(new URL("../runner/main.js", import.meta.url));
 
