@@ -37,11 +37,16 @@ export async function placementCommand(options: PlacementCommandOptions): Promis
   const { startPlacement } = await import("../services/placement/placement-server.js");
   const placement = await startPlacement({ config, logger, listen: options.listen, internalSecret: options.internalSecret });
   process.stdout.write(`${READY_PREFIX}${placement.address}\n`);
-  const stop = onStopSignals(async () => {
-    await placement.stop();
-    await exitAfterFlush(0);
-  });
+  // Under serve, Ctrl-C reaches placement too, but serve ends it (SIGTERM, or stdin closing) after the gateway.
+  const stop = onStopSignals(
+    async () => {
+      await placement.stop();
+      await exitAfterFlush(0);
+    },
+    options.supervised ? ["SIGTERM"] : ["SIGTERM", "SIGINT"],
+  );
   if (options.supervised) {
+    process.on("SIGINT", () => undefined);
     process.stdin.once("close", () => void stop());
     process.stdin.resume();
   }
@@ -97,10 +102,10 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
   }
 }
 
-/** Ctrl-C or SIGTERM runs `stop` once; the returned function runs it (or another ending) once too. */
-function onStopSignals(stop: () => Promise<void>): (ending?: () => Promise<void>) => Promise<void> {
+/** Ctrl-C or SIGTERM (or just `signals`) runs `stop` once; the returned function runs it (or another ending) once too. */
+function onStopSignals(stop: () => Promise<void>, signals: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT"]): (ending?: () => Promise<void>) => Promise<void> {
   let stopping: Promise<void> | undefined;
   const once = (ending: () => Promise<void> = stop) => (stopping ??= ending());
-  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void once());
+  for (const signal of signals) process.once(signal, () => void once());
   return once;
 }

@@ -98,8 +98,10 @@ export class PlacementCore implements PlacementView {
   }
 
   /** Placement is shutting down: runners exit and nothing is started again. */
+  /** Placement is shutting down: nothing more is planned, and its runners' exits (it ends them next) are expected, not crashes. */
   stop(): void {
     this.stopped = true;
+    for (const runner of this.runners.values()) runner.state = "stopping";
   }
 
   // ---- requests -------------------------------------------------------------

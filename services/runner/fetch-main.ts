@@ -34,7 +34,9 @@ const report = (message: FetchReport) =>
   });
 
 const stop = new AbortController();
-for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => stop.abort());
+process.once("SIGTERM", () => stop.abort());
+// Ctrl-C in placement's terminal reaches this process too: placement stops it (SIGTERM) itself.
+process.on("SIGINT", () => undefined);
 // Placement went away: nobody is left to report to.
 process.once("disconnect", () => stop.abort());
 

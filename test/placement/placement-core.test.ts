@@ -417,6 +417,22 @@ describe("placement core (state machine, fake runners, injected clock)", () => {
       assert.equal(harness.runnerOf("a"), harness.runnerOf("b"));
     });
 
+    it("when placement stops, the runners it then ends are reported stopped, not crashed, and nothing is respawned", () => {
+      const harness = new PlacementHarness([modelConfig("a")], { budgetBytes: 1000 * MiB });
+      harness.start();
+      harness.request("w1", "a");
+      const runner = harness.runnerOf("a")!;
+      const spawnedBefore = harness.spawned.length;
+      // act: placement shuts down, then its runner's control stream closes
+      harness.core.stop();
+      harness.crash(runner);
+      // assert
+      const exited = harness.records.find((event) => event.kind === "runner_exited");
+      assert.deepEqual(exited?.kind === "runner_exited" && [exited.expected, exited.models], [true, ["a"]]);
+      assert.equal(harness.events.find((event) => event.kind === "runner_exited")?.reason, "stopped");
+      assert.equal(harness.spawned.length, spawnedBefore);
+    });
+
     /** a and b share a runner; d evicts a, which leaves 80 MiB of heap behind in that runner. */
     function retainingRunner() {
       const harness = new PlacementHarness(["a", "b", "c", "d"].map((name) => modelConfig(name)), { budgetBytes: 400 * MiB });
