@@ -61,9 +61,10 @@ export async function generateCommand(target: GatewayTarget, options: GenerateOp
           break;
         case "done": {
           const { usage, timings } = event.value;
+          const cached = usage?.cachedPromptTokens ? ` (${usage.cachedPromptTokens} cached)` : "";
           out.write("\n");
           err.write(
-            `[${event.value.model}: ${event.value.finishReason}; ${usage?.promptTokens ?? 0} prompt + ${usage?.completionTokens ?? 0} completion tokens; ` +
+            `[${event.value.model}: ${event.value.finishReason}; ${usage?.promptTokens ?? 0} prompt${cached} + ${usage?.completionTokens ?? 0} completion tokens; ` +
               `queue ${formatDuration(timings?.queueMs ?? 0)}, load ${formatDuration(timings?.loadMs ?? 0)}, TTFT ${formatDuration(timings?.ttftMs ?? 0)}, ` +
               `total ${formatDuration(timings?.totalMs ?? 0)}, ${(timings?.tokensPerSecond ?? 0).toFixed(1)} tokens/s]\n`,
           );

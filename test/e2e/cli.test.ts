@@ -39,7 +39,11 @@ describe("the modelswap CLI against a running server", function () {
     const result = await cli(["generate", "-m", "tiny", "-n", "40", "--temperature", "0", "Once upon a time"], env);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /\b(the|was|a|and)\b/);
-    assert.match(result.stderr, /\[stories: (length|stop); 5 prompt \+ \d+ completion tokens; queue .*, load .*, TTFT .*, total .*, [\d.]+ tokens\/s\]/);
+    assert.match(result.stderr, /\[stories: (length|stop); 5 prompt( \(\d cached\))? \+ \d+ completion tokens; queue .*, load .*, TTFT .*, total .*, [\d.]+ tokens\/s\]/);
+    // the same prompt again: the runner's prompt cache kept all but the last token, which is evaluated again
+    const again = await cli(["generate", "-m", "tiny", "-n", "8", "--temperature", "0", "Once upon a time"], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /; 5 prompt \(4 cached\) \+ 8 completion tokens;/);
   });
 
   it("models and ps show the catalog, memory and runners", async () => {

@@ -213,7 +213,7 @@ describe("modelswap serve with TLS and keys from the environment, and the CLI", 
   it("streams over TLS with the CA and a key from the environment; refuses without them", async () => {
     const ok = await cli(["generate", "-m", "stories", "-n", "16", "Once upon a time"], { ...env, MODELSWAP_API_KEY: INFER_KEY, MODELSWAP_TLS_CA: cert });
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stderr, /\[stories: (length|stop); \d+ prompt \+ \d+ completion tokens/);
+    assert.match(ok.stderr, /\[stories: (length|stop); \d+ prompt( \(\d+ cached\))? \+ \d+ completion tokens/);
     const withFlags = await cli(["models", "--api-key", INFER_KEY, "--tls-ca", cert], env);
     assert.equal(withFlags.code, 0, withFlags.stderr);
     assert.match(withFlags.stdout, /^stories\s/m);
