@@ -8,10 +8,12 @@ import { MiB, modelConfig, PlacementHarness, RUNNER_BASE } from "./placement-har
 
 const commandsOf = (harness: PlacementHarness, kind: string) => harness.commands.filter((entry) => entry.command.command?.$case === kind).map((entry) => entry.runnerId);
 
+/** A catalog model named by a URL, its file to be downloaded to /models/NAME.gguf. */
+const remote = (name: string) => modelConfig(name, { path: `/models/${name}.gguf`, source: { kind: "url", uri: `https://models.example/${name}.gguf`, fileName: `${name}.gguf` } });
+
 /** "remote" is named by a URL in the catalog and its file is not in models_dir yet; "local" is on disk. */
 function remoteAndLocal(settings = {}) {
-  const remote = modelConfig("remote", { path: "/models/remote.gguf", source: { kind: "url", uri: "https://models.example/remote.gguf", fileName: "remote.gguf" } });
-  const harness = new PlacementHarness([remote, modelConfig("local")], settings, ["remote"]);
+  const harness = new PlacementHarness([remote("remote"), modelConfig("local")], settings, ["remote"]);
   harness.sizes.set("remote", 120 * MiB);
   harness.sizes.set("local", 100 * MiB);
   return harness.start();
@@ -146,7 +148,6 @@ describe("placement core: a model whose file is missing is downloaded on first u
   });
 
   it("runs at most placement.max_downloads downloads at once: the next model's download starts when one ends", () => {
-    const remote = (name: string) => modelConfig(name, { path: `/models/${name}.gguf`, source: { kind: "url", uri: `https://models.example/${name}.gguf`, fileName: `${name}.gguf` } });
     const harness = new PlacementHarness([remote("r1"), remote("r2"), remote("r3"), modelConfig("local")], { maxDownloads: 2 }, ["r1", "r2", "r3"]).start();
     // act: three models to fetch, and one on disk
     const [first, second, third] = ["r1", "r2", "r3"].map((model, index) => harness.request(`w${index}`, model, harness.now + 30_000));
@@ -163,7 +164,6 @@ describe("placement core: a model whose file is missing is downloaded on first u
   });
 
   it("a request still waiting for a download slot at its deadline is told why", () => {
-    const remote = (name: string) => modelConfig(name, { path: `/models/${name}.gguf`, source: { kind: "url", uri: `https://models.example/${name}.gguf`, fileName: `${name}.gguf` } });
     const harness = new PlacementHarness([remote("r1"), remote("r2")], { maxDownloads: 1 }, ["r1", "r2"]).start();
     harness.request("w1", "r1");
     const late = harness.request("w2", "r2", harness.now + 5_000);
