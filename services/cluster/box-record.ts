@@ -34,6 +34,8 @@ export interface BoxModel {
   queued: number;
   /** For a cold model: what loading it on this box costs now. */
   load?: LoadCost;
+  /** A model fetched on first use whose file is not on this box yet: being downloaded (state loading), or to be (cold). Absent: on disk. */
+  file?: "downloading" | "missing";
 }
 
 /**
@@ -88,13 +90,23 @@ export function parseBoxRecord(text: string): BoxRecord | undefined {
 
 function parseModel(raw: unknown): BoxModel | undefined {
   if (!isObject(raw)) return undefined;
-  const { name, aliases, state, bytes, inFlight, queued, load } = raw;
+  const { name, aliases, state, bytes, inFlight, queued, load, file } = raw;
   if (!isText(name) || !Array.isArray(aliases) || !aliases.every(isText)) return undefined;
   if (state !== "resident" && state !== "loading" && state !== "cold") return undefined;
   if (![bytes, inFlight, queued].every(isNumber)) return undefined;
   const cost = load === undefined ? undefined : parseLoadCost(load);
   if (load !== undefined && cost === undefined) return undefined;
-  return { name, aliases: aliases as string[], state, bytes: bytes as number, inFlight: inFlight as number, queued: queued as number, ...(cost ? { load: cost } : {}) };
+  return {
+    name,
+    aliases: aliases as string[],
+    state,
+    bytes: bytes as number,
+    inFlight: inFlight as number,
+    queued: queued as number,
+    ...(cost ? { load: cost } : {}),
+    // An unknown value (a newer box) reads as on disk rather than dropping the box.
+    ...(file === "downloading" || file === "missing" ? { file } : {}),
+  };
 }
 
 function parseLoadCost(raw: unknown): LoadCost | undefined {

@@ -22,7 +22,9 @@ export function describeBox(view: PlacementView, identity: BoxIdentity): BoxReco
     const replicas = replicasOf(view, config.name).filter((replica) => replica.hosted.state !== "unloading" && replica.runner.state !== "stopping");
     const leases = replicas.reduce((sum, replica) => sum + replica.hosted.leases.size, 0);
     inFlight += leases;
-    const state = replicas.some((replica) => replica.hosted.state === "ready") ? "resident" : replicas.length > 0 ? "loading" : "cold";
+    // A download is the first part of a load: peers join it rather than start another elsewhere.
+    const downloading = model.file.state === "downloading";
+    const state = replicas.some((replica) => replica.hosted.state === "ready") ? "resident" : replicas.length > 0 || downloading ? "loading" : "cold";
     const entry: BoxModel = {
       name: config.name,
       aliases: config.aliases,
@@ -32,6 +34,8 @@ export function describeBox(view: PlacementView, identity: BoxIdentity): BoxReco
       queued: view.queue.countOf(config.name),
     };
     if (state === "cold") entry.load = loadCost(view, model, freeBytes);
+    if (downloading) entry.file = "downloading";
+    else if (model.file.state === "missing" && config.source) entry.file = "missing";
     models.push(entry);
   }
   return {

@@ -2,11 +2,13 @@ import { formatBytes } from "../../common/format-bytes.js";
 import type { BoxModel, BoxRecord } from "./box-record.js";
 
 /**
- * Why a box was chosen, best first: the model is resident there, or being loaded there,
- * or it fits in that box's free memory, or that box's eviction policy frees room most
- * cheaply, or no box can make room now and the request queues where the queue is shortest.
+ * Why a box was chosen, best first: the model is resident there, or being loaded (or its
+ * file downloaded) there, or it fits in that box's free memory, or that box's eviction
+ * policy frees room most cheaply, or only boxes that must download its file first can make
+ * room (a download takes far longer than a reload), or no box can make room now and the
+ * request queues where the queue is shortest.
  */
-export type BoxReason = "resident" | "loading" | "free_memory" | "eviction_cost" | "queue";
+export type BoxReason = "resident" | "loading" | "free_memory" | "eviction_cost" | "download" | "queue";
 
 export interface BoxChoice {
   box: BoxRecord;
@@ -20,7 +22,7 @@ export interface BoxChoice {
 }
 
 /** Reasons that mean the chosen box must load the model: one gateway claims that load. */
-export const LOADING_REASONS: ReadonlySet<BoxReason> = new Set(["free_memory", "eviction_cost", "queue"]);
+export const LOADING_REASONS: ReadonlySet<BoxReason> = new Set(["free_memory", "eviction_cost", "download", "queue"]);
 
 interface Scored {
   box: BoxRecord;
@@ -31,7 +33,10 @@ interface Scored {
   detail: string;
 }
 
-const TIER: Record<BoxReason, number> = { resident: 0, loading: 1, free_memory: 2, eviction_cost: 3, queue: 4 };
+/** Scores of "fits" are minus the bytes left free; an eviction's score sorts after all of them. */
+const AFTER_EVERY_FIT = 2 ** 52;
+
+const TIER: Record<BoxReason, number> = { resident: 0, loading: 1, free_memory: 2, eviction_cost: 3, download: 4, queue: 5 };
 
 /**
  * Routing across boxes, filter -> score -> pick. Pure. `model` is a name or an alias;
@@ -61,8 +66,14 @@ function scoreBox(box: BoxRecord, entry: BoxModel): Scored {
   const load = box.inFlight + box.queueDepth;
   const model = entry.name;
   if (entry.state === "resident") return { box, model, reason: "resident", score: load, detail: `resident, ${box.inFlight} in flight, ${box.queueDepth} queued` };
-  if (entry.state === "loading") return { box, model, reason: "loading", score: load, detail: `already loading ${entry.name}` };
+  if (entry.state === "loading") return { box, model, reason: "loading", score: load, detail: entry.file === "downloading" ? `already downloading ${entry.name}` : `already loading ${entry.name}` };
   const cost = entry.load ?? { kind: "blocked", reason: "no load cost published" };
+  if (entry.file === "missing" && cost.kind !== "blocked") {
+    // Among boxes that must download first: where it fits (most room after), then the cheapest eviction.
+    return cost.kind === "fits"
+      ? { box, model, reason: "download", score: -cost.freeAfterBytes, detail: `downloads ${model} first, then fits: ${formatBytes(cost.freeAfterBytes)} free after` }
+      : { box, model, reason: "download", score: AFTER_EVERY_FIT + cost.reloadCostMs, detail: `downloads ${model} first, then ${box.policy} evicts ${cost.victims.join(", ")}` };
+  }
   switch (cost.kind) {
     case "fits":
       // Free memory first: the box with the most left after the load.

@@ -77,6 +77,23 @@ describe("describeBox: the record a box publishes in the registry (placement sta
     assert.equal(entry(harness, "a").load, undefined, "only cold models are priced");
   });
 
+  it("shows a model fetched on first use: its file missing while cold (priced as usual), then downloading as a load in progress", () => {
+    const remote = modelConfig("remote", { path: "/models/remote.gguf", source: { kind: "url", uri: "https://models.example/remote.gguf", fileName: "remote.gguf" } });
+    const harness = new PlacementHarness([remote, modelConfig("local")], { budgetBytes: 1000 * MiB }, ["remote"]);
+    harness.sizes.set("remote", 100 * MiB);
+    harness.start();
+    assert.deepEqual([entry(harness, "remote").state, entry(harness, "remote").file, entry(harness, "remote").load?.kind], ["cold", "missing", "fits"]);
+    assert.equal(entry(harness, "local").file, undefined, "on disk");
+    // act: a request starts the download
+    harness.request("w1", "remote");
+    // assert: peers see it on its way here, and read it back so
+    assert.deepEqual([entry(harness, "remote").state, entry(harness, "remote").file], ["loading", "downloading"]);
+    const record = describeBox(harness.core, identity);
+    assert.deepEqual(parseBoxRecord(JSON.stringify(record)), record);
+    const newer = JSON.stringify(record).replace('"file":"downloading"', '"file":"on_a_ship"');
+    assert.equal(parseBoxRecord(newer)?.models.find((model) => model.name === "remote")?.file, undefined, "an unknown file state reads as on disk");
+  });
+
   it("reads back from its JSON form, and a changed record is told from an unchanged one", () => {
     const harness = twoOfThreeResident();
     const record = describeBox(harness.core, identity);

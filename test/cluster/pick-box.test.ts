@@ -99,6 +99,30 @@ describe("pickBox: which box serves a model (filter -> score -> pick)", () => {
       boxes: [box("b", { coder: fits(100) }), box("a", { coder: fits(100) })],
       expect: { box: "a", reason: "free_memory" },
     },
+    {
+      story: "a box with the file on disk that must evict beats a box with room that must download the file first",
+      model: "coder",
+      boxes: [box("a", { coder: { ...fits(900), file: "missing" } }), box("b", { coder: evicts(5_000, "chat") })],
+      expect: { box: "b", reason: "eviction_cost" },
+    },
+    {
+      story: "a download in progress is joined like a load, rather than a second download started elsewhere",
+      model: "coder",
+      boxes: [box("a", { coder: fits(900) }), box("b", { coder: { state: "loading", file: "downloading" } })],
+      expect: { box: "b", reason: "loading" },
+    },
+    {
+      story: "every box must download it: one where it then fits, the most room after",
+      model: "coder",
+      boxes: [box("a", { coder: { ...evicts(1, "tiny"), file: "missing" } }), box("b", { coder: { ...fits(100), file: "missing" } }), box("c", { coder: { ...fits(300), file: "missing" } })],
+      expect: { box: "c", reason: "download" },
+    },
+    {
+      story: "a box that must download it still beats one where nothing can make room",
+      model: "coder",
+      boxes: [box("a", { coder: blocked }), box("b", { coder: { ...evicts(50, "chat"), file: "missing" } })],
+      expect: { box: "b", reason: "download" },
+    },
     { story: "no box has the model: no choice", model: "coder", boxes: [box("a", { chat: { state: "resident" } })], expect: undefined },
     { story: "every box excluded: no choice", model: "coder", boxes: [box("a", { coder: { state: "resident" } })], exclude: ["a"], expect: undefined },
     { story: "an empty registry: no choice", model: "coder", boxes: [], expect: undefined },
@@ -116,5 +140,7 @@ describe("pickBox: which box serves a model (filter -> score -> pick)", () => {
     assert.equal(choice.model, "coder");
     assert.equal(choice.candidates, 2);
     assert.equal(choice.detail, "cost evicts tiny, stories (reload cost 120 ms)");
+    assert.equal(pickBox("coder", [box("a", { coder: { ...fits(300), file: "missing" } })])!.detail, "downloads coder first, then fits: 300.0 MiB free after");
+    assert.equal(pickBox("coder", [box("a", { coder: { state: "loading", file: "downloading" } })])!.detail, "already downloading coder");
   });
 });
