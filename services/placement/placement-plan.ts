@@ -131,20 +131,24 @@ function grantLeases(view: PlacementView): PlacementAction[] {
 }
 
 /**
- * Held leases placement wants back: all of them while a request waits (it may need their
- * slot, or their model's memory, and must not be overtaken); a model's when it is to be
- * unloaded, idles past its TTL, or leaves its runner; any parked too long.
+ * Held leases placement wants back: all of them while a request waits for a model that is
+ * not resident (it may need any model's memory, and must not be overtaken); a model's own
+ * while a request waits for one of its slots, when it is to be unloaded, idles past its TTL,
+ * or leaves its runner; any parked too long.
  */
 function reclaimParkedLeases(view: PlacementView): PlacementAction[] {
   // A request waiting for its model's file to download waits on the network, not on anyone's memory or slot.
-  const requestWaits = view.queue.all().some((waiter) => {
+  const waiting = view.queue.all().filter((waiter) => {
     const model = view.models.get(waiter.model);
     return model !== undefined && !waitsForFile(model.file, model.catalog.config.source !== undefined);
   });
+  const slotWanted = new Set(waiting.map((waiter) => waiter.model));
+  const memoryWanted = waiting.some((waiter) => !replicasOf(view, waiter.model).some((replica) => replica.hosted.state === "ready" || replica.hosted.state === "loading"));
   const leaseIds = parkedLeases(view, (runner, hosted, parkedAtMs) => {
     const model = view.models.get(hosted.model)!;
     return (
-      requestWaits ||
+      memoryWanted ||
+      slotWanted.has(hosted.model) ||
       model.unloadRequested ||
       runner.state !== "ready" ||
       hosted.state !== "ready" ||

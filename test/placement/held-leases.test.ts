@@ -66,6 +66,25 @@ describe("held leases (park / resume / revoke)", () => {
     assert.equal(harness.outcome("w2").lease?.model, "a");
   });
 
+  it("while a request waits for a busy resident model, asks back only that model's parked leases: another model's stay warm", () => {
+    const harness = new PlacementHarness([modelConfig("a", { sequences: 1 }), modelConfig("b")], { budgetBytes: 1000 * MiB });
+    harness.start();
+    harness.request("w1", "a");
+    harness.request("w2", "b");
+    harness.park("w2");
+    harness.park("w1");
+    // act: a second caller for a, whose only sequence w1 holds
+    const waiting = harness.request("w3", "a");
+    // assert
+    assert.equal(waiting.lease, undefined);
+    assert.equal(harness.wasRevoked("w1"), true, "a's slot is wanted");
+    assert.equal(harness.wasRevoked("w2"), false, "b's memory and slots are not");
+    harness.release("w1");
+    assert.equal(harness.outcome("w3").lease?.model, "a");
+    harness.resume("w2");
+    assert.equal(harness.wasRevoked("w2"), false);
+  });
+
   it("asks back a lease parked too long, and a parked lease of a model idle past its ttl, which then unloads", () => {
     const harness = oneAtATime({ ttlMs: 60_000 });
     harness.request("w1", "a");
