@@ -11,7 +11,7 @@ import { authenticatedPlacementClient } from "../common/internal-auth/placement-
 import type { InternalSecret } from "../common/internal-auth/internal-secret.js";
 import { Router } from "../services/router/router.js";
 import { adminService } from "./admin-service.js";
-import { ApiKeys } from "./auth/api-keys.js";
+import { ApiKeys } from "../common/auth/api-keys.js";
 import { guardService } from "./auth/guard-service.js";
 import { startHttpApi, type RunningHttpApi } from "./http/http-api.js";
 import { inferenceService } from "./inference-service.js";

@@ -85,10 +85,12 @@ export interface TelemetryConfig {
   metricsPort: number;
   /** Interface the /metrics endpoints bind (telemetry.metrics_host, default 127.0.0.1; 0.0.0.0 in containers). */
   metricsHost: string;
+  /** /metrics asks for an API key with the metrics or admin scope (telemetry.metrics_auth, default false). */
+  metricsAuth: boolean;
 }
 
-/** What an API key may do: `infer` (Generate, Chat, ListModels, /v1/*), `admin` (the Admin service). */
-export type Scope = "infer" | "admin";
+/** What an API key may do: `infer` (Generate, Chat, ListModels, /v1/*), `admin` (the Admin service, and /metrics), `metrics` (/metrics only). */
+export type Scope = "infer" | "admin" | "metrics";
 
 export interface ApiKeyConfig {
   /** Who holds the key (in logs and errors; the key itself never is). */

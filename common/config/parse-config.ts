@@ -13,7 +13,7 @@ const GPU_MODES: readonly GpuMode[] = ["auto", "cpu", "cuda", "vulkan", "metal"]
 const ISOLATIONS: readonly Isolation[] = ["shared", "process"];
 const POLICIES = ["lru", "cost"] as const;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
-const SCOPES: readonly Scope[] = ["infer", "admin"];
+const SCOPES: readonly Scope[] = ["infer", "admin", "metrics"];
 /** API keys: 16 to 256 visible ASCII characters (they travel in an HTTP header). */
 const KEY_PATTERN = /^[\x21-\x7e]{16,256}$/;
 
@@ -61,6 +61,9 @@ export function parseConfig(document: unknown, baseDir: string, env: ConfigEnv =
   };
   checkExposure(config);
   checkAdvertise(config);
+  if (config.telemetry.metricsAuth && !config.auth) {
+    throw new ConfigError("telemetry.metrics_auth asks scrapers for an API key, but auth.keys lists none: add a key with scopes [metrics] (or admin) for Prometheus");
+  }
   return config;
 }
 
@@ -94,9 +97,9 @@ function parseAuth(raw: unknown, env: ConfigEnv): AuthConfig {
     // The message never shows the key.
     if (!KEY_PATTERN.test(key)) throw new ConfigError(`${at}: the key must be 16 to 256 visible ASCII characters without spaces (e.g. from openssl rand -hex 32)`);
     const scopes = stringList(entry.scopes, `${at}.scopes`);
-    if (scopes.length === 0) throw new ConfigError(`${at}.scopes must list infer, admin or both`);
+    if (scopes.length === 0) throw new ConfigError(`${at}.scopes must list one or more of infer, admin, metrics`);
     for (const scope of scopes) {
-      if (!(SCOPES as readonly string[]).includes(scope)) throw new ConfigError(`${at}.scopes has "${scope}"; use infer, admin or both`);
+      if (!(SCOPES as readonly string[]).includes(scope)) throw new ConfigError(`${at}.scopes has "${scope}"; use infer, admin, metrics (one or more)`);
     }
     return { name, key, scopes: [...new Set(scopes)] as Scope[] };
   });
@@ -292,14 +295,15 @@ function parseRoutes(raw: unknown, models: ModelConfig[]): Record<string, string
 
 function parseTelemetry(raw: unknown) {
   const telemetry = raw === undefined ? {} : object(raw, "telemetry");
-  knownKeys(telemetry, "telemetry.", ["metrics_port", "metrics_host"]);
+  knownKeys(telemetry, "telemetry.", ["metrics_port", "metrics_host", "metrics_auth"]);
   const metricsPort = nonNegativeInt(telemetry.metrics_port ?? 0, "telemetry.metrics_port");
   if (metricsPort > 65534) throw new ConfigError(`telemetry.metrics_port must be at most 65534: the gateway uses metrics_port + 1 (got ${metricsPort})`);
   const metricsHost = string(telemetry.metrics_host ?? "127.0.0.1", "telemetry.metrics_host");
   if (!/^(\[[0-9a-fA-F:]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:]*|[A-Za-z0-9.-]+)$/.test(metricsHost)) {
     throw new ConfigError(`telemetry.metrics_host must be a host name or IP address like 127.0.0.1 or 0.0.0.0 (got "${metricsHost}")`);
   }
-  return { metricsPort, metricsHost: metricsHost.replace(/^\[(.*)\]$/, "$1") };
+  const metricsAuth = bool(telemetry.metrics_auth ?? false, "telemetry.metrics_auth");
+  return { metricsPort, metricsHost: metricsHost.replace(/^\[(.*)\]$/, "$1"), metricsAuth };
 }
 
 function size(raw: unknown, at: string): number {

@@ -17,12 +17,15 @@ import { readTelemetryEnv, type TelemetryEnv } from "./telemetry-env.js";
 
 export type ServiceRole = "gateway" | "placement" | "runner";
 
+/** Checks a scrape's Authorization header: undefined lets it in, else the HTTP status and why. */
+export type MetricsAuthorizer = (authorization: string | undefined) => { status: 401 | 403; message: string } | undefined;
+
 export interface TelemetryOptions {
   /** The process's role; the OTel service.name is `modelswap-<role>`. */
   role: ServiceRole;
   logger?: Logger;
   /** Serve Prometheus /metrics on host:port (port 0 or undefined: no endpoint). */
-  metrics?: { host: string; port: number };
+  metrics?: { host: string; port: number; authorize?: MetricsAuthorizer };
   /** Extra resource attributes (e.g. the runner id). */
   resourceAttributes?: Attributes;
   /** Defaults to readTelemetryEnv(). */
@@ -88,18 +91,20 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
     provider.register(); // AsyncLocalStorage context manager, OTEL_PROPAGATORS (default W3C trace context + baggage)
     stopSdk = () => provider.shutdown();
   } else {
-    const [{ NodeSDK }, metricReaders] = await Promise.all([import("@opentelemetry/sdk-node"), prometheusReaders(port, host, logger)]);
+    const [{ NodeSDK }, prometheus] = await Promise.all([import("@opentelemetry/sdk-node"), prometheusReaders(port, host, logger, options.metrics?.authorize)]);
     const sdk = new NodeSDK({
       serviceName,
       resource,
       spanProcessors: [exporter ? new BatchSpanProcessor(exporter, env.batch) : new NoopSpanProcessor()],
       sampler: sampler(env),
-      metricReaders,
+      metricReaders: prometheus.readers,
       logRecordProcessors: [],
       instrumentations: [],
     });
     sdk.start();
-    stopSdk = () => sdk.shutdown();
+    stopSdk = async () => {
+      await Promise.all([sdk.shutdown(), prometheus.close()]);
+    };
   }
 
   setLogEnricher(() => {
@@ -113,15 +118,35 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   return { exportingTraces: exporter !== undefined, metricsUrl };
 }
 
-/** The Prometheus /metrics endpoint on host:port (none for port 0). */
-async function prometheusReaders(port: number, host: string, logger: Logger): Promise<MetricReader[]> {
-  if (port <= 0) return [];
-  const { PrometheusExporter } = await import("@opentelemetry/exporter-prometheus");
-  return [
-    new PrometheusExporter({ host, port, endpoint: "/metrics", withoutScopeInfo: true }, (error) => {
-      if (error) logger.error("metrics_listen_failed", { host, port, error });
-    }),
-  ];
+/**
+ * The Prometheus /metrics endpoint on host:port (none for port 0): the exporter's handler
+ * behind our own HTTP server, which asks `authorize` first (API keys with the metrics or
+ * admin scope, when auth.keys is set). `close` ends the server.
+ */
+async function prometheusReaders(port: number, host: string, logger: Logger, authorize: MetricsAuthorizer | undefined): Promise<{ readers: MetricReader[]; close: () => Promise<void> }> {
+  if (port <= 0) return { readers: [], close: async () => undefined };
+  const [{ PrometheusExporter }, { createServer }] = await Promise.all([import("@opentelemetry/exporter-prometheus"), import("node:http")]);
+  const exporter = new PrometheusExporter({ endpoint: "/metrics", withoutScopeInfo: true, preventServerStart: true });
+  const server = createServer((request, response) => {
+    if (request.method !== "GET" || new URL(request.url ?? "/", "http://metrics").pathname !== "/metrics") {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found: scrape GET /metrics\n");
+      return;
+    }
+    const refusal = authorize?.(request.headers.authorization);
+    if (refusal) {
+      response.writeHead(refusal.status, { "content-type": "text/plain", ...(refusal.status === 401 ? { "www-authenticate": "Bearer" } : {}) }).end(refusal.message + "\n");
+      return;
+    }
+    exporter.getMetricsRequestHandler(request, response);
+  });
+  server.on("error", (error) => logger.error("metrics_listen_failed", { host, port, error }));
+  server.listen(port, host);
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections(); // a scraper's kept-alive connection must not hold the exit up
+    });
+  return { readers: [exporter], close };
 }
 
 /** The /metrics endpoint of a role: placement on telemetry.metrics_port, the gateway on metrics_port + 1 (0 = none). */

@@ -3,7 +3,7 @@ import type { Scope } from "../../common/config/config-types.js";
 import { invalidArgument, toGrpcStatus } from "../../common/errors.js";
 import type { ServiceBinding } from "../../common/grpc/start-server.js";
 import type { Logger } from "../../common/logger.js";
-import type { ApiKeys } from "./api-keys.js";
+import type { ApiKeys } from "../../common/auth/api-keys.js";
 
 /** A request body that did not decode as its message type (kept so the handler can refuse it). */
 class UndecodableRequest {

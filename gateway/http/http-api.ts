@@ -3,7 +3,7 @@ import Fastify, { type FastifyError, type FastifyReply } from "fastify";
 import { asModelswapError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { Router } from "../../services/router/router.js";
-import type { ApiKeys } from "../auth/api-keys.js";
+import type { ApiKeys } from "../../common/auth/api-keys.js";
 import type { TlsFiles } from "../read-tls-files.js";
 import type { RunGenerate } from "../run-generate.js";
 import { registerCompletionRoutes } from "./completion-routes.js";

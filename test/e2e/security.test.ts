@@ -14,6 +14,7 @@ import { writeSelfSignedCert } from "../support/self-signed-cert.js";
 
 const INFER_KEY = "infer-key-0123456789abcdef";
 const ADMIN_KEY = "admin-key-0123456789abcdef";
+const METRICS_KEY = "metrics-key-0123456789abcdef";
 
 interface Streamed {
   tokens: number;
@@ -169,6 +170,7 @@ describe("modelswap serve with TLS and keys from the environment, and the CLI", 
   let directory: string;
   let server: WatchedProcess;
   let port: number;
+  let metricsPort: number;
   let env: NodeJS.ProcessEnv;
   let cert: string;
 
@@ -181,17 +183,26 @@ describe("modelswap serve with TLS and keys from the environment, and the CLI", 
   before(async () => {
     directory = mkdtempSync(path.join(tmpdir(), "modelswap-security-"));
     ({ cert } = writeSelfSignedCert(directory));
-    port = await freePortPair();
+    [port, metricsPort] = await Promise.all([freePortPair(), freePortPair()]);
     const file = config([
       `listen: 127.0.0.1:${port}`,
       `http: {listen: "127.0.0.1:${port + 1}"}`,
       "tls: {cert: cert.pem, key: key.pem}",
+      `telemetry: {metrics_port: ${metricsPort}, metrics_auth: true}`,
       "auth:",
       "  keys:",
       "    - {name: alice, key_env: MODELSWAP_KEY_ALICE, scopes: [infer]}",
       "    - {name: ops, key_env: MODELSWAP_KEY_OPS, scopes: [infer, admin]}",
+      "    - {name: prometheus, key_env: MODELSWAP_KEY_PROMETHEUS, scopes: [metrics]}",
     ]);
-    env = { ...process.env, MODELSWAP_LOG: "silent", MODELSWAP_ADDRESS: `127.0.0.1:${port}`, MODELSWAP_KEY_ALICE: INFER_KEY, MODELSWAP_KEY_OPS: ADMIN_KEY };
+    env = {
+      ...process.env,
+      MODELSWAP_LOG: "silent",
+      MODELSWAP_ADDRESS: `127.0.0.1:${port}`,
+      MODELSWAP_KEY_ALICE: INFER_KEY,
+      MODELSWAP_KEY_OPS: ADMIN_KEY,
+      MODELSWAP_KEY_PROMETHEUS: METRICS_KEY,
+    };
     server = startProcess([CLI_MAIN, "serve", "-c", file], env);
     await server.waitForLine((line) => (line.startsWith("modelswap serving on") ? true : undefined));
   });
@@ -246,5 +257,28 @@ describe("modelswap serve with TLS and keys from the environment, and the CLI", 
     });
     assert.equal(body.status, 200);
     assert.equal((JSON.parse(body.text) as { data: { id: string }[] }).data[0]!.id, "stories");
+  });
+
+  it("with metrics_auth, lets only keys with the metrics (or admin) scope scrape /metrics", async () => {
+    const scrape = async (port_: number, key?: string) => {
+      const response = await fetch(`http://127.0.0.1:${port_}/metrics`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+      return { status: response.status, text: await response.text(), challenge: response.headers.get("www-authenticate") };
+    };
+    for (const endpoint of [metricsPort, metricsPort + 1]) {
+      // placement on metrics_port, the gateway on metrics_port + 1
+      const anonymous = await scrape(endpoint);
+      assert.deepEqual([anonymous.status, anonymous.challenge], [401, "Bearer"], anonymous.text);
+      assert.match(anonymous.text, /needs an API key/);
+      const inferOnly = await scrape(endpoint, INFER_KEY);
+      assert.equal(inferOnly.status, 403, inferOnly.text);
+      assert.match(inferOnly.text, /the key "alice" may not call GET \/metrics: that needs the "metrics" scope/);
+      for (const key of [METRICS_KEY, ADMIN_KEY]) {
+        const allowed = await scrape(endpoint, key);
+        assert.equal(allowed.status, 200, allowed.text);
+        assert.match(allowed.text, /^modelswap_/m);
+        assert.ok(!allowed.text.includes(METRICS_KEY) && !anonymous.text.includes(METRICS_KEY));
+      }
+    }
+    assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/other`, { headers: { authorization: `Bearer ${METRICS_KEY}` } })).status, 404);
   });
 });

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { ApiKeyConfig, Scope } from "../../common/config/config-types.js";
-import { permissionDenied, unauthenticated } from "../../common/errors.js";
+import type { ApiKeyConfig, Scope } from "../config/config-types.js";
+import { permissionDenied, unauthenticated } from "../errors.js";
 
 /** Who made a call: the name of the key they presented. */
 export interface Caller {
@@ -13,6 +13,8 @@ interface StoredKey {
   scopes: readonly Scope[];
   digest: Buffer;
 }
+
+const SUGGESTED_SCOPES: Record<Scope, string> = { infer: "infer", admin: "infer, admin", metrics: "metrics" };
 
 const MISSING =
   'this gateway needs an API key: send the header "authorization: Bearer <key>" ' +
@@ -46,10 +48,11 @@ export class ApiKeys {
       if (timingSafeEqual(presented, key.digest) && found === undefined) found = key;
     }
     if (!found) throw unauthenticated("the API key is not valid; check it, or ask the operator for a key listed under auth.keys");
-    if (!found.scopes.includes(scope)) {
+    // An admin may read /metrics too.
+    if (!found.scopes.includes(scope) && !(scope === "metrics" && found.scopes.includes("admin"))) {
       throw permissionDenied(
         `the key "${found.name}" may not call ${action}: that needs the "${scope}" scope and the key has ${found.scopes.join(", ")}; ` +
-          `ask the operator for a key with scopes [${scope === "admin" ? "infer, admin" : "infer"}]`,
+          `ask the operator for a key with scopes [${SUGGESTED_SCOPES[scope]}]`,
       );
     }
     return { name: found.name, scopes: found.scopes };
