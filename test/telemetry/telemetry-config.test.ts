@@ -7,9 +7,9 @@ import { describeUnloadReason, toWireEvent } from "../../services/placement/resi
 const withTelemetry = (telemetry: unknown) => parseConfig({ models: [{ name: "m", path: "/m.gguf" }], ...(telemetry === undefined ? {} : { telemetry }) }, "/");
 
 describe("telemetry configuration", () => {
-  it("has /metrics off by default, bound to loopback when on", () => {
-    assert.deepEqual(withTelemetry(undefined).telemetry, { metricsPort: 0, metricsHost: "127.0.0.1" });
-    assert.deepEqual(withTelemetry({ metrics_port: 9464, metrics_host: "0.0.0.0" }).telemetry, { metricsPort: 9464, metricsHost: "0.0.0.0" });
+  it("has /metrics off by default, bound to loopback when on, keyless unless metrics_auth", () => {
+    assert.deepEqual(withTelemetry(undefined).telemetry, { metricsPort: 0, metricsHost: "127.0.0.1", metricsAuth: false });
+    assert.deepEqual(withTelemetry({ metrics_port: 9464, metrics_host: "0.0.0.0" }).telemetry, { metricsPort: 9464, metricsHost: "0.0.0.0", metricsAuth: false });
   });
 
   it("gives placement metrics_port and the gateway metrics_port + 1", () => {
