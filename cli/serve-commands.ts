@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import type { Config } from "../common/config/config-types.js";
 import { readConfigFile } from "../common/config/read-config-file.js";
 import { INTERNAL_SECRET_ENV } from "../common/internal-auth/internal-env.js";
 import type { InternalSecret } from "../common/internal-auth/internal-secret.js";
@@ -33,7 +34,7 @@ export async function placementCommand(options: PlacementCommandOptions): Promis
   const logger = createLogger("placement", {}, options.log);
   const config = await substituteForgedModels(readConfigFile(options.configFile), options.forgeMissing, (line) => logger.info("forge", { line }));
   // OTEL_* from the environment; runners inherit it. /metrics on telemetry.metrics_port.
-  await startTelemetry({ role: "placement", logger, metrics: { ...metricsEndpoint(config.telemetry, "placement"), authorize: config.telemetry.metricsAuth ? metricsAuthorizer(config.auth?.keys) : undefined } });
+  await startTelemetry({ role: "placement", logger, metrics: metricsServing(config, "placement") });
   // Each process imports the server it runs, not the other (the gateway's HTTP stack costs placement ~8 MB RSS).
   const { startPlacement } = await import("../services/placement/placement-server.js");
   const placement = await startPlacement({ config, logger, listen: options.listen, internalSecret: options.internalSecret });
@@ -57,7 +58,7 @@ export async function placementCommand(options: PlacementCommandOptions): Promis
 export async function gatewayCommand(configFile: string, placementAddress: string, internalSecret: InternalSecret, log: LogOptions): Promise<void> {
   const logger = createLogger("gateway", {}, log);
   const config = readConfigFile(configFile);
-  await startTelemetry({ role: "gateway", logger, metrics: { ...metricsEndpoint(config.telemetry, "gateway"), authorize: config.telemetry.metricsAuth ? metricsAuthorizer(config.auth?.keys) : undefined } });
+  await startTelemetry({ role: "gateway", logger, metrics: metricsServing(config, "gateway") });
   const { startGateway } = await import("../gateway/gateway-server.js");
   const gateway = await startGateway({ config, placementAddress, internalSecret, logger });
   onStopSignals(async () => {
@@ -75,7 +76,7 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
   const logger = createLogger("gateway", {}, log);
   const config = await substituteForgedModels(readConfigFile(configFile), forgeMissing, (line) => process.stderr.write(line + "\n"));
   // The gateway's telemetry (/metrics on metrics_port + 1); placement, a child with this environment, starts its own.
-  await startTelemetry({ role: "gateway", logger, metrics: { ...metricsEndpoint(config.telemetry, "gateway"), authorize: config.telemetry.metricsAuth ? metricsAuthorizer(config.auth?.keys) : undefined } });
+  await startTelemetry({ role: "gateway", logger, metrics: metricsServing(config, "gateway") });
   const supervisor = new PlacementSupervisor({
     args: [...PLACEMENT_NODE_FLAGS, CLI_MAIN, "placement", "-c", configFile, "--supervised", ...(forgeMissing ? ["--forge-missing"] : [])],
     env: { ...process.env, [INTERNAL_SECRET_ENV]: internalSecret.toText() },
@@ -101,6 +102,11 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     void stopOnce(() => stop(1));
   }
+}
+
+/** Where a role serves /metrics, and who may scrape it (telemetry.metrics_auth: keys with the metrics or admin scope). */
+function metricsServing(config: Config, role: "gateway" | "placement") {
+  return { ...metricsEndpoint(config.telemetry, role), authorize: config.telemetry.metricsAuth ? metricsAuthorizer(config.auth?.keys) : undefined };
 }
 
 /** Ctrl-C or SIGTERM (or just `signals`) runs `stop` once; the returned function runs it (or another ending) once too. */

@@ -11,6 +11,7 @@ import type { CatalogModel, Clock, PlacementEffects, PlacementSettings, Residenc
 import { reportChecks } from "./report-checks.js";
 import { footprint, idleExpiresAtMs, gpuFootprint, type HostedModel, type LeaseRecord, type ModelRecord, type RunnerRecord, type UnloadReason, type WaiterRecord } from "./records.js";
 import { WaitQueue } from "./wait-queue.js";
+import { waitsForFile } from "./download-step.js";
 import { boundedText } from "../../common/bounded-text.js";
 
 /** More planning rounds than this in one event means the planner does not converge: a bug. */
@@ -97,7 +98,6 @@ export class PlacementCore implements PlacementView {
     this.reconcile();
   }
 
-  /** Placement is shutting down: runners exit and nothing is started again. */
   /** Placement is shutting down: nothing more is planned, and its runners' exits (it ends them next) are expected, not crashes. */
   stop(): void {
     this.stopped = true;
@@ -313,7 +313,7 @@ export class PlacementCore implements PlacementView {
     this.removeHosted(runner, modelName);
     this.publish({ kind: "load_failed", model: modelName, runnerId, reason });
     // A fetched model whose file went away waits for it to be fetched again.
-    if (model && !this.refetching(model)) this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
+    if (model && !waitsForFile(model.file, model.catalog.config.source !== undefined)) this.rejectWaitersOf(modelName, failedPrecondition(`model "${modelName}" failed to load: ${reason}. Check the file at ${model.catalog.config.path}`));
     this.reconcile();
   }
 
@@ -357,9 +357,11 @@ export class PlacementCore implements PlacementView {
     model.estimating = false;
     const problem = error ? undefined : (reportChecks.estimate(bytes, model.catalog, this.settings.physicalBytes) ?? reportChecks.gpuPart(gpuBytes, bytes));
     if (problem) this.effects.reportRejected(runnerId, "estimate.bytes", problem);
-    if (this.refetching(model)) {
-      // the file went away: the waiters wait for the download, then it is estimated again
-    } else if (error || problem) {
+    if (waitsForFile(model.file, model.catalog.config.source !== undefined)) {
+      // The file went away (fileGone): the waiters wait for its download; it is estimated after.
+      return this.reconcile();
+    }
+    if (error || problem) {
       const why = error ? boundedText(error) : `the runner's estimate is not plausible (${problem})`;
       this.rejectWaitersOf(modelName, failedPrecondition(`cannot read model "${modelName}" at ${model.catalog.config.path}: ${why}`));
     } else {
@@ -378,12 +380,6 @@ export class PlacementCore implements PlacementView {
     const model = this.models.get(modelName);
     if (!model?.catalog.config.source || model.file.state !== "present") return;
     model.file = { state: "missing" };
-    model.catalog = { ...model.catalog, fileMissing: true };
-  }
-
-  /** A model fetched on first use whose file is gone: the next step downloads it again. */
-  private refetching(model: ModelRecord): boolean {
-    return model.catalog.config.source !== undefined && model.file.state === "missing";
   }
 
   /** Where a model fetched on first use keeps its file (undefined for a model with no source). */
@@ -408,7 +404,7 @@ export class PlacementCore implements PlacementView {
     if (model?.file.state !== "downloading") return;
     const downloadMs = this.nowMs - model.file.startedMs;
     model.file = { state: "present" };
-    model.catalog = { ...model.catalog, fileBytes: file.bytes, fileMtimeMs: file.mtimeMs, fileMissing: false };
+    model.catalog = { ...model.catalog, fileBytes: file.bytes, fileMtimeMs: file.mtimeMs };
     this.publish({ kind: "downloaded", model: modelName, path: model.catalog.config.path, bytes: file.bytes, downloadMs });
     this.reconcile();
   }
