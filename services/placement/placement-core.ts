@@ -479,7 +479,7 @@ export class PlacementCore implements PlacementView {
         const model = this.models.get(hosted.model)!;
         const expiresAtMs = idleExpiresAtMs(model);
         if (hosted.state === "ready" && expiresAtMs !== undefined && expiresAtMs > now) ahead.push(expiresAtMs);
-        for (const parkedAtMs of hosted.parked.values()) ahead.push(parkedAtMs + PARKED_LEASE_MAX_IDLE_MS);
+        for (const parkedAtMs of hosted.parked.values()) if (parkedAtMs + PARKED_LEASE_MAX_IDLE_MS > now) ahead.push(parkedAtMs + PARKED_LEASE_MAX_IDLE_MS);
       }
     }
     return ahead.length > 0 ? Math.min(...ahead) : undefined;

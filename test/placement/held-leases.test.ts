@@ -93,6 +93,8 @@ describe("held leases (park / resume / revoke)", () => {
     assert.deepEqual(harness.revoked, []);
     harness.advance(1);
     assert.equal(harness.wasRevoked("w1"), true);
+    // until the release arrives, placement sets no timer for a moment already passed (it would fire at once, again and again)
+    assert.ok((harness.core.nextWakeMs() ?? Number.POSITIVE_INFINITY) > harness.now, `next wake ${harness.core.nextWakeMs()} at ${harness.now}`);
     harness.release("w1");
     assert.deepEqual(harness.kinds("unloaded"), [], "released, but not idle for its ttl yet");
     harness.advance(60_000 - PARKED_LEASE_MAX_IDLE_MS);
