@@ -122,8 +122,7 @@ export async function psCommand(target: GatewayTarget, out: NodeJS.WritableStrea
       ) + "\n",
     );
     // The GPU's own budget, on a discrete GPU with gpu_budget (0 = not budgeted: nothing shown).
-    const gpuResident = status.gpuResidentBytes > 0 ? formatBytes(status.gpuResidentBytes) : "0 B";
-    const gpu = status.gpuBudgetBytes > 0 ? `, gpu budget ${formatBytes(status.gpuBudgetBytes)}, gpu resident ${gpuResident}` : "";
+    const gpu = status.gpuBudgetBytes > 0 ? `, gpu budget ${formatBytes(status.gpuBudgetBytes)}, gpu resident ${formatByteCount(status.gpuResidentBytes)}` : "";
     out.write(`\nbudget ${formatBytes(status.budgetBytes)}, resident ${formatBytes(status.residentBytes)}${gpu}, policy ${status.evictionPolicy}\n`);
     if (status.runners.length > 0) {
       // One line per runner: the models it hosts (shared runners host several; "isolated" ones one).

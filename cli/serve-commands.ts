@@ -106,7 +106,7 @@ export async function serveCommand(configFile: string, forgeMissing: boolean, in
 
 /** Where a role serves /metrics, and who may scrape it (telemetry.metrics_auth: keys with the metrics or admin scope). */
 function metricsServing(config: Config, role: "gateway" | "placement") {
-  return { ...metricsEndpoint(config.telemetry, role), authorize: config.telemetry.metricsAuth ? metricsAuthorizer(config.auth?.keys) : undefined };
+  return { ...metricsEndpoint(config.telemetry, role), authorize: config.telemetry.metricsAuth && config.auth ? metricsAuthorizer(config.auth.keys) : undefined };
 }
 
 /** Ctrl-C or SIGTERM (or just `signals`) runs `stop` once; the returned function runs it (or another ending) once too. */

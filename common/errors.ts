@@ -56,7 +56,12 @@ export function toGrpcStatus(error: unknown, onUnexpected: (error: unknown) => v
     const detail = error instanceof Error ? error.message : String(error);
     return { code: GrpcStatus.UNKNOWN, details: `internal error: ${detail}` };
   }
+  return { code: known.code, details: known.message, metadata: statusMetadata(known) };
+}
+
+/** The trailing metadata a ModelswapError's status carries: `retry-after-seconds` when it has one. */
+export function statusMetadata(error: ModelswapError): Metadata {
   const metadata = new Metadata();
-  if (known.retryAfterSeconds !== undefined) metadata.set("retry-after-seconds", String(known.retryAfterSeconds));
-  return { code: known.code, details: known.message, metadata };
+  if (error.retryAfterSeconds !== undefined) metadata.set("retry-after-seconds", String(error.retryAfterSeconds));
+  return metadata;
 }

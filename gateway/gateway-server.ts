@@ -1,4 +1,4 @@
-import { credentials, ServerCredentials } from "@grpc/grpc-js";
+import { ServerCredentials } from "@grpc/grpc-js";
 import type { Config } from "../common/config/config-types.js";
 import { HealthStatus, watchHealth } from "../common/grpc/health.js";
 import { reflectionBindings } from "../common/grpc/reflection.js";

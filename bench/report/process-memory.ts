@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import type { StatusResponse } from "../../gen/modelswap/v1/admin.js";
 import { pssBytes, vmRssBytes } from "../lib/process-tree.js";
 

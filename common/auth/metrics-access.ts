@@ -4,12 +4,8 @@ import { ModelswapError } from "../errors.js";
 import type { MetricsAuthorizer } from "../telemetry/telemetry.js";
 import { ApiKeys } from "./api-keys.js";
 
-/**
- * Who may scrape /metrics with telemetry.metrics_auth: a key with the `metrics` or `admin`
- * scope (none: undefined, anyone; the endpoint then belongs on loopback or a private network).
- */
-export function metricsAuthorizer(keys: readonly ApiKeyConfig[] | undefined): MetricsAuthorizer | undefined {
-  if (!keys || keys.length === 0) return undefined;
+/** Who may scrape /metrics with telemetry.metrics_auth: a key with the `metrics` or `admin` scope. */
+export function metricsAuthorizer(keys: readonly ApiKeyConfig[]): MetricsAuthorizer {
   const apiKeys = new ApiKeys(keys);
   return (authorization) => {
     try {

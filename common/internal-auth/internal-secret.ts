@@ -5,7 +5,7 @@ import { internalCrypto } from "./internal-crypto.js";
 import { LEASE_TOKEN_TTL_MS, RunnerKey } from "./runner-key.js";
 
 /** Shortest secret accepted from a file or the environment (`openssl rand -hex 32` gives 64). */
-export const MIN_SECRET_LENGTH = 32;
+const MIN_SECRET_LENGTH = 32;
 
 /**
  * The secret of one modelswap installation's internal planes, shared by its gateway(s) and

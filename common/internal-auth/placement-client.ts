@@ -10,15 +10,13 @@ import {
   type InterceptingListener,
   type StatusObject,
 } from "@grpc/grpc-js";
-import { unavailable, type ModelswapError } from "../errors.js";
+import { statusMetadata, unavailable, type ModelswapError } from "../errors.js";
 import { InternalAuthClient } from "../../gen/modelswap/v1/internal_auth.js";
 import { PlacementClient, type AcquireEvent } from "../../gen/modelswap/v1/placement.js";
+import { INTERNAL_CHANNEL_OPTIONS } from "./internal-channel.js";
 import { internalCrypto } from "./internal-crypto.js";
 import { INTERNAL_METADATA } from "./internal-metadata.js";
 import type { InternalSecret } from "./internal-secret.js";
-
-/** Reconnect within a second after placement restarts (grpc-js's default backoff grows to 120 s). */
-export const INTERNAL_CHANNEL_OPTIONS: ClientOptions = { "grpc.initial_reconnect_backoff_ms": 100, "grpc.max_reconnect_backoff_ms": 1000 };
 
 /** Longest a call waits for placement to be reachable and prove itself (its own deadline may be shorter). */
 const HANDSHAKE_TIMEOUT_MS = 5000;
@@ -107,11 +105,7 @@ export function authenticatedPlacementClient(address: string, secret: InternalSe
               },
             });
           },
-          (error: ModelswapError) => {
-            const metadata = new Metadata();
-            if (error.retryAfterSeconds !== undefined) metadata.set("retry-after-seconds", String(error.retryAfterSeconds));
-            end({ code: error.code, details: error.message, metadata });
-          },
+          (error: ModelswapError) => end({ code: error.code, details: error.message, metadata: statusMetadata(error) }),
         );
       },
       sendMessage(message, next) {

@@ -1,7 +1,7 @@
 import { credentials, Metadata, type ClientDuplexStream } from "@grpc/grpc-js";
 import { internalCrypto } from "../../common/internal-auth/internal-crypto.js";
 import { INTERNAL_METADATA, singleValue } from "../../common/internal-auth/internal-metadata.js";
-import { INTERNAL_CHANNEL_OPTIONS } from "../../common/internal-auth/placement-client.js";
+import { INTERNAL_CHANNEL_OPTIONS } from "../../common/internal-auth/internal-channel.js";
 import type { RunnerKey } from "../../common/internal-auth/runner-key.js";
 import type { Logger } from "../../common/logger.js";
 import { RunnerControlClient, type RunnerCommand, type RunnerEvent } from "../../gen/modelswap/v1/runner.js";

@@ -49,6 +49,6 @@ export function readRunnerEnv(argv: string[] = process.argv.slice(2), env: NodeJ
     reconnectGraceMs: Number(values["reconnect-grace-ms"]),
     heartbeatMs: Number(values["heartbeat-ms"]),
     unifiedMemory: values["unified-memory"]!,
-    log: { format, quiet: env.MODELSWAP_LOG === "silent", colors: format === "pretty" && process.stderr.isTTY === true && !process.env.NO_COLOR },
+    log: { format, quiet: env.MODELSWAP_LOG === "silent", colors: format === "pretty" && process.stderr.isTTY === true && !env.NO_COLOR },
   };
 }

@@ -31,11 +31,9 @@ export class Runner {
   private inFlight = 0;
   private tokensGenerated = 0;
   private commands: Promise<void> = Promise.resolve();
-  private readonly rss: () => number;
   private readonly memory: () => { rssBytes: number; anonymousRssBytes: number };
 
   constructor(private readonly options: RunnerOptions) {
-    this.rss = () => process.memoryUsage.rss();
     this.memory = options.memory ?? (() => processMemory());
   }
 
@@ -70,7 +68,7 @@ export class Runner {
           runnerId: this.options.runnerId,
           pid: process.pid,
           address: this.options.dataAddress(),
-          rssBytes: this.rss(),
+          rssBytes: process.memoryUsage.rss(),
           hosted: [...this.models].map(([model, entry]) => ({ model, measuredBytes: entry.measuredBytes, gpuBytes: entry.gpuBytes })),
           authProof,
         },
@@ -79,7 +77,7 @@ export class Runner {
   }
 
   heartbeat(): RunnerEvent {
-    return { event: { $case: "heartbeat", value: { rssBytes: this.rss(), inFlight: this.inFlight, tokensGenerated: this.tokensGenerated } } };
+    return { event: { $case: "heartbeat", value: { rssBytes: process.memoryUsage.rss(), inFlight: this.inFlight, tokensGenerated: this.tokensGenerated } } };
   }
 
   /** Load, unload and shutdown run strictly in arrival order; estimates run beside them (they do not wait behind a load). */
@@ -165,13 +163,13 @@ export class Runner {
   }
 
   private async unload(modelName: string): Promise<void> {
-    const rssBeforeBytes = this.rss();
+    const rssBeforeBytes = process.memoryUsage.rss();
     const entry = this.models.get(modelName);
     if (entry) {
       this.models.delete(modelName);
       await entry.loaded.dispose();
     }
-    this.options.send({ event: { $case: "unloaded", value: { model: modelName, rssBytes: this.rss(), rssBeforeBytes } } });
+    this.options.send({ event: { $case: "unloaded", value: { model: modelName, rssBytes: process.memoryUsage.rss(), rssBeforeBytes } } });
   }
 
   private async estimate(requestId: string, path: string, contextSize: number, sequences: number, gpuLayers: number): Promise<void> {
