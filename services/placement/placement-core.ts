@@ -392,7 +392,7 @@ export class PlacementCore implements PlacementView {
   downloadProgress(modelName: string, bytes: number, totalBytes: number): void {
     const model = this.models.get(modelName);
     if (model?.file.state !== "downloading") return;
-    if (!isByteCount(bytes) || !isByteCount(totalBytes)) return;
+    if (reportChecks.bytes(bytes) ?? reportChecks.bytes(totalBytes)) return;
     model.file.bytes = bytes;
     model.file.totalBytes = totalBytes;
     for (const waiter of this.queue.of(modelName)) this.effects.notifyDownloading(waiter.id, modelName, bytes, totalBytes);
@@ -737,5 +737,4 @@ export class PlacementCore implements PlacementView {
   }
 }
 
-const isByteCount = (value: number) => Number.isSafeInteger(value) && value >= 0;
 

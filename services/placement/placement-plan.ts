@@ -21,8 +21,8 @@ export const PARKED_LEASE_MAX_IDLE_MS = 30_000;
  *   and, with a GPU budget (discrete GPU, gpu_budget), its GPU bytes fit that budget too;
  * - a model with leases, queued work (within the fairness bound), or pinned is never evicted;
  * - held (parked) leases are leases: they are revoked, and their release awaited, before
- *   their model can leave or while any request waits (so that waiting work is never
- *   overtaken by streams that skip the queue);
+ *   their model can leave, while a request waits for memory (every parked lease) or for a
+ *   slot of their model (so that waiting work is never overtaken by streams that skip the queue);
  * - concurrent requests for one cold model share one load.
  */
 export function planStep(view: PlacementView): PlacementAction[] {
@@ -137,6 +137,7 @@ function grantLeases(view: PlacementView): PlacementAction[] {
  * or leaves its runner; any parked too long.
  */
 function reclaimParkedLeases(view: PlacementView): PlacementAction[] {
+  if (parkedLeases(view, () => true).length === 0) return [];
   // A request waiting for its model's file to download waits on the network, not on anyone's memory or slot.
   const waiting = view.queue.all().filter((waiter) => {
     const model = view.models.get(waiter.model);
@@ -183,6 +184,7 @@ function anyRevoking(view: PlacementView): boolean {
 function planLoads(view: PlacementView): PlacementAction[] {
   const considered = new Set<string>();
   let coldLoadBlocked = false;
+  const downloads = downloadsRunning(view);
   for (const waiter of view.queue.all()) {
     if (considered.has(waiter.model)) continue;
     considered.add(waiter.model);
@@ -200,7 +202,7 @@ function planLoads(view: PlacementView): PlacementAction[] {
     }
     if (replicas.length === 0) {
       // A missing file is fetched first; a download takes no memory and holds no other model up.
-      const download = downloadStep(model.file, model.catalog.config.source !== undefined, downloadsRunning(view), view.settings.maxDownloads);
+      const download = downloadStep(model.file, model.catalog.config.source !== undefined, downloads, view.settings.maxDownloads);
       if (download === "start") return [{ kind: "start_download", model: waiter.model }];
       if (download === "wait" || download === "wait_for_slot") continue;
     }
@@ -401,13 +403,14 @@ function idleExtraReplica(view: PlacementView, helps: (replica: Replica) => bool
   return undefined;
 }
 
-/** A runner holding memory above its size at registration, with no stream, load or pinned model in it. */
+/** First-use downloads in progress (at most placement.max_downloads). */
 function downloadsRunning(view: PlacementView): number {
   let running = 0;
   for (const model of view.models.values()) if (model.file.state === "downloading") running++;
   return running;
 }
 
+/** A runner holding memory above its size at registration, with no stream, load or pinned model in it. */
 function retainingRunner(view: PlacementView): RunnerRecord | undefined {
   return [...view.runners.values()].find(
     (runner) =>

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
-import { Metadata, status as GrpcStatus, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
-import { ModelswapError, toGrpcStatus } from "../../common/errors.js";
+import { Metadata, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
+import { ModelswapError, toGrpcStatus, unauthenticated } from "../../common/errors.js";
 import { deadlineOf } from "../../common/grpc/call-context.js";
 import { unaryHandler } from "../../common/grpc/handlers.js";
 import { internalCrypto } from "../../common/internal-auth/internal-crypto.js";
@@ -224,7 +224,7 @@ export class PlacementGrpc {
   runnerControlService(driver: CoreDriver, secret: InternalSecret) {
     const refuse = (stream: ServerDuplexStream<RunnerEvent, RunnerCommand>, problem: string) => {
       this.logger.warn("runner_refused", { problem, peer: stream.getPeer() });
-      stream.emit("error", { code: GrpcStatus.UNAUTHENTICATED, details: `RunnerControl/Connect is internal to modelswap (${problem}): only runners started by this placement may connect` });
+      stream.emit("error", toGrpcStatus(unauthenticated(`RunnerControl/Connect is internal to modelswap (${problem}): only runners started by this placement may connect`), () => undefined));
     };
     const connect = (stream: ServerDuplexStream<RunnerEvent, RunnerCommand>) => {
       const runnerId = singleValue(stream.metadata, INTERNAL_METADATA.runnerId);

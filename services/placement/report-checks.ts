@@ -15,6 +15,9 @@ const LONGEST_PLAUSIBLE_MS = 24 * 3600_000;
  * RAM). The GPU's part of a footprint is within it. Durations are finite, non-negative and under a day; progress is within 0..1.
  */
 export const reportChecks = {
+  /** A count of bytes (download progress and the like). */
+  bytes: notBytes,
+
   rss(bytes: number, physicalBytes: number): string | undefined {
     return notBytes(bytes) ?? (bytes > physicalBytes ? `RSS ${bytes} is more than the box's physical memory (${physicalBytes})` : undefined);
   },
