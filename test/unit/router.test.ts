@@ -156,36 +156,48 @@ describe("router (fake placement and runners on loopback)", () => {
     assert.ok(Math.abs((runners.get("r-good")!.served.at(-1)?.sampling?.topP ?? 0) - 0.95) < 1e-6);
   });
 
-  it("runs the model's next request on the lease it kept, without an Acquire", async () => {
-    const held = acquires.at(-1)!;
-    const before = acquires.length;
-    const events: GenerateResponse[] = [];
-    await router.generate(request(3), new AbortController().signal, undefined, (event) => void events.push(event));
-    assert.equal(acquires.length, before, "no new Acquire");
-    assert.equal(held.resumed, 1);
-    assert.equal(runners.get("r-good")!.served.length, 2);
-    const done = events.at(-1)?.event;
-    assert.equal(done?.$case === "done" && done.value.usage?.completionTokens, 3);
-  });
+  describe("a lease the router kept", () => {
+    // Each story starts with a parked lease: the one the previous story left, else a request's.
+    beforeEach(async () => {
+      const last = acquires.at(-1);
+      if (last && last.released === undefined && last.parked.length > 0) return;
+      await router.generate(request(1), new AbortController().signal, undefined, () => undefined);
+      await untilPlacementSees(() => acquires.at(-1)!.parked.length > 0);
+    });
 
-  it("refuses max_tokens beyond the leased model's context, and keeps the lease", async () => {
-    const held = acquires.at(-1)!;
-    await assert.rejects(router.generate(request(4096), new AbortController().signal, undefined, () => undefined), (error: { code?: number }) => error.code === status.INVALID_ARGUMENT);
-    await untilPlacementSees(() => held.parked.length === 3);
-    assert.equal(held.resumed, 2);
-    assert.equal(held.released, undefined);
-  });
+    it("runs the model's next request on the lease it kept, without an Acquire", async () => {
+      const held = acquires.at(-1)!;
+      const before = acquires.length;
+      const [resumedBefore, servedBefore] = [held.resumed, runners.get(held.granted!)!.served.length];
+      const events: GenerateResponse[] = [];
+      await router.generate(request(3), new AbortController().signal, undefined, (event) => void events.push(event));
+      assert.equal(acquires.length, before, "no new Acquire");
+      assert.equal(held.resumed, resumedBefore + 1);
+      assert.equal(runners.get(held.granted!)!.served.length, servedBefore + 1);
+      const done = events.at(-1)?.event;
+      assert.equal(done?.$case === "done" && done.value.usage?.completionTokens, 3);
+    });
 
-  it("gives a parked lease back at once when placement revokes it, and asks placement again next time", async () => {
-    const held = acquires.at(-1)!;
-    const before = acquires.length;
-    // act
-    held.call.write({ event: { $case: "revoke", value: {} } });
-    await untilPlacementSees(() => held.released !== undefined);
-    // assert
-    assert.equal(held.released, LeaseOutcome.LEASE_OUTCOME_IDLE);
-    await router.generate(request(2), new AbortController().signal, undefined, () => undefined);
-    assert.ok(acquires.length > before, "a new Acquire");
-    assert.deepEqual(acquires[before]!.exclude, []);
+    it("refuses max_tokens beyond the leased model's context, and keeps the lease", async () => {
+      const held = acquires.at(-1)!;
+      const [parkedBefore, resumedBefore] = [held.parked.length, held.resumed];
+      await assert.rejects(router.generate(request(4096), new AbortController().signal, undefined, () => undefined), (error: { code?: number }) => error.code === status.INVALID_ARGUMENT);
+      await untilPlacementSees(() => held.parked.length === parkedBefore + 1);
+      assert.equal(held.resumed, resumedBefore + 1);
+      assert.equal(held.released, undefined);
+    });
+
+    it("gives a parked lease back at once when placement revokes it, and asks placement again next time", async () => {
+      const held = acquires.at(-1)!;
+      const before = acquires.length;
+      // act
+      held.call.write({ event: { $case: "revoke", value: {} } });
+      await untilPlacementSees(() => held.released !== undefined);
+      // assert
+      assert.equal(held.released, LeaseOutcome.LEASE_OUTCOME_IDLE);
+      await router.generate(request(2), new AbortController().signal, undefined, () => undefined);
+      assert.ok(acquires.length > before, "a new Acquire");
+      assert.deepEqual(acquires[before]!.exclude, []);
+    });
   });
 });
