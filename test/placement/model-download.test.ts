@@ -173,6 +173,27 @@ describe("placement core: a model whose file is missing is downloaded on first u
     assert.deepEqual(harness.downloads.map((download) => download.model), ["r1"]);
   });
 
+  it("a request that joins a download under way is told at once how far it got", () => {
+    const harness = remoteAndLocal();
+    harness.request("w1", "remote");
+    harness.core.downloadProgress("remote", 3 * MiB, 8 * MiB);
+    const joiner = harness.request("w2", "remote");
+    assert.deepEqual(joiner.downloading, [[3 * MiB, 8 * MiB]]);
+  });
+
+  it("a request waiting for a download asks back no held lease: it waits on the network, not on memory", () => {
+    const harness = remoteAndLocal();
+    harness.request("w1", "local");
+    harness.park("w1");
+    // act
+    const waiting = harness.request("w2", "remote");
+    // assert
+    assert.deepEqual(waiting.downloading, [[0, 0]]);
+    assert.equal(harness.wasRevoked("w1"), false);
+    harness.resume("w1");
+    assert.equal(harness.wasRevoked("w1"), false, "the warm model keeps serving on its lease");
+  });
+
   it("a waiter past its deadline leaves; the download goes on for the others", () => {
     const harness = remoteAndLocal();
     const impatient = harness.request("w1", "remote", harness.now + 5_000);

@@ -5,12 +5,12 @@ import { PlacementSupervisor, READY_PREFIX } from "../../cli/placement-superviso
 import type { Logger, LogFields } from "../../common/logger.js";
 
 /** A placement that serves at once; `ignoresSigterm` makes it ignore SIGTERM, `exitAfterMs` exit by itself. */
-function standIn(options: { ignoresSigterm?: boolean; exitAfterMs?: number }): string[] {
+function standIn(options: { ignoresSigterm?: boolean; exitAfterMs?: number; exitsEveryStart?: boolean }): string[] {
   const script = [
     options.ignoresSigterm ? "process.on('SIGTERM', () => console.log('ignoring SIGTERM'));" : "",
     `console.log(${JSON.stringify(READY_PREFIX)} + (process.argv.includes('--listen') ? 'again' : '127.0.0.1:50052'));`,
     // only the first start exits by itself: a restart is given --listen
-    options.exitAfterMs !== undefined ? `if (!process.argv.includes('--listen')) setTimeout(() => process.exit(3), ${options.exitAfterMs});` : "",
+    options.exitAfterMs !== undefined ? `if (${options.exitsEveryStart ? "true" : "!process.argv.includes('--listen')"}) setTimeout(() => process.exit(3), ${options.exitAfterMs});` : "",
     "setInterval(() => {}, 1000);",
   ].join("\n");
   return ["-e", script, "--"];
@@ -68,5 +68,24 @@ describe("serve's placement supervisor (stand-in placement processes)", function
       ["127.0.0.1:50052", 1],
     ]);
     assert.deepEqual(logged, [["placement_exited", { code: 3, signal: null, restartInMs: 250 }]]);
+  });
+
+  it("waits longer after each failure in a row: 250 ms, then 500, then 1 s (up to 8 s)", async () => {
+    let third!: () => void;
+    const restartedThrice = new Promise<void>((resolve) => (third = resolve));
+    const supervisor = new PlacementSupervisor({
+      args: standIn({ exitAfterMs: 20, exitsEveryStart: true }),
+      env: process.env,
+      logger,
+      onOutput: () => undefined,
+      onReady: (_address, _pid, restarts) => restarts === 3 && third(),
+    });
+    await supervisor.start();
+    await restartedThrice;
+    await supervisor.stop();
+    assert.deepEqual(
+      logged.filter(([event]) => event === "placement_exited").slice(0, 3).map(([, fields]) => fields?.restartInMs),
+      [250, 500, 1000],
+    );
   });
 });
