@@ -1,5 +1,5 @@
 import type { PlacementView } from "../placement/placement-actions.js";
-import { replicasOf, residentModels } from "../placement/placement-plan.js";
+import { evictionRequest, replicasOf, residentModels } from "../placement/placement-plan.js";
 import { footprint, type ModelRecord } from "../placement/records.js";
 import type { BoxModel, BoxRecord, LoadCost } from "./box-record.js";
 
@@ -72,18 +72,7 @@ function loadCost(view: PlacementView, model: ModelRecord, freeBytes: number): L
   const needGpu = view.memory.accountedGpuBytes(model);
   if (need <= freeBytes && needGpu <= view.memory.freeGpuBytes()) return { kind: "fits", freeAfterBytes: freeBytes - need };
   const resident = residentModels(view, true);
-  const residentBytes = resident.reduce((sum, entry) => sum + entry.bytes, 0);
-  const otherBytes = view.memory.committedBytes() - residentBytes - view.memory.bytesBeingFreed();
-  const otherGpuBytes = view.memory.committedGpuBytes() - resident.reduce((sum, entry) => sum + (entry.gpuBytes ?? 0), 0) - view.memory.gpuBytesBeingFreed();
-  const decision = view.policy.decide(view.policyState, {
-    needBytes: need,
-    budgetBytes: view.settings.budgetBytes - otherBytes,
-    needGpuBytes: needGpu,
-    gpuBudgetBytes: view.memory.gpuBudgetBytes === undefined ? undefined : view.memory.gpuBudgetBytes - otherGpuBytes,
-    resident,
-    nowMs: view.nowMs,
-    minResidencyMs: view.settings.minResidencyMs,
-  });
+  const decision = view.policy.decide(view.policyState, evictionRequest(view, resident, need, needGpu, view.settings.minResidencyMs));
   if (decision.kind === "fits") return { kind: "fits", freeAfterBytes: 0 };
   if (decision.kind === "blocked") return { kind: "blocked", reason: decision.reason };
   const reloadCostMs = resident.filter((entry) => decision.victims.includes(entry.name)).reduce((sum, entry) => sum + entry.reloadCostMs, 0);

@@ -2,7 +2,7 @@ import { deadlineExceeded, failedPrecondition } from "../../common/errors.js";
 import { formatBytes } from "../../common/format-bytes.js";
 import { chooseRunnerForLoad, type LoadTarget, type RunnerSlot } from "./choose-runner.js";
 import type { PlacementAction, PlacementView } from "./placement-actions.js";
-import type { ResidentModel } from "./policies/eviction-policy.js";
+import { totalBytes, type EvictionRequest, type ResidentModel } from "./policies/eviction-policy.js";
 import { downloadStep, waitsForFile } from "./download-step.js";
 import { availableReplicas, pickReplica } from "./replica-picker.js";
 import { footprint, idleExpiresAtMs, runnerLeases, type HostedModel, type ModelRecord, type RunnerRecord, type WaiterRecord } from "./records.js";
@@ -81,23 +81,24 @@ function enforceBudget(view: PlacementView): PlacementAction[] {
   const held = parkedLeases(view, () => true);
   if (held.length > 0) return [{ kind: "revoke_leases", leaseIds: held }];
   if (anyRevoking(view)) return [];
-  const resident = residentModels(view, true);
-  const decision = view.policy.decide(view.policyState, {
-    needBytes: 0,
-    budgetBytes: sumOf(resident, "bytes") - Math.max(0, overshoot),
-    needGpuBytes: 0,
-    gpuBudgetBytes: memory.gpuBudgetBytes === undefined ? undefined : sumOf(resident, "gpuBytes") - Math.max(0, gpuOvershoot),
-    resident,
-    nowMs: view.nowMs,
-    minResidencyMs: 0,
-  });
+  // Nothing to load: the policy frees what is over, ignoring min_residency.
+  const decision = view.policy.decide(view.policyState, evictionRequest(view, residentModels(view, true), 0, 0, 0));
   if (decision.kind !== "evict") return [];
   const reason = { cause: "over_budget" as const, overBytes: Math.max(0, overshoot), ...(gpuOvershoot > 0 ? { overGpuBytes: gpuOvershoot } : {}) };
   return [{ kind: "evict", victims: decision.victims, reason, forWaiter: undefined }];
 }
 
-function sumOf(resident: readonly ResidentModel[], field: "bytes" | "gpuBytes"): number {
-  return resident.reduce((sum, entry) => sum + (entry[field] ?? 0), 0);
+/**
+ * What the eviction policy is asked: `needBytes` (and `needGpuBytes`) must fit in the budgets
+ * beside everything that is not among `resident` (runners' own memory, models loading or
+ * protected, memory being freed counted as free).
+ */
+export function evictionRequest(view: PlacementView, resident: readonly ResidentModel[], needBytes: number, needGpuBytes: number, minResidencyMs: number): EvictionRequest {
+  const { memory, settings } = view;
+  const otherBytes = memory.committedBytes() - totalBytes(resident) - memory.bytesBeingFreed();
+  const gpuBudgetBytes =
+    memory.gpuBudgetBytes === undefined ? undefined : memory.gpuBudgetBytes - (memory.committedGpuBytes() - totalBytes(resident, "gpuBytes") - memory.gpuBytesBeingFreed());
+  return { needBytes, budgetBytes: settings.budgetBytes - otherBytes, needGpuBytes, gpuBudgetBytes, resident, nowMs: view.nowMs, minResidencyMs };
 }
 
 function grantLeases(view: PlacementView): PlacementAction[] {
@@ -259,17 +260,7 @@ function placeLoad(view: PlacementView, model: ModelRecord, waiter: WaiterRecord
   // Held leases asked back are released within a round trip: choose victims once they are.
   if (anyRevoking(view)) return waitForMemory;
   const resident = residentModels(view, view.queue.protectsQueuedWork(waiter, view.nowMs));
-  const otherBytes = memory.committedBytes() - sumOf(resident, "bytes") - memory.bytesBeingFreed();
-  const otherGpuBytes = memory.committedGpuBytes() - sumOf(resident, "gpuBytes") - memory.gpuBytesBeingFreed();
-  const decision = view.policy.decide(view.policyState, {
-    needBytes: need + newRunnerBytes,
-    budgetBytes: settings.budgetBytes - otherBytes,
-    needGpuBytes: needGpu,
-    gpuBudgetBytes: memory.gpuBudgetBytes === undefined ? undefined : memory.gpuBudgetBytes - otherGpuBytes,
-    resident,
-    nowMs: view.nowMs,
-    minResidencyMs: settings.minResidencyMs,
-  });
+  const decision = view.policy.decide(view.policyState, evictionRequest(view, resident, need + newRunnerBytes, needGpu, settings.minResidencyMs));
   if (decision.kind === "evict") {
     return [{ kind: "evict", victims: decision.victims, reason: { cause: "evicted", policy: view.policy.name, forModel: name }, forWaiter: waiter.id }];
   }

@@ -1,5 +1,5 @@
 import { evictionCandidates, protectedBytes } from "./candidates.js";
-import type { EvictionDecision, EvictionRequest, ResidentModel } from "./eviction-policy.js";
+import { totalBytes, type EvictionDecision, type EvictionRequest, type ResidentModel } from "./eviction-policy.js";
 import { pickVictimSet } from "./victim-set.js";
 
 /** Orders eviction candidates from cheapest to lose to dearest; must not mutate its input. */
@@ -15,7 +15,7 @@ export type RankCandidates = (candidates: readonly ResidentModel[]) => ResidentM
 export function decideEviction(request: EvictionRequest, rank: RankCandidates): EvictionDecision {
   const { needBytes, budgetBytes, resident, nowMs, minResidencyMs } = request;
   const candidates = evictionCandidates(resident, nowMs, minResidencyMs);
-  const reclaimableBytes = sumBytes(candidates);
+  const reclaimableBytes = totalBytes(candidates);
   const gpuBudgeted = request.gpuBudgetBytes !== undefined;
   const needGpuBytes = gpuBudgeted ? (request.needGpuBytes ?? 0) : 0;
   const gpuBudgetBytes = request.gpuBudgetBytes ?? 0;
@@ -35,8 +35,8 @@ export function decideEviction(request: EvictionRequest, rank: RankCandidates): 
     };
   }
 
-  const roomNeededBytes = Math.max(0, needBytes - (budgetBytes - sumBytes(resident)));
-  const roomNeededGpuBytes = gpuBudgeted ? Math.max(0, needGpuBytes - (gpuBudgetBytes - sumGpuBytes(resident))) : 0;
+  const roomNeededBytes = Math.max(0, needBytes - (budgetBytes - totalBytes(resident)));
+  const roomNeededGpuBytes = gpuBudgeted ? Math.max(0, needGpuBytes - (gpuBudgetBytes - totalBytes(resident, "gpuBytes"))) : 0;
   if (roomNeededBytes === 0 && roomNeededGpuBytes === 0) return { kind: "fits" };
 
   const victims = pickVictimSet(rank(candidates), roomNeededBytes, roomNeededGpuBytes);
@@ -44,7 +44,7 @@ export function decideEviction(request: EvictionRequest, rank: RankCandidates): 
     const held = protectedBytes(resident, nowMs, minResidencyMs);
     const short = [
       roomNeededBytes > 0 ? `${roomNeededBytes} more bytes but only ${reclaimableBytes} are reclaimable now` : "",
-      roomNeededGpuBytes > 0 ? `${roomNeededGpuBytes} more bytes of GPU memory but only ${sumGpuBytes(candidates)} are reclaimable now` : "",
+      roomNeededGpuBytes > 0 ? `${roomNeededGpuBytes} more bytes of GPU memory but only ${totalBytes(candidates, "gpuBytes")} are reclaimable now` : "",
     ].filter(Boolean);
     return {
       kind: "blocked",
@@ -52,17 +52,5 @@ export function decideEviction(request: EvictionRequest, rank: RankCandidates): 
       reclaimableBytes,
     };
   }
-  return { kind: "evict", victims: victims.map((victim) => victim.name), freedBytes: sumBytes(victims) };
-}
-
-function sumBytes(models: readonly ResidentModel[]): number {
-  let total = 0;
-  for (const model of models) total += model.bytes;
-  return total;
-}
-
-function sumGpuBytes(models: readonly ResidentModel[]): number {
-  let total = 0;
-  for (const model of models) total += model.gpuBytes ?? 0;
-  return total;
+  return { kind: "evict", victims: victims.map((victim) => victim.name), freedBytes: totalBytes(victims) };
 }

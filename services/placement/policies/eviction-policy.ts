@@ -28,6 +28,13 @@ export interface ResidentModel {
   priority: number;
 }
 
+/** Bytes the models hold together: host bytes, or what they hold on a discrete GPU. */
+export function totalBytes(models: readonly ResidentModel[], field: "bytes" | "gpuBytes" = "bytes"): number {
+  let total = 0;
+  for (const model of models) total += model[field] ?? 0;
+  return total;
+}
+
 export interface EvictionRequest {
   /** Bytes the incoming model needs. */
   needBytes: number;
