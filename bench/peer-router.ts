@@ -226,7 +226,7 @@ async function runRound(system: SwapSystem, models: PeerModel[], round: number, 
 /** The swap test: warm-up round, then ROUNDS rounds, the systems alternating; fills `samples`, returns whether the greedy texts matched. */
 async function swapTest(binary: string, files: Awaited<ReturnType<typeof preparePeerFiles>>, budgetBytes: number, samples: Sample[]): Promise<string[]> {
   const router = await phase("start router", 60, () =>
-    startLlamaRouter({ binary, modelsDir: files.swapDir, modelsMax: 1, threads: THREADS, contextSize: CONTEXT, logPath: path.join(DIR, "router-swap.log"), startTimeoutMs: 30_000 }),
+    startRouter(binary, files.swapDir, 1, "router-swap.log"),
   );
   for (const model of files.swap)
     if (!router.modelIds.includes(model.name)) throw new Error(`the router does not list ${model.name} (it lists ${router.modelIds.join(", ")})`);
@@ -268,19 +268,14 @@ async function swapTest(binary: string, files: Awaited<ReturnType<typeof prepare
 
 /** The router process and its per-model children, told apart (both are llama-server). */
 const routerRoles = (routerPid: number) => (pid: number) => (pid === routerPid ? "llama-server router" : `${processName(pid) || "?"} model instance`);
+/** llama.cpp's router on `modelsDir` with this bench's threads and context, holding at most `modelsMax` models; its log in DIR. */
+const startRouter = (binary: string, modelsDir: string, modelsMax: number, logName: string) =>
+  startLlamaRouter({ binary, modelsDir, modelsMax, threads: THREADS, contextSize: CONTEXT, logPath: path.join(DIR, logName), startTimeoutMs: 30_000 });
 const serveStarted = (config: Record<string, unknown>, name: string) =>
   startServe(config, path.join(DIR, `${name}.json`), { verbose: flags.verbose, startTimeoutMs: 60_000 });
 
 async function routerMemory(binary: string, models: PeerModel[], modelsDir: string): Promise<TreeMemory> {
-  const router = await startLlamaRouter({
-    binary,
-    modelsDir,
-    modelsMax: models.length,
-    threads: THREADS,
-    contextSize: CONTEXT,
-    logPath: path.join(DIR, "router-memory.log"),
-    startTimeoutMs: 30_000,
-  });
+  const router = await startRouter(binary, modelsDir, models.length, "router-memory.log");
   try {
     for (const model of models) await routerCompletion(router.url, model.name, PROMPT, 4, REQUEST_TIMEOUT_MS);
     await routerSettled(router);
@@ -325,15 +320,7 @@ const fitsWithin = (steps: ScenarioStep[], budgetBytes: number) => Math.max(0, .
 
 /** The router loads the models one by one until its total RSS passes the budget. */
 async function routerScenario(binary: string, models: PeerModel[], modelsDir: string, budgetBytes: number): Promise<ScenarioResult> {
-  const router = await startLlamaRouter({
-    binary,
-    modelsDir,
-    modelsMax: models.length,
-    threads: THREADS,
-    contextSize: CONTEXT,
-    logPath: path.join(DIR, "router-scenario.log"),
-    startTimeoutMs: 30_000,
-  });
+  const router = await startRouter(binary, modelsDir, models.length, "router-scenario.log");
   const steps: ScenarioStep[] = [];
   try {
     for (const model of models) {
